@@ -1,0 +1,1 @@
+"""Config: schema, YAML loading with line numbers, durations, socket options, profiles."""

@@ -1,0 +1,80 @@
+"""Middlebox profiles: data files in ``profiles/``, one per device, each with its sources."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from sim.config.durations import parse_duration
+from sim.config.schema import LatePerDirection, LbCfg
+from sim.model.middlebox import MiddleboxSpec
+
+PROFILE_DIR = Path(__file__).with_name("profiles")
+Late = Literal["rst_to_sender", "drop", "new_flow"]
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    claim: str
+
+
+class Profile(BaseModel):
+    """One device's idle-flow behaviour (schema documented in profiles/README.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str
+    kind: Literal["passthrough"]
+    idle_timeout: Union[int, float, str]
+    idle_timeout_range: Optional[list[Union[int, float, str]]] = None
+    refreshed_by: Literal["any_packet", "payload"]
+    on_expiry: Literal["silent", "rst_both", "fin_both"]
+    late_packet: Union[Late, LatePerDirection]
+    max_flows: Optional[int] = None
+    confidence: Literal["doc", "3rd", "inferred"]
+    sources: list[Source]
+    notes: str = ""
+
+    @property
+    def idle_timeout_s(self) -> float:
+        return parse_duration(self.idle_timeout)
+
+    @property
+    def range_s(self) -> Optional[tuple[float, float]]:
+        if not self.idle_timeout_range:
+            return None
+        lo, hi = self.idle_timeout_range
+        return parse_duration(lo), parse_duration(hi)
+
+
+@cache
+def all_profiles() -> dict[str, Profile]:
+    """Every profile shipped with the package, by name."""
+    out = {}
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        prof = Profile.model_validate(yaml.safe_load(path.read_text()))
+        out[prof.name] = prof
+    return out
+
+
+def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
+    """A profile with the config's overrides applied."""
+    prof = all_profiles()[cfg.profile]
+    late = cfg.late_packet if cfg.late_packet is not None else prof.late_packet
+    if isinstance(late, str):
+        late_c = late_s = late
+    else:
+        late_c, late_s = late.from_client, late.from_server
+    return MiddleboxSpec(
+        name=cfg.profile,
+        idle_timeout_s=cfg.idle_timeout if cfg.idle_timeout is not None else prof.idle_timeout_s,
+        refreshed_by=cfg.refreshed_by or prof.refreshed_by,
+        on_expiry=cfg.on_expiry or prof.on_expiry,
+        late_from_client=late_c,
+        late_from_server=late_s,
+    )

@@ -1,0 +1,1 @@
+"""The SimPy world: kernel timers, middleboxes, proxies, applications, wire-up."""

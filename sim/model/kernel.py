@@ -1,0 +1,447 @@
+"""A Linux TCP socket's timers: keepalive, retransmission, RST handling (kernel-keepalive.md §13).
+
+Usable on its own: a ``Host`` (clock + per-netns sysctls) and a ``TcpSocket`` whose ``tx``
+callable hands segments to whatever network the caller provides. Rule numbers (``R17`` …) refer
+to kernel-keepalive.md §13.
+
+Modelling simplifications, all documented in docs/model.md:
+* sequence space is counted in messages, not bytes; every RST the model generates is exact
+  (seq == rcv_nxt), so challenge ACKs (R25, in-window wrong seq) never arise;
+* no reordering and no loss except at middleboxes; FIN is not retransmitted;
+* the socket is never "owned by user" (R13) and transmits never hit local congestion (R18 > 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sim.model.clock import Clock, LazyTimer, Scheduler
+
+# Segment kinds.
+SYN, SYNACK, ACK, DATA, PROBE, FIN, RST = range(7)
+KIND_NAMES = ("SYN", "SYNACK", "ACK", "DATA", "PROBE", "FIN", "RST")
+
+# Socket states.
+SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSED, LISTEN = range(6)
+
+# Errors the application can see (errno names) and how the socket learnt of them.
+ECONNRESET = "ECONNRESET"
+ETIMEDOUT = "ETIMEDOUT"
+
+#: Kernel constants (include/net/tcp.h), in seconds unless noted.
+TCP_RTO_MIN_S = 0.2
+TCP_RTO_MAX_S = 120.0
+MAX_TCP_KEEPIDLE = 32767
+MAX_TCP_KEEPINTVL = 32767
+MAX_TCP_KEEPCNT = 127
+#: Dup-ACK answers to out-of-window segments are rate limited per socket (R22).
+TCP_INVALID_RATELIMIT_S = 0.5
+
+#: Defaults of a fresh network namespace (R2).
+DEFAULT_SYSCTL = {
+    "net.ipv4.tcp_keepalive_time": 7200,
+    "net.ipv4.tcp_keepalive_intvl": 75,
+    "net.ipv4.tcp_keepalive_probes": 9,
+    "net.ipv4.tcp_retries1": 3,
+    "net.ipv4.tcp_retries2": 15,
+}
+
+
+class SockOptError(ValueError):
+    """setsockopt would return EINVAL (R3)."""
+
+    def __init__(self, option: str, value: object, allowed: str) -> None:
+        super().__init__(f"{option}={value} is rejected by the kernel with EINVAL (allowed: {allowed})")
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+
+
+def check_keepalive_option(option: str, value: int) -> None:
+    """Raise SockOptError where setsockopt would fail with EINVAL (R3)."""
+    limits = {"TCP_KEEPIDLE": MAX_TCP_KEEPIDLE, "TCP_KEEPINTVL": MAX_TCP_KEEPINTVL, "TCP_KEEPCNT": MAX_TCP_KEEPCNT}
+    if option == "TCP_USER_TIMEOUT":
+        if value < 0:
+            raise SockOptError(option, value, "0 (off) or more milliseconds")
+        return
+    hi = limits[option]
+    if not 1 <= value <= hi:
+        raise SockOptError(option, value, f"1..{hi}")
+
+
+def retries_timeout_s(retries: int) -> float:
+    """T(N): tcp_model_timeout(N, TCP_RTO_MIN) in seconds (§7.1, R32)."""
+    thresh = 9  # ilog2(TCP_RTO_MAX / TCP_RTO_MIN) = ilog2(600)
+    if retries <= thresh:
+        return TCP_RTO_MIN_S * ((2 << retries) - 1)
+    return TCP_RTO_MIN_S * ((2 << thresh) - 1) + (retries - thresh) * TCP_RTO_MAX_S
+
+
+class Seg:
+    """One TCP segment. ``seq``/``ack`` count messages, not bytes."""
+
+    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by")
+
+    def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
+        self.kind = kind
+        self.seq = seq
+        self.ack = ack
+        self.payload = payload
+        self.probe_ack = False
+        #: who built the segment: "host" or a middlebox name (LB-generated RSTs / keepalives).
+        self.origin = "host"
+        #: for an RST a middlebox sent back: the kind of segment that provoked it.
+        self.provoked_by = -1
+
+
+class Host:
+    """A network namespace: its clock (HZ, timer mode, wheel phase) and its sysctls (R1, R2, R39)."""
+
+    __slots__ = ("name", "sched", "clock", "sysctl")
+
+    def __init__(self, name: str, sched: Scheduler, clock: Clock, sysctl: dict[str, int] | None = None) -> None:
+        self.name = name
+        self.sched = sched
+        self.clock = clock
+        self.sysctl = dict(DEFAULT_SYSCTL)
+        if sysctl:
+            self.sysctl.update(sysctl)
+
+    @property
+    def now(self) -> float:
+        return self.sched.env._now
+
+
+class SocketOwner(Protocol):
+    """What a socket tells its application."""
+
+    def on_established(self, sock: TcpSocket) -> None: ...
+    def on_data(self, sock: TcpSocket, payload: Any) -> None: ...
+    def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None: ...
+    def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None: ...
+
+
+class TcpSocket:
+    """One TCP endpoint with Linux keepalive and retransmission timers (§13)."""
+
+    __slots__ = (
+        "host", "owner", "tx", "name", "state",
+        "ka", "ka_time_s", "ka_intvl_s", "ka_probes", "user_timeout_ms",
+        "lrcv", "rcv_ts", "probes_out", "err_soft",
+        "snd_una", "snd_nxt", "rcv_nxt", "unacked",
+        "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
+        "kt", "rt", "last_dupack_s",
+        "probes_sent", "retrans_sent", "error", "error_cause", "closed_at_s", "est_at_s", "tag",
+    )
+
+    def __init__(self, host: Host, owner: SocketOwner, tx: Any, name: str = "") -> None:
+        self.host = host
+        self.owner = owner
+        #: ``tx(sock, seg)`` puts a segment on the wire.
+        self.tx = tx
+        self.name = name
+        self.state = CLOSED
+        self.ka = False
+        # Per-socket overrides in seconds / count; 0 means "use the netns sysctl" (R1).
+        self.ka_time_s = 0
+        self.ka_intvl_s = 0
+        self.ka_probes = 0
+        self.user_timeout_ms = 0
+        self.lrcv = 0.0
+        self.rcv_ts = 0.0
+        self.probes_out = 0
+        self.err_soft: str | None = None
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.rcv_nxt = 0
+        self.unacked: list[tuple[int, Any]] = []
+        self.srtt_s = 0.0
+        self.rto0 = 0.0
+        self.rto = 0.0
+        self.retransmits = 0
+        self.retrans_stamp = 0.0
+        self.in_tlp = False
+        self.kt = LazyTimer(host.sched, self._keepalive_timer)
+        self.rt = LazyTimer(host.sched, self._retransmit_timer)
+        self.last_dupack_s = -1e18
+        self.probes_sent = 0
+        self.retrans_sent = 0
+        self.error: str | None = None
+        self.error_cause: str | None = None
+        self.closed_at_s: float | None = None
+        self.est_at_s: float | None = None
+        #: the owner's handle for this socket (the model keeps its connection record here)
+        self.tag: Any = None
+
+    # ----------------------------------------------------------------- effective values (R1)
+    def keepidle(self) -> float:
+        """Effective TCP_KEEPIDLE in ticks, re-read at each use (R1)."""
+        return self.host.clock.dur(self.ka_time_s or self.host.sysctl["net.ipv4.tcp_keepalive_time"])
+
+    def keepintvl(self) -> float:
+        """Effective TCP_KEEPINTVL in ticks (R1)."""
+        return self.host.clock.dur(self.ka_intvl_s or self.host.sysctl["net.ipv4.tcp_keepalive_intvl"])
+
+    def keepcnt(self) -> int:
+        """Effective TCP_KEEPCNT (R1)."""
+        return self.ka_probes or self.host.sysctl["net.ipv4.tcp_keepalive_probes"]
+
+    # ----------------------------------------------------------------- socket options
+    def set_keepalive(self, on: bool) -> None:
+        """SO_KEEPALIVE (R5, R6): arms KT at now + I on 0→1 for a connected socket."""
+        if self.state in (ESTABLISHED, FIN_WAIT, SYN_RECV):
+            if on and not self.ka:
+                self._arm(self.kt, self.keepidle())
+            elif not on:
+                self.kt.clear()
+        self.ka = on
+
+    def set_keepidle(self, seconds: int) -> None:
+        """TCP_KEEPIDLE (R3, R7): re-arms KT to now + max(0, I' − elapsed) on a live socket."""
+        check_keepalive_option("TCP_KEEPIDLE", seconds)
+        self.ka_time_s = seconds
+        if self.ka and self.state in (ESTABLISHED, FIN_WAIT):
+            remaining = self.keepidle() - self._elapsed()
+            self._arm(self.kt, max(0, remaining))
+
+    def set_keepintvl(self, seconds: int) -> None:
+        """TCP_KEEPINTVL (R3, R8): stored only; the pending timer is untouched."""
+        check_keepalive_option("TCP_KEEPINTVL", seconds)
+        self.ka_intvl_s = seconds
+
+    def set_keepcnt(self, count: int) -> None:
+        """TCP_KEEPCNT (R3, R8)."""
+        check_keepalive_option("TCP_KEEPCNT", count)
+        self.ka_probes = count
+
+    def set_user_timeout(self, ms: int) -> None:
+        """TCP_USER_TIMEOUT in ms (R3, R8); 0 turns it off."""
+        check_keepalive_option("TCP_USER_TIMEOUT", ms)
+        self.user_timeout_ms = ms
+
+    def inherit_from(self, listener: TcpSocket) -> None:
+        """Accepted sockets inherit the listener's options (R6; checked on Linux 6.18)."""
+        self.ka = listener.ka
+        self.ka_time_s = listener.ka_time_s
+        self.ka_intvl_s = listener.ka_intvl_s
+        self.ka_probes = listener.ka_probes
+        self.user_timeout_ms = listener.user_timeout_ms
+
+    # ----------------------------------------------------------------- timers
+    def _arm(self, timer: LazyTimer, delay_ticks: float) -> None:
+        """sk_reset_timer(now + delay): quantised in wheel mode (R40)."""
+        host = self.host
+        timer.set(host.clock.fire_time(host.now, delay_ticks))
+
+    def _elapsed(self) -> float:
+        """keepalive_time_elapsed(): ticks since the last received segment (§2.1)."""
+        clock = self.host.clock
+        return clock.ticks(self.host.now) - max(self.lrcv, self.rcv_ts)
+
+    def _keepalive_timer(self) -> None:
+        """tcp_keepalive_timer() (R14–R19)."""
+        if not self.ka or self.state in (CLOSED, SYN_SENT):  # R14
+            return
+        clock = self.host.clock
+        idle = self.keepidle()
+        if self.snd_nxt != self.snd_una:  # R15: data outstanding, the RTO governs
+            self._arm(self.kt, idle)
+            return
+        elapsed = self._elapsed()
+        if not clock.elapsed_at_least(elapsed, idle):  # R16: lazy re-arm for the remainder
+            self._arm(self.kt, idle - elapsed)
+            return
+        u_ms = self.user_timeout_ms
+        if u_ms:
+            kill = self.probes_out > 0 and clock.elapsed_at_least(elapsed, clock.dur_ceil(u_ms / 1000.0))
+        else:
+            kill = self.probes_out >= self.keepcnt()  # R17 (and R4 when the count is 0)
+        if kill:
+            self._send(Seg(RST, self.snd_nxt, self.rcv_nxt))  # R19: RST|ACK, then ETIMEDOUT
+            self._die(self.err_soft or ETIMEDOUT, "keepalive", None)
+            return
+        self.probes_out += 1  # R18, R21: zero-payload ACK with seq = snd_una - 1
+        self.probes_sent += 1
+        self._send(Seg(PROBE, self.snd_una - 1, self.rcv_nxt))
+        self._arm(self.kt, self.keepintvl())
+
+    def _retransmit_timer(self) -> None:
+        """TLP then RTO expiry (R28–R35)."""
+        if self.state == CLOSED or not self.unacked:
+            return
+        clock = self.host.clock
+        if self.in_tlp:  # R29: the loss probe retransmits the tail and never kills
+            self.in_tlp = False
+            self.retrans_sent += 1
+            self._send(Seg(DATA, *self.unacked[-1]))
+            self._arm(self.rt, clock.dur_ceil(self.rto0))
+            return
+        u_s = self.user_timeout_ms / 1000.0
+        now_t = clock.ticks(self.host.now)
+        if self.retransmits > 0:  # R32: death test before retransmitting
+            limit = u_s if u_s else retries_timeout_s(self.host.sysctl["net.ipv4.tcp_retries2"])
+            if clock.elapsed_at_least(now_t - self.retrans_stamp, clock.dur_ceil(limit)):
+                self._die(self.err_soft or ETIMEDOUT, "retrans", None)  # R33: no RST
+                return
+        self.retransmits += 1
+        if self.retransmits == 1:
+            self.retrans_stamp = now_t  # R31
+        self.retrans_sent += 1
+        seq, payload = self.unacked[0]
+        self._send(Seg(DATA, seq, self.rcv_nxt, payload))
+        self.rto = min(2 * self.rto, TCP_RTO_MAX_S)  # R30
+        delay = clock.dur_ceil(self.rto)
+        if u_s:  # R34: clamp to the user timeout
+            delay = min(delay, clock.dur_ceil(u_s) - (now_t - self.retrans_stamp))
+        self._arm(self.rt, max(0, delay))
+
+    # ----------------------------------------------------------------- connection life
+    def set_rtt(self, rtt_s: float) -> None:
+        """Seed SRTT from the path RTT; RTO0 = SRTT + rto_min rounded up to a jiffy (R30)."""
+        hz = self.host.clock.hz
+        self.srtt_s = rtt_s
+        jiffies = -(-(rtt_s + TCP_RTO_MIN_S) * hz // 1)
+        self.rto0 = jiffies / hz
+        self.rto = self.rto0
+
+    def listen(self) -> None:
+        """Wait for a SYN as the accepted child of a listener."""
+        self.state = LISTEN
+
+    def connect(self) -> None:
+        """Active open: send SYN."""
+        self.state = SYN_SENT
+        self._send(Seg(SYN, 0, 0))
+
+    def _establish(self) -> None:
+        host = self.host
+        self.state = ESTABLISHED
+        self.est_at_s = host.now
+        self.lrcv = self.rcv_ts = host.clock.ticks(host.now)  # R6: lrcvtime = t_est
+        if self.ka:
+            self._arm(self.kt, self.keepidle())  # R6
+        self.owner.on_established(self)
+
+    def accept_syn(self) -> None:
+        """Passive open: a SYN reached this (child) socket; answer SYN-ACK."""
+        self.state = SYN_RECV
+        self._send(Seg(SYNACK, 0, 0))
+
+    def send(self, payload: Any) -> None:
+        """Write one application message; arms the loss-probe timer if nothing was in flight."""
+        if self.state != ESTABLISHED:
+            return
+        seq = self.snd_nxt
+        self.snd_nxt += 1
+        self.unacked.append((seq, payload))
+        self._send(Seg(DATA, seq, self.rcv_nxt, payload))
+        if len(self.unacked) == 1:
+            # R29: first timer after sending is the TLP at PTO = 2*SRTT + rto_min, capped by RTO.
+            self.in_tlp = True
+            self.retransmits = 0
+            clock = self.host.clock
+            pto = min(2 * self.srtt_s + TCP_RTO_MIN_S, self.rto0)
+            self._arm(self.rt, clock.dur_ceil(pto))
+
+    def close(self) -> None:
+        """Application close: FIN to the peer (not retransmitted: see module docstring)."""
+        if self.state == ESTABLISHED:
+            self.state = FIN_WAIT
+            self._send(Seg(FIN, self.snd_nxt, self.rcv_nxt))
+            self.closed_at_s = self.host.now
+        elif self.state in (SYN_SENT, SYN_RECV):
+            self._finish()
+            self.closed_at_s = self.host.now
+
+    def _finish(self) -> None:
+        self.state = CLOSED
+        self.kt.clear()
+        self.rt.clear()
+        self.unacked = []
+
+    def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
+        """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
+        self._finish()
+        self.error = errno
+        self.error_cause = cause
+        self.closed_at_s = self.host.now
+        self.owner.on_error(self, errno, cause, seg)
+
+    def _send(self, seg: Seg) -> None:
+        self.tx(self, seg)
+
+    # ----------------------------------------------------------------- receive path
+    def receive(self, seg: Seg) -> None:
+        """A segment arrives from the network."""
+        state = self.state
+        kind = seg.kind
+        if state == LISTEN:
+            if kind == SYN:  # the child of a listening socket; its options were inherited (R6)
+                self.accept_syn()
+                return
+            state = CLOSED
+        if state == CLOSED:
+            # R23: a host without the socket answers a non-RST segment with an exact RST.
+            if kind != RST and kind != SYN:
+                self._send(Seg(RST, seg.ack, 0))
+            return
+        if kind == RST:
+            if state == FIN_WAIT:
+                self._finish()
+                return
+            self._die(ECONNRESET, "rst", seg)  # R25, R26: every RST the model builds is exact
+            return
+        host = self.host
+        now_t = host.clock.ticks(host.now)
+        if state == SYN_SENT:
+            if kind == SYNACK:
+                self._send(Seg(ACK, self.snd_nxt, self.rcv_nxt))
+                self._establish()
+            return
+        if state == SYN_RECV:
+            if kind == SYN:
+                return
+            self._establish()
+        # R10: accepted segment with snd_una <= ack <= snd_nxt refreshes rcv_tstamp, zeroes PO.
+        self.rcv_ts = now_t
+        self.probes_out = 0
+        self.err_soft = None
+        if seg.ack > self.snd_una:
+            drop = seg.ack - self.snd_una
+            self.snd_una = seg.ack
+            del self.unacked[:drop]
+            if not self.unacked:  # episode over: retrans_stamp reset (R31)
+                self.retransmits = 0
+                self.rto = self.rto0
+                self.in_tlp = False
+                self.rt.clear()
+        if kind == DATA:
+            if seg.seq == self.rcv_nxt:
+                self.rcv_nxt += 1
+                self.lrcv = now_t  # R11
+                self._send(Seg(ACK, self.snd_nxt, self.rcv_nxt))  # quick ACK (DESIGN §2)
+                self.owner.on_data(self, seg.payload)
+            else:
+                self._dupack(now_t, False)
+        elif kind == PROBE:
+            self._dupack(now_t, True)  # R22
+        elif kind == FIN:
+            if state == FIN_WAIT:
+                self._finish()
+            else:
+                self.owner.on_peer_fin(self, seg)
+
+    def _dupack(self, now_t: float, probe: bool) -> None:
+        """Answer an out-of-window segment with a duplicate ACK, rate limited (R22)."""
+        clock = self.host.clock
+        if now_t - self.last_dupack_s < clock.dur(TCP_INVALID_RATELIMIT_S):
+            return
+        self.last_dupack_s = now_t
+        ack = Seg(ACK, self.snd_nxt, self.rcv_nxt)
+        ack.probe_ack = probe
+        self._send(ack)
+
+    # ----------------------------------------------------------------- observation
+    def is_open(self) -> bool:
+        """The application still believes the connection is usable."""
+        return self.state in (ESTABLISHED, SYN_RECV, SYN_SENT)

@@ -1,0 +1,170 @@
+"""A pass-through L4 middlebox with an idle timer per flow (DESIGN §2, "Middlebox").
+
+One ``Flow`` per connection. Refreshing a flow only stores ``last_seen_s``: the expiry is
+computed lazily when the next packet arrives or when the run ends. An expiry event is scheduled
+only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.model.clock import EPS_S, LazyTimer
+from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
+
+FORWARD, DROP, BOUNCE = 0, 1, 2
+RST_TO_SENDER, LATE_DROP, NEW_FLOW = "rst_to_sender", "drop", "new_flow"
+
+
+@dataclass(frozen=True)
+class MiddleboxSpec:
+    """A resolved middlebox profile (durations in seconds)."""
+
+    name: str
+    idle_timeout_s: float
+    refreshed_by: str = "any_packet"  # any_packet | payload
+    on_expiry: str = "silent"  # silent | rst_both | fin_both
+    late_from_client: str = RST_TO_SENDER
+    late_from_server: str = RST_TO_SENDER
+
+
+class Flow:
+    """One flow-table entry's life; recreated in place on a ``new_flow`` pick-up."""
+
+    __slots__ = (
+        "mb", "path", "index", "alive", "last_seen_s", "last_data_s", "created_s",
+        "first_drop_s", "drop_both_open", "min_slack_s", "at_risk_gaps", "fin_dirs", "timer",
+        "alive_at_end",
+    )
+
+    def __init__(self, mb: Middlebox, path: object, index: int, now_s: float) -> None:
+        self.mb = mb
+        self.path = path
+        self.index = index
+        self.alive = True
+        self.last_seen_s = now_s
+        self.last_data_s = now_s
+        self.created_s = now_s
+        self.first_drop_s: float | None = None
+        self.drop_both_open = False
+        self.min_slack_s = float("inf")
+        self.at_risk_gaps = 0
+        self.fin_dirs = 0
+        self.timer: LazyTimer | None = None
+        self.alive_at_end = True
+
+
+class Middlebox:
+    """Counters and behaviour of one device; flows hold the per-connection state."""
+
+    __slots__ = (
+        "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
+        "intervals", "refresh_any",
+    )
+
+    def __init__(self, spec: MiddleboxSpec, sched) -> None:
+        self.spec = spec
+        self.sched = sched
+        self.timeout_s = spec.idle_timeout_s
+        self.refresh_any = spec.refreshed_by == "any_packet"
+        self.keepalive_packets = 0
+        self.lb_rsts = 0
+        self.new_flows = 0
+        #: (start_s, end_s) of every flow-table entry, for the active-flow peak and time series
+        self.intervals: list[tuple[float, float]] = []
+
+    # ------------------------------------------------------------------ flow table
+    def open_flow(self, path, index: int, t_s: float) -> Flow:
+        """A SYN creates the entry."""
+        flow = Flow(self, path, index, t_s)
+        self._start(flow, t_s)
+        return flow
+
+    def _start(self, flow: Flow, t_s: float) -> None:
+        self.new_flows += 1
+        flow.created_s = t_s
+        flow.alive = True
+        flow.last_seen_s = t_s
+        flow.last_data_s = t_s
+        if self.spec.on_expiry != "silent":
+            if flow.timer is None:
+                flow.timer = LazyTimer(self.sched, lambda f=flow: self._expiry_timer(f))
+            flow.timer.set(t_s + self.timeout_s)
+
+    def _end(self, flow: Flow, t_s: float) -> None:
+        flow.alive = False
+        self.intervals.append((flow.created_s, t_s))
+        if flow.timer is not None:
+            flow.timer.clear()
+
+    def expire(self, flow: Flow, at_s: float) -> None:
+        """The idle timer ran out at ``at_s`` (lazily discovered)."""
+        self._end(flow, at_s)
+        if flow.first_drop_s is None:
+            flow.first_drop_s = at_s
+            flow.drop_both_open = flow.path.both_open_at(at_s)
+
+    def _expiry_timer(self, flow: Flow) -> None:
+        if not flow.alive:
+            return
+        deadline = flow.last_seen_s + self.timeout_s
+        now = self.sched.env._now
+        if deadline > now + EPS_S:
+            flow.timer.set(deadline)
+            return
+        self.expire(flow, deadline)
+        kind = RST if self.spec.on_expiry == "rst_both" else FIN
+        flow.path.announce_expiry(flow.index, kind, self.spec.name, deadline)
+
+    def check_expired(self, flow: Flow, t_s: float) -> None:
+        """Apply a lazy expiry that is due by ``t_s`` (a packet arrival or the end of the run)."""
+        if flow.alive:
+            deadline = flow.last_seen_s + self.timeout_s
+            if t_s >= deadline - EPS_S:
+                self.expire(flow, deadline)
+
+    # ------------------------------------------------------------------ packets
+    def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
+        """A segment reaches the device at ``t_s``: FORWARD, DROP or BOUNCE (RST to the sender)."""
+        if flow.alive:
+            deadline = flow.last_seen_s + self.timeout_s
+            if t_s >= deadline - EPS_S:
+                self.expire(flow, deadline)
+        if not flow.alive:
+            if kind == RST:
+                return DROP  # an RST for a forgotten flow is never answered
+            policy = self.spec.late_from_client if from_client else self.spec.late_from_server
+            if policy == RST_TO_SENDER:
+                self.lb_rsts += 1
+                return BOUNCE
+            if policy == LATE_DROP or kind == SYN:
+                return DROP
+            self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
+        gap = t_s - flow.last_seen_s
+        if kind == PROBE or (kind == ACK and seg.probe_ack):
+            self.keepalive_packets += 1
+        if self.refresh_any or kind == DATA:
+            slack = self.timeout_s - gap
+            if slack < flow.min_slack_s:
+                flow.min_slack_s = slack
+            flow.last_seen_s = t_s
+        if kind == DATA:
+            if t_s - flow.last_data_s >= self.timeout_s:
+                flow.at_risk_gaps += 1
+            flow.last_data_s = t_s
+        elif kind == RST:
+            self._end(flow, t_s)
+        elif kind == FIN:
+            flow.fin_dirs |= 1 if from_client else 2
+            if flow.fin_dirs == 3:
+                self._end(flow, t_s)
+        return FORWARD
+
+    def finish(self, flow: Flow, end_s: float) -> None:
+        """End of run: discover a due expiry and count the trailing idle gap."""
+        self.check_expired(flow, end_s)
+        flow.alive_at_end = flow.alive
+        if flow.alive:
+            if end_s - flow.last_data_s >= self.timeout_s:
+                flow.at_risk_gaps += 1
+            self._end(flow, end_s)

@@ -1,0 +1,88 @@
+"""A path between two sockets through zero or more middleboxes, ``hop_delay_s`` per hop.
+
+A segment is handed to each middlebox *when it is sent*, stamped with its arrival time there, and
+scheduled as one event at the far endpoint. With one middlebox and equal hop delays this is exact:
+every packet reaches the middlebox exactly one hop after it was sent, so send order is arrival
+order. Chains of middleboxes are approximated at the scale of one hop delay (docs/model.md).
+"""
+
+from __future__ import annotations
+
+from sim.model.clock import Scheduler
+from sim.model.kernel import RST, Seg, TcpSocket
+from sim.model.middlebox import BOUNCE, DROP, Flow, Middlebox
+
+
+class Path:
+    """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
+
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s")
+
+    def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
+        self.sched = sched
+        self.a: TcpSocket | None = None
+        self.b: TcpSocket | None = None
+        self.mbs = mbs
+        self.flows: list[Flow] = []
+        self.hop_s = hop_s
+        self.rtt_s = 2 * hop_s * (len(mbs) + 1)
+
+    def attach(self, a: TcpSocket, b: TcpSocket) -> None:
+        """Wire both sockets' transmit to this path and seed their RTT."""
+        self.a, self.b = a, b
+        a.tx = self.send
+        b.tx = self.send
+        a.set_rtt(self.rtt_s)
+        b.set_rtt(self.rtt_s)
+
+    def send(self, sock: TcpSocket, seg: Seg) -> None:
+        """``TcpSocket.tx``: the segment leaves ``sock`` now."""
+        if sock is self.a:
+            self._travel(seg, 0, 1, self.sched.env._now)
+        else:
+            self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
+
+    def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> None:
+        mbs = self.mbs
+        n = len(mbs)
+        hop = self.hop_s
+        kind = seg.kind
+        q = pos + step
+        while 1 <= q <= n:
+            t_s += hop
+            i = q - 1
+            if i >= len(self.flows):  # the SYN creates each flow as it passes
+                self.flows.append(mbs[i].open_flow(self, i, t_s))
+                q += step
+                continue
+            verdict = mbs[i].handle(self.flows[i], kind, seg, step > 0, t_s)
+            if verdict == DROP:
+                return
+            if verdict == BOUNCE:
+                rst = Seg(RST, seg.ack, 0)
+                rst.origin = mbs[i].spec.name
+                rst.provoked_by = kind
+                self._travel(rst, q, -step, t_s)
+                return
+            q += step
+        receiver = self.b if step > 0 else self.a
+        self.sched.call_at(t_s + hop, receiver.receive, seg)
+
+    def announce_expiry(self, index: int, kind: int, origin: str, t_s: float) -> None:
+        """``on_expiry`` rst_both / fin_both: the device tells both ends at ``t_s``."""
+        for step in (1, -1):
+            seg = Seg(kind, 0, 0)
+            seg.origin = origin
+            self._travel(seg, index + 1, step, t_s)
+
+    def both_open_at(self, t_s: float) -> bool:
+        """Did both endpoints still hold the connection open at ``t_s``?"""
+        for sock in (self.a, self.b):
+            if sock is None or (sock.closed_at_s is not None and sock.closed_at_s <= t_s):
+                return False
+        return True
+
+    def finish(self, end_s: float) -> None:
+        """End of run: settle lazy expiries."""
+        for mb, flow in zip(self.mbs, self.flows, strict=False):
+            mb.finish(flow, end_s)

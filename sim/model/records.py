@@ -1,0 +1,132 @@
+"""Per-connection records and the outcome of each side (DESIGN §3)."""
+
+from __future__ import annotations
+
+import math
+
+from sim.model.kernel import PROBE, TcpSocket
+from sim.model.network import Path
+
+#: Outcome values (DESIGN §3), plus two this model adds: ``reset_by_peer`` (an RST built by the
+#: other host, e.g. a host whose socket is gone) and ``closed_after_drop`` (this side closed the
+#: connection itself, but only after the middlebox had already forgotten it).
+OUTCOMES = (
+    "ok", "closed_idle", "reset_on_send", "reset_on_probe", "timeout_keepalive", "timeout_retrans",
+    "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop",
+)
+
+COLUMNS = (
+    "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",
+    "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",
+    "requests_in_flight_at_end", "keepalive_probes", "client_zombie_s", "server_zombie_s",
+    "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps",
+)
+
+
+def error_outcome(cause: str, seg) -> str:
+    """How a side learnt its connection was dead, from the kernel's error."""
+    if cause == "keepalive":
+        return "timeout_keepalive"
+    if cause == "retrans":
+        return "timeout_retrans"
+    if seg.origin == "host":
+        return "reset_by_peer"
+    if seg.provoked_by == -1:
+        return "reset_on_expiry"
+    if seg.provoked_by == PROBE:
+        return "reset_on_probe"
+    return "reset_on_send"
+
+
+class Conn:
+    """One TCP connection (one leg): its path, both sockets and its request counters."""
+
+    __slots__ = (
+        "conn_id", "leg", "path", "cs", "ss", "requests", "failed", "hang_s", "in_flight",
+        "outcome", "close_reason", "opened_s",
+    )
+
+    def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float) -> None:
+        self.conn_id = conn_id
+        self.leg = leg
+        self.path = path
+        self.cs: TcpSocket | None = None
+        self.ss: TcpSocket | None = None
+        self.requests = 0
+        self.failed = 0
+        self.hang_s = 0.0
+        self.in_flight = 0
+        #: per side (0 = client, 1 = server): outcome decided by an error or an expiry notice
+        self.outcome: list[str | None] = [None, None]
+        self.close_reason: str | None = None
+        self.opened_s = opened_s
+
+    def side(self, sock: TcpSocket) -> int:
+        return 0 if sock is self.cs else 1
+
+    def record_error(self, sock: TcpSocket, cause: str, seg) -> None:
+        i = self.side(sock)
+        if self.outcome[i] is None:
+            self.outcome[i] = error_outcome(cause, seg)
+
+    def record_close(self, sock: TcpSocket, reason: str) -> None:
+        """An application closed it: ``idle`` (an idle timeout), ``expiry`` (a middlebox FIN)."""
+        if reason == "expiry":
+            self.outcome[self.side(sock)] = "reset_on_expiry"
+        elif self.close_reason is None:
+            self.close_reason = reason
+
+    def row(self, end_s: float) -> tuple:
+        """The finished record, after ``path.finish``."""
+        drop_s = None
+        silent = False
+        healed = True
+        min_slack = math.inf
+        at_risk = 0
+        for mb, flow in zip(self.path.mbs, self.path.flows, strict=False):
+            min_slack = min(min_slack, flow.min_slack_s)
+            at_risk += flow.at_risk_gaps
+            if flow.first_drop_s is not None:
+                if drop_s is None or flow.first_drop_s < drop_s:
+                    drop_s = flow.first_drop_s
+                if flow.drop_both_open and mb.spec.on_expiry == "silent":
+                    silent = True
+                if not flow.alive_at_end:
+                    healed = False
+        outs = []
+        detects = []
+        zombies = []
+        for i, sock in enumerate((self.cs, self.ss)):
+            out = self.outcome[i]
+            closed = sock.closed_at_s if sock is not None else None
+            if out is None:
+                if closed is not None:
+                    idle = self.close_reason == "idle"
+                    if drop_s is not None and closed > drop_s:
+                        out = "closed_after_drop"
+                    else:
+                        out = "closed_idle" if idle else "ok"
+                elif drop_s is not None and not healed:
+                    out = "zombie"
+                else:
+                    out = "ok"
+            outs.append(out)
+            detected = math.nan
+            zombie = 0.0
+            if drop_s is not None and out not in ("ok", "closed_idle"):
+                until = closed if closed is not None else end_s
+                zombie = max(0.0, until - drop_s)
+                if sock is not None and sock.error is not None and closed is not None and closed >= drop_s:
+                    detected = closed - drop_s
+            detects.append(detected)
+            zombies.append(zombie)
+        probes = (self.cs.probes_sent if self.cs else 0) + (self.ss.probes_sent if self.ss else 0)
+        closed_at = [s.closed_at_s for s in (self.cs, self.ss) if s is not None and s.closed_at_s is not None]
+        return (
+            self.conn_id, self.leg, outs[0], outs[0], outs[1], silent,
+            math.nan if drop_s is None else drop_s,
+            detects[0], detects[1], self.requests, self.failed, self.hang_s, self.in_flight,
+            probes, zombies[0], zombies[1], self.opened_s,
+            max(closed_at) if len(closed_at) == 2 else math.nan,
+            min_slack, at_risk,
+        )

@@ -1,0 +1,1 @@
+"""Summaries, verdicts, reports and plots."""

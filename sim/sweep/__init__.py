@@ -1,0 +1,1 @@
+"""Grids, seeds, executors and the results store."""
