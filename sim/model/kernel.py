@@ -13,6 +13,7 @@ Modelling simplifications, all documented in docs/model.md:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from sim.model.clock import Clock, LazyTimer, Scheduler
@@ -300,7 +301,7 @@ class TcpSocket:
         """Seed SRTT from the path RTT; RTO0 = SRTT + rto_min rounded up to a jiffy (R30)."""
         hz = self.host.clock.hz
         self.srtt_s = rtt_s
-        jiffies = -(-(rtt_s + TCP_RTO_MIN_S) * hz // 1)
+        jiffies = math.ceil((rtt_s + TCP_RTO_MIN_S) * hz - 1e-6)
         self.rto0 = jiffies / hz
         self.rto = self.rto0
 
