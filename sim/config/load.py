@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -16,6 +17,7 @@ from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
 from sim.config.sockopts import MODELLED, option_name
 from sim.errors import ConfigError
+from sim.model.kernel import SockOptError, check_keepalive_option
 
 Lines = dict[tuple, int]
 
@@ -32,8 +34,13 @@ class Loaded:
 
 
 # ----------------------------------------------------------------------------- YAML with lines
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, lines: Lines, file: str) -> Any:
-    lines[path] = node.start_mark.line + 1
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, lines: Lines, file: str,
+               active: frozenset = frozenset()) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in active:
+        raise ConfigError("invalid YAML: recursive alias", file=file, line=node.start_mark.line + 1,
+                          key=_dotted(path))
+    active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for knode, vnode in node.value:
@@ -44,10 +51,10 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, lines: Lin
                 raise ConfigError("duplicate key", file=file, line=knode.start_mark.line + 1,
                                   key=_dotted(path + (key,)))
             lines[path + (key,)] = knode.start_mark.line + 1
-            out[key] = _construct(loader, vnode, path + (key,), lines, file)
+            out[key] = _construct(loader, vnode, path + (key,), lines, file, active)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, v, path + (i,), lines, file) for i, v in enumerate(node.value)]
+        return [_construct(loader, v, path + (i,), lines, file, active) for i, v in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -61,10 +68,17 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines]:
             return {}, lines
         return _construct(loader, node, (), lines, file), lines
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"invalid YAML: {problem}", file=file,
-                          line=mark.line + 1 if mark else None) from None
+        line = mark.line + 1 if mark else None
+        key = ""
+        if mark is not None:
+            src = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+            m = re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)\s*:", src)
+            key = m.group(1) if m else ""
+        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line, key=key) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: recursive alias", file=file) from None
     finally:
         loader.dispose()
 
@@ -136,20 +150,41 @@ def _listener_keepalive_from_options(raw: dict, file: str, lines: Lines) -> None
         if not isinstance(opt, dict):
             raise ConfigError("each option is a mapping {level, name, int_value}", file=file,
                               line=lines.get(where), key=_dotted(where))
-        try:
-            level, name, value = (int(opt[k]) for k in ("level", "name", "int_value"))
-        except KeyError as exc:
-            raise ConfigError(f"missing {exc.args[0]}", file=file, line=lines.get(where), key=_dotted(where),
-                              allowed="level, name, int_value, state") from None
-        except (TypeError, ValueError):
-            raise ConfigError("level, name and int_value must be integers", file=file, line=lines.get(where),
-                              key=_dotted(where)) from None
+        extra = sorted(set(opt) - {"level", "name", "int_value", "state", "description"})
+        if extra:
+            raise ConfigError(f"unknown key {extra[0]!r}", file=file, line=lines.get(where + (extra[0],)),
+                              key=_dotted(where + (extra[0],)), allowed="level, name, int_value, state")
+        state = opt.get("state")
+        if state is not None and state not in ("STATE_PREBIND", "STATE_BOUND", "STATE_LISTENING"):
+            raise ConfigError(f"{state!r} is not a socket state", file=file, line=lines.get(where + ("state",)),
+                              key=_dotted(where + ("state",)), allowed="STATE_PREBIND, STATE_BOUND, STATE_LISTENING")
+        nums = []
+        for k in ("level", "name", "int_value"):
+            if k not in opt:
+                raise ConfigError(f"missing {k}", file=file, line=lines.get(where), key=_dotted(where),
+                                  allowed="level, name, int_value, state")
+            v = opt[k]
+            if isinstance(v, str) and re.fullmatch(r"-?[0-9]+", v.strip()):
+                v = int(v)  # config_dump spells numbers as strings
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{v!r} is not an integer", file=file, line=lines.get(where + (k,)),
+                                  key=_dotted(where + (k,)),
+                                  allowed="integers: whole seconds for TCP_KEEPIDLE/INTVL, ms for TCP_USER_TIMEOUT")
+            nums.append(v)
+        level, name, value = nums
         known = MODELLED.get((level, name))
         if known is None:
             raise ConfigError(f"{option_name(level, name)} (level {level}, name {name}) is not modelled",
                               file=file, line=lines.get(where), key=_dotted(where),
                               allowed="SO_KEEPALIVE 1/9, TCP_KEEPIDLE 6/4, TCP_KEEPINTVL 6/5, TCP_KEEPCNT 6/6, "
                                       "TCP_USER_TIMEOUT 6/18")
+        if known != "SO_KEEPALIVE":
+            try:
+                check_keepalive_option(known, value)
+            except SockOptError as exc:
+                raise ConfigError(f"{known} {value} is rejected by the kernel with EINVAL", file=file,
+                                  line=lines.get(where + ("int_value",)), key=_dotted(where + ("int_value",)),
+                                  allowed=exc.allowed) from None
         if known == "SO_KEEPALIVE":
             decoded["enabled"] = value != 0
         elif known == "TCP_USER_TIMEOUT":
@@ -226,11 +261,21 @@ def _line_for(lines: Lines, loc: tuple) -> int | None:
     return None
 
 
+def _union_tags() -> set[str]:
+    from sim.config import schema
+
+    names = {n for n, v in vars(schema).items() if isinstance(v, type) and issubclass(v, BaseModel)}
+    return names | {"str", "int", "float", "bool", "list", "dict", "tuple"}
+
+
+_TAGS = _union_tags()
+
+
 def _clean_loc(loc: tuple) -> tuple:
     """Drop pydantic's union-branch tags (``LbCfg``, ``list[LbCfg]``, ``function-before[...]``)."""
     out = []
     for p in loc:
-        if isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-")):
+        if isinstance(p, str) and (p in _TAGS or p.startswith(("function-", "literal[", "list[", "tuple["))):
             continue
         out.append(p)
     return tuple(out)
@@ -239,7 +284,7 @@ def _clean_loc(loc: tuple) -> tuple:
 def _from_validation(exc: ValidationError, file: str, lines: Lines) -> ConfigError:
     errs = exc.errors(include_url=False)
     # prefer the most specific error (deepest location) for unions
-    err = max(errs, key=lambda e: len(_clean_loc(e["loc"])))
+    err = max(errs, key=lambda e: (e["type"] == "extra_forbidden", len(_clean_loc(e["loc"]))))
     loc = _clean_loc(err["loc"])
     key = _dotted(loc)
     line = _line_for(lines, loc)
@@ -249,7 +294,7 @@ def _from_validation(exc: ValidationError, file: str, lines: Lines) -> ConfigErr
         owner = _model_at(Scenario, loc)
         names = [n for n in owner.model_fields] if owner else []
         names = [n for n in names if n != "enabled"]
-        close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        close = difflib.get_close_matches(str(loc[-1]) if loc else "", names, n=1)
         hint = f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
         return ConfigError(hint, file=file, line=line, key=key, allowed=", ".join(names))
     if msg.startswith("Value error, "):
@@ -283,7 +328,8 @@ def _validate(raw: dict, file: str, lines: Lines) -> Scenario:
         for i, cfg in enumerate(lb_list(chain)):
             path = leg + ((i,) if isinstance(chain, list) else ())
             if cfg.profile not in profiles:
-                close = difflib.get_close_matches(cfg.profile, list(profiles), n=1)
+                close = [p for p in profiles if p.startswith(cfg.profile)] or difflib.get_close_matches(
+                    cfg.profile, list(profiles), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(f"unknown profile {cfg.profile!r}{hint}", file=file,
                                   line=_line_for(lines, path + ("profile",)), key=_dotted(path + ("profile",)),
@@ -305,9 +351,19 @@ def _strip_private(raw: Any) -> Any:
     return raw
 
 
+def _normalise_lb(raw: dict) -> None:
+    """``lb: aws-nlb-tcp`` → ``lb: {profile: aws-nlb-tcp}`` so that fields can be overridden."""
+    for path in (("lb",), ("upstream", "lb")):
+        value = get_path(raw, path)
+        if isinstance(value, str):
+            set_path(raw, path, {"profile": value})
+
+
 def apply_value(raw: dict, path: tuple, value: Any) -> None:
     """Apply one override (a --set or a sweep value) to a raw config, socket_options rules included."""
+    _normalise_lb(raw)
     set_path(raw, path, copy.deepcopy(value))
+    _normalise_lb(raw)
     if path[:3] == ("envoy", "listener", "socket_options"):
         _listener_keepalive_from_options(raw, "--set", {})
     elif path[:3] == ("envoy", "listener", "keepalive"):
@@ -331,6 +387,10 @@ def sweep_axes(sweep: Any, file: str, lines: Lines) -> tuple[dict[str, list], di
                                   line=lines.get(("sweep", "conditions")), key="sweep.conditions")
             for ckey, cvals in values.items():
                 conds[ckey] = _axis(ckey, cvals, ("sweep", "conditions", ckey), file, lines)
+                if ckey in sweep:
+                    raise ConfigError("is both a knob and a condition", file=file,
+                                      line=lines.get(("sweep", "conditions", ckey)),
+                                      key=f"sweep.conditions.{ckey}", allowed="each key on one axis")
         else:
             knobs[key] = _axis(key, values, ("sweep", key), file, lines)
     return knobs, conds
@@ -353,9 +413,17 @@ def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Loa
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", file=file) from None
+    except UnicodeDecodeError as exc:
+        data = Path(path).read_bytes()
+        line_no = data[: exc.start].count(b"\n") + 1
+        src = data.split(b"\n")[line_no - 1].decode("utf-8", "replace")
+        m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*:", src)
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=file, line=line_no,
+                          key=m.group(1) if m else "", allowed="UTF-8 encoded YAML") from None
     raw, lines = read_yaml(text, file)
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a YAML mapping", file=file, line=1)
+    _normalise_lb(raw)
     _listener_keepalive_from_options(raw, file, lines)
     for item in sets:
         key_path, value = parse_set(item)
@@ -372,7 +440,8 @@ def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Loa
                 _validate(trial, file, lines)
             except ConfigError as exc:
                 where = ("sweep", "conditions", key) if key in conds else ("sweep", key)
-                raise ConfigError(f"value {value!r}: {exc.problem}", file=file, line=lines.get(where),
+                inner = f"{exc.key}: " if exc.key and exc.key != key else ""
+                raise ConfigError(f"value {value!r}: {inner}{exc.problem}", file=file, line=lines.get(where),
                                   key=f"{_dotted(where)}[{i}]", allowed=exc.allowed) from None
     return Loaded(scenario=scenario, raw=raw, file=file, lines=lines, sets=list(sets))
 

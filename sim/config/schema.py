@@ -28,12 +28,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _two_bounds(v: Any) -> Any:
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ValueError(f"uniform takes [low, high], got {v!r} (allowed: [low, high])")
+    return v
+
+
 class Dist(Strict):
     """A distribution of durations (seconds): exactly one of the keys."""
 
     fixed: Optional[Duration] = None
     exponential: Optional[Duration] = None
-    uniform: Optional[tuple[Duration, Duration]] = None
+    uniform: Optional[Annotated[tuple[Duration, Duration], BeforeValidator(_two_bounds)]] = None
     lognormal: Optional[LogNormal] = None
 
     @model_validator(mode="after")
@@ -149,7 +155,11 @@ class KernelCfg(Strict):
             raise ValueError("sysctl is a mapping of kernel sysctl names to integers")
         for key, val in v.items():
             if key not in SYSCTL_RANGES:
-                raise ValueError(f"unknown sysctl {key!r} (allowed: {', '.join(SYSCTL_RANGES)})")
+                import difflib
+
+                close = difflib.get_close_matches(str(key), list(SYSCTL_RANGES), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ValueError(f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
             lo, hi = SYSCTL_RANGES[key]
             if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
                 raise ValueError(f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
@@ -186,6 +196,9 @@ def _lb_in(v: Any) -> Any:
         return {"profile": v}
     if isinstance(v, list):
         return [{"profile": x} if isinstance(x, str) else x for x in v]
+    if v is not None and not isinstance(v, dict):
+        raise ValueError(f"{v!r} is not a middlebox (allowed: a profile name, {{profile: NAME, ...}}, a list of "
+                         "those, or null)")
     return v
 
 
@@ -260,9 +273,9 @@ class Scenario(Strict):
 
     name: str = "scenario"
     duration: Duration = 7200.0
-    replications: int = Field(default=1, ge=1)
-    seed: int = Field(default=1, ge=0)
-    connections: int = Field(default=1, ge=1)
+    replications: int = Field(default=1, ge=1, strict=True)
+    seed: int = Field(default=1, ge=0, strict=True)
+    connections: int = Field(default=1, ge=1, strict=True)
     traffic: TrafficCfg = TrafficCfg()
     network: NetworkCfg = NetworkCfg()
     kernel: KernelCfg = KernelCfg(hz=250, timers="wheel")

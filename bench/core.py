@@ -1,0 +1,75 @@
+"""Benchmark: configs/nlb.yaml at fleet size vs a bare SimPy loop with as many timers.
+
+    python bench/core.py [--connections 10000] [--duration 24h] [--out docs/performance-core.json]
+
+Prints the model's wall time and events per second next to a bare SimPy loop of the same number
+of concurrent processes yielding timeouts, in the same process, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import simpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sim.config.load import load_config  # noqa: E402
+from sim.model.scenario import run_one  # noqa: E402
+
+
+def bare_simpy(processes: int, events: int) -> tuple[float, int]:
+    """``processes`` processes each yielding 1 s timeouts until ``events`` have run."""
+    env = simpy.Environment()
+    per = max(1, events // processes)
+
+    def proc(env, i):
+        yield env.timeout(i / processes)
+        for _ in range(per):
+            yield env.timeout(1.0)
+
+    for i in range(processes):
+        env.process(proc(env, i))
+    t0 = time.perf_counter()
+    env.run()
+    wall = time.perf_counter() - t0
+    return wall, processes * (per + 2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/nlb.yaml")
+    ap.add_argument("--connections", type=int, default=10000)
+    ap.add_argument("--duration", default="24h")
+    ap.add_argument("--out", help="write the figures as JSON here")
+    args = ap.parse_args()
+    sc = load_config(args.config, [f"connections={args.connections}", f"duration={args.duration}",
+                                   "replications=1"]).scenario
+    t0 = time.perf_counter()
+    rec = run_one(sc, 1)
+    wall = time.perf_counter() - t0
+    events = rec.run["events"]
+    bare_wall, bare_events = bare_simpy(args.connections, min(events, 5_000_000))
+    model_eps = events / wall
+    bare_eps = bare_events / bare_wall
+    fig = {
+        "config": args.config, "connections": args.connections, "duration_s": sc.duration,
+        "wall_s": round(wall, 2), "events": events, "events_per_s": round(model_eps),
+        "bare_simpy_events_per_s": round(bare_eps), "ratio_to_bare": round(model_eps / bare_eps, 3),
+        "events_per_connection_hour": round(events / (args.connections * sc.duration / 3600), 1),
+        "python": platform.python_version(), "machine": platform.machine(),
+    }
+    for k, v in fig.items():
+        print(f"{k:28s} {v}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(fig, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The results folder (DESIGN §4). Each finished task is its own Parquet file, written atomically,
+so a killed sweep loses only the tasks in flight and ``--resume`` skips what is done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sim.output import atomic_write, write_parquet
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.parts = root / "parts"
+        self.parts.mkdir(parents=True, exist_ok=True)
+
+    def done_keys(self) -> set[str]:
+        """Tasks already finished without error."""
+        return {p.name[: -len(".points.parquet")] for p in self.parts.glob("*.points.parquet")}
+
+    def save(self, key: str, row: dict, conns: pd.DataFrame | None) -> None:
+        if conns is not None:
+            write_parquet(conns, self.parts / f"{key}.conns.parquet")
+        write_parquet(pd.DataFrame([row]), self.parts / f"{key}.points.parquet")  # last: marks done
+
+    def save_error(self, key: str, row: dict) -> None:
+        write_parquet(pd.DataFrame([row]), self.parts / f"{key}.error.parquet")
+
+    def clear_error(self, key: str) -> None:
+        (self.parts / f"{key}.error.parquet").unlink(missing_ok=True)
+
+    def _concat(self, pattern: str) -> pd.DataFrame:
+        files = sorted(self.parts.glob(pattern))
+        if not files:
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+    def points(self) -> pd.DataFrame:
+        df = self._concat("*.points.parquet")
+        if not df.empty:
+            df = df.sort_values(["point_index", "replication"], ignore_index=True)
+        return df
+
+    def errors(self) -> pd.DataFrame:
+        return self._concat("*.error.parquet")
+
+    def finalize(self, summary: pd.DataFrame, write_connections: bool) -> None:
+        """points.parquet, summary.csv and (optionally) connections.parquet from the parts."""
+        write_parquet(self.points(), self.root / "points.parquet")
+        if write_connections:
+            conns = self._concat("*.conns.parquet")
+            if not conns.empty:
+                write_parquet(conns, self.root / "connections.parquet")
+        atomic_write(self.root / "summary.csv", summary.to_csv(index=False))
