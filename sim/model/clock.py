@@ -43,6 +43,13 @@ def _dispatch(call: _Call) -> None:
     call.fn(call.arg)
 
 
+def _deliver(seg: Any) -> None:
+    seg.dst.receive(seg)
+
+
+_DELIVER = (_deliver,)
+
+
 class _Call:
     """A minimal SimPy-compatible event: ``Environment.step`` pops it and runs its callbacks."""
 
@@ -72,6 +79,13 @@ class Scheduler:
     def call_at(self, t_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` at simulated time ``t_s`` (never in the past)."""
         heappush(self._queue, (t_s, 1, next(self._eid), _Call(fn, arg)))
+
+    def deliver_at(self, t_s: float, seg: Any, dst: Any) -> None:
+        """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
+        seg.callbacks = _DELIVER
+        seg._ok = True
+        seg.dst = dst
+        heappush(self._queue, (t_s, 1, next(self._eid), seg))
 
     def events_scheduled(self) -> int:
         """How many events have been scheduled on the environment so far."""
@@ -153,6 +167,20 @@ class LazyTimer:
         if pending is None or pending > due_s:
             self.pending_s = due_s
             self.sched.call_at(due_s, self._fired, due_s)
+
+    def defer(self, due_s: float) -> None:
+        """Record a deadline without scheduling it: ``kick`` schedules it if it turns out to be
+        needed. For timers that are cleared before they fire unless something goes wrong."""
+        self.due_s = due_s
+
+    def kick(self) -> None:
+        """Schedule a deferred deadline (no-op if there is none or it is already queued)."""
+        due = self.due_s
+        if due is not None:
+            pending = self.pending_s
+            if pending is None or pending > due:
+                self.pending_s = due
+                self.sched.call_at(due, self._fired, due)
 
     def clear(self) -> None:
         """Forget the deadline; a pending entry will find nothing to do."""

@@ -81,7 +81,7 @@ def retries_timeout_s(retries: int) -> float:
 class Seg:
     """One TCP segment. ``seq``/``ack`` count messages, not bytes."""
 
-    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by")
+    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "callbacks", "_ok", "dst")
 
     def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
         self.kind = kind
@@ -133,10 +133,13 @@ class TcpSocket:
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
         "kt", "rt", "last_dupack_s",
         "probes_sent", "retrans_sent", "error", "error_cause", "closed_at_s", "est_at_s", "tag",
+        "env", "clock",
     )
 
     def __init__(self, host: Host, owner: SocketOwner, tx: Any, name: str = "") -> None:
         self.host = host
+        self.env = host.sched.env
+        self.clock = host.clock
         self.owner = owner
         #: ``tx(sock, seg)`` puts a segment on the wire.
         self.tx = tx
@@ -231,13 +234,11 @@ class TcpSocket:
     # ----------------------------------------------------------------- timers
     def _arm(self, timer: LazyTimer, delay_ticks: float) -> None:
         """sk_reset_timer(now + delay): quantised in wheel mode (R40)."""
-        host = self.host
-        timer.set(host.clock.fire_time(host.now, delay_ticks))
+        timer.set(self.clock.fire_time(self.env._now, delay_ticks))
 
     def _elapsed(self) -> float:
         """keepalive_time_elapsed(): ticks since the last received segment (§2.1)."""
-        clock = self.host.clock
-        return clock.ticks(self.host.now) - max(self.lrcv, self.rcv_ts)
+        return self.clock.ticks(self.env._now) - max(self.lrcv, self.rcv_ts)
 
     def _keepalive_timer(self) -> None:
         """tcp_keepalive_timer() (R14–R19)."""
@@ -335,14 +336,25 @@ class TcpSocket:
         seq = self.snd_nxt
         self.snd_nxt += 1
         self.unacked.append((seq, payload))
-        self._send(Seg(DATA, seq, self.rcv_nxt, payload))
+        delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
         if len(self.unacked) == 1:
             # R29: first timer after sending is the TLP at PTO = 2*SRTT + rto_min, capped by RTO.
             self.in_tlp = True
             self.retransmits = 0
-            clock = self.host.clock
+            clock = self.clock
             pto = min(2 * self.srtt_s + TCP_RTO_MIN_S, self.rto0)
-            self._arm(self.rt, clock.dur_ceil(pto))
+            due = clock.fire_time(self.env._now, clock.dur_ceil(pto))
+            if delivered:
+                # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
+                # the way back the network kicks this timer (segment_lost). Either way the TLP fires
+                # exactly when the kernel's would, without an event per request that does nothing.
+                self.rt.defer(due)
+            else:
+                self.rt.set(due)
+
+    def segment_lost(self) -> None:
+        """The network dropped a segment addressed to this socket: deferred timers must run."""
+        self.rt.kick()
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
@@ -392,8 +404,7 @@ class TcpSocket:
                 return
             self._die(ECONNRESET, "rst", seg)  # R25, R26: every RST the model builds is exact
             return
-        host = self.host
-        now_t = host.clock.ticks(host.now)
+        now_t = self.clock.ticks(self.env._now)
         if state == SYN_SENT:
             if kind == SYNACK:
                 self._send(Seg(ACK, self.snd_nxt, self.rcv_nxt))
@@ -407,15 +418,16 @@ class TcpSocket:
         self.rcv_ts = now_t
         self.probes_out = 0
         self.err_soft = None
-        if seg.ack > self.snd_una:
-            drop = seg.ack - self.snd_una
-            self.snd_una = seg.ack
-            del self.unacked[:drop]
-            if not self.unacked:  # episode over: retrans_stamp reset (R31)
+        ack = seg.ack
+        if ack > self.snd_una:
+            unacked = self.unacked
+            del unacked[: ack - self.snd_una]
+            self.snd_una = ack
+            if not unacked:  # episode over: retrans_stamp reset (R31)
                 self.retransmits = 0
                 self.rto = self.rto0
                 self.in_tlp = False
-                self.rt.clear()
+                self.rt.due_s = None
         if kind == DATA:
             if seg.seq == self.rcv_nxt:
                 self.rcv_nxt += 1

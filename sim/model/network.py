@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sim.model.clock import Scheduler
 from sim.model.kernel import RST, Seg, TcpSocket
-from sim.model.middlebox import BOUNCE, DROP, Flow, Middlebox
+from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
 
 
 class Path:
@@ -35,14 +35,13 @@ class Path:
         a.set_rtt(self.rtt_s)
         b.set_rtt(self.rtt_s)
 
-    def send(self, sock: TcpSocket, seg: Seg) -> None:
-        """``TcpSocket.tx``: the segment leaves ``sock`` now."""
+    def send(self, sock: TcpSocket, seg: Seg) -> bool:
+        """``TcpSocket.tx``: the segment leaves ``sock`` now. True if it will reach the peer."""
         if sock is self.a:
-            self._travel(seg, 0, 1, self.sched.env._now)
-        else:
-            self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
+            return self._travel(seg, 0, 1, self.sched.env._now)
+        return self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
 
-    def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> None:
+    def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> bool:
         mbs = self.mbs
         n = len(mbs)
         hop = self.hop_s
@@ -56,17 +55,19 @@ class Path:
                 q += step
                 continue
             verdict = mbs[i].handle(self.flows[i], kind, seg, step > 0, t_s)
-            if verdict == DROP:
-                return
-            if verdict == BOUNCE:
-                rst = Seg(RST, seg.ack, 0)
-                rst.origin = mbs[i].spec.name
-                rst.provoked_by = kind
-                self._travel(rst, q, -step, t_s)
-                return
+            if verdict != FORWARD:
+                # the receiver may be waiting for this segment (an ACK): let its timers run
+                (self.b if step > 0 else self.a).segment_lost()
+                if verdict == BOUNCE:
+                    rst = Seg(RST, seg.ack, 0)
+                    rst.origin = mbs[i].spec.name
+                    rst.provoked_by = kind
+                    self._travel(rst, q, -step, t_s)
+                return False
             q += step
         receiver = self.b if step > 0 else self.a
-        self.sched.call_at(t_s + hop, receiver.receive, seg)
+        self.sched.deliver_at(t_s + hop, seg, receiver)
+        return True
 
     def announce_expiry(self, index: int, kind: int, origin: str, t_s: float) -> None:
         """``on_expiry`` rst_both / fin_both: the device tells both ends at ``t_s``."""
