@@ -31,6 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", help="write connections.parquet, summary.json, config.resolved.yaml here")
     run.add_argument("--json", action="store_true", help="print the summary object as JSON")
+    sw = sub.add_parser("sweep", help="run the config's grid x replications; print which settings are safe")
+    sw.add_argument("config")
+    sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--out", help="results folder (default results/<config name>/)")
+    sw.add_argument("--workers", type=int, default=None, help="processes (default: number of cores)")
+    sw.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
+    sw.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+    sw.add_argument("--resume", action="store_true", help="keep finished points and run only the rest")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--json", action="store_true", help="print points and the recommendation as JSON")
+    sw.add_argument("--fail-on-unsafe", action="store_true", help="exit 3 if the config's own setting is unsafe")
+    sw.add_argument("--no-report", action="store_true", help="skip report.md and plots")
+    rp = sub.add_parser("report", help="(re)build report.md and plots from a results folder")
+    rp.add_argument("dir")
     sub.add_parser("profiles", help="list middlebox profiles with their parameters and sources")
     return p
 
@@ -89,6 +103,73 @@ def _human(sc, result) -> str:
     return "\n".join(lines)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.config.load import load_config
+    from sim.output import dumps
+    from sim.report.markdown import build_report
+    from sim.sweep.run import run_sweep
+
+    loaded = load_config(args.config, args.sets)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
+    out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    res = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                    resume=args.resume, quiet=args.quiet or args.json)
+    report = None
+    if not args.no_report and not res.points.empty:
+        report = build_report(out)
+    if args.json:
+        keys = res.knobs + res.conditions
+        pts = []
+        for _, r in res.points.iterrows():
+            d = r.to_dict()
+            pts.append({"params": {k: d.pop(k) for k in keys}, **d})
+        print(dumps({"points": pts, "recommended": res.recommended}))
+    else:
+        print(_sweep_text(res))
+        print(f"results: {out}/" + (f"  report: {report}" if report else ""))
+    if res.failed:
+        print(f"error: {len(res.failed)} point(s) failed: {', '.join(res.failed)} "
+              f"(see {out}/parts/*.error.parquet; rerun with --resume)", file=sys.stderr)
+        return 1
+    if args.fail_on_unsafe and res.base_safe is False:
+        print("unsafe: the config's own setting has silent drops", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _sweep_text(res) -> str:
+    from sim.report.markdown import fmt, fmt_param
+
+    knobs = res.knobs or ["point_id"]
+    cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000"]
+    heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k"]
+    rows = [[fmt_param(r[k]) for k in knobs] + [("yes" if r["safe"] else "NO")]
+            + [fmt(r[c]) for c in cols[1:]] for _, r in res.table.iterrows()]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
+    lines = []
+    if res.conditions:
+        lines.append(f"safe = no silent drop under every condition: {', '.join(res.conditions)}")
+    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    rec = res.recommended
+    if rec:
+        params = ", ".join(f"{k}={fmt_param(v)}" for k, v in rec["params"].items())
+        lines.append(f"recommended: {params} (slack {fmt(rec['min_slack_s'])} s, predicted margin "
+                     f"{fmt(rec['predicted_margin_s'])} s, {fmt(rec['ka_pps_per_1000'])} keepalive pkt/s per 1k conns)")
+    elif res.knobs:
+        lines.append("recommended: none of the swept settings is safe under every condition")
+    return "\n".join(lines)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sim.report.markdown import build_report
+
+    print(build_report(Path(args.dir)))
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from sim.config.profiles import all_profiles
 
@@ -106,7 +187,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "profiles": _cmd_profiles}[args.cmd](args)
+        cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles}
+        return cmds[args.cmd](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -57,8 +57,11 @@ def write_parquet(df, path: Path) -> None:
 
 def resolved_config_yaml(scenario, raw_sweep: Any = None) -> str:
     """The fully resolved config plus the package version and the command line."""
-    data = clean(scenario.model_dump(mode="json"))
+    data = clean(scenario.model_dump(mode="json", exclude_none=True))
+    data.pop("sweep", None)
     if raw_sweep:
-        data["sweep"] = raw_sweep
-    header = {"sim_version": __version__, "command": " ".join(["python -m sim"] + sys.argv[1:])}
-    return yaml.safe_dump(header, sort_keys=False) + yaml.safe_dump(data, sort_keys=False)
+        data["sweep"] = clean(raw_sweep)
+    header = (f"# sim_version: {__version__}\n"
+              f"# command: {' '.join(['python -m sim'] + sys.argv[1:])}\n"
+              "# Every default filled in; loadable as a config again.\n")
+    return header + yaml.safe_dump(data, sort_keys=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -14,7 +15,7 @@ def parse_duration(value: object) -> float:
     """Seconds (float, >= 0) from a YAML value; ValueError with the allowed forms otherwise."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not a duration (allowed: {ALLOWED})")
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):
         seconds = float(value)
     elif isinstance(value, str):
         m = _RE.match(value)

@@ -100,6 +100,8 @@ class Middlebox:
     def expire(self, flow: Flow, at_s: float) -> None:
         """The idle timer ran out at ``at_s`` (lazily discovered)."""
         self._end(flow, at_s)
+        if flow.path.trace is not None:
+            flow.path.trace.append((at_s, "lb", "expired", f"{self.spec.name} forgets the flow"))
         if flow.first_drop_s is None:
             flow.first_drop_s = at_s
             flow.drop_both_open = flow.path.both_open_at(at_s)

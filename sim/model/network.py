@@ -9,14 +9,14 @@ order. Chains of middleboxes are approximated at the scale of one hop delay (doc
 from __future__ import annotations
 
 from sim.model.clock import Scheduler
-from sim.model.kernel import RST, Seg, TcpSocket
+from sim.model.kernel import KIND_NAMES, RST, Seg, TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
 
 
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
@@ -26,6 +26,8 @@ class Path:
         self.flows: list[Flow] = []
         self.hop_s = hop_s
         self.rtt_s = 2 * hop_s * (len(mbs) + 1)
+        #: when a list, every packet and verdict of this connection is appended (for timelines)
+        self.trace: list | None = None
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -46,6 +48,9 @@ class Path:
         n = len(mbs)
         hop = self.hop_s
         kind = seg.kind
+        trace = self.trace
+        if trace is not None and pos in (0, n + 1):
+            trace.append((t_s, "client" if pos == 0 else "server", KIND_NAMES[kind], "sent"))
         q = pos + step
         while 1 <= q <= n:
             t_s += hop
@@ -55,6 +60,9 @@ class Path:
                 q += step
                 continue
             verdict = mbs[i].handle(self.flows[i], kind, seg, step > 0, t_s)
+            if trace is not None:
+                trace.append((t_s, "lb", KIND_NAMES[kind] if verdict == FORWARD else ("drop" if verdict != BOUNCE
+                              else "RST"), ("" if verdict == FORWARD else f"late {KIND_NAMES[kind]}")))
             if verdict != FORWARD:
                 # the receiver may be waiting for this segment (an ACK): let its timers run
                 (self.b if step > 0 else self.a).segment_lost()

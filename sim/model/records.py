@@ -66,6 +66,9 @@ class Conn:
 
     def record_error(self, sock: TcpSocket, cause: str, seg) -> None:
         i = self.side(sock)
+        if self.path.trace is not None:
+            self.path.trace.append((sock.closed_at_s, ("client", "server")[i], "error",
+                                    f"{sock.error} ({error_outcome(cause, seg)})"))
         if self.outcome[i] is None:
             self.outcome[i] = error_outcome(cause, seg)
 

@@ -34,6 +34,7 @@ class Records:
     counters: dict[str, float] = field(default_factory=dict)
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
+    trace: list | None = None
 
 
 def sock_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SockSpec:
@@ -54,8 +55,10 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 class World:
     """Every entity of one replication."""
 
-    def __init__(self, sc: Scenario, seed: int) -> None:
+    def __init__(self, sc: Scenario, seed: int, trace_conn: int | None = None) -> None:
         self.sc = sc
+        self.trace_conn = trace_conn
+        self.trace: list | None = None
         self.env = simpy.Environment()
         self.sched = Scheduler(self.env)
         self.hop_s = sc.network.one_way_delay
@@ -95,6 +98,8 @@ class World:
                  b_host: Host, b_owner, b_spec: SockSpec) -> Conn:
         path = Path(self.sched, mbs, self.hop_s)
         conn = Conn(next(self._ids), leg, path, self.now())
+        if conn.conn_id == self.trace_conn:
+            path.trace = self.trace = []
         cs = TcpSocket(a_host, a_owner, None)
         ss = TcpSocket(b_host, b_owner, None)
         a_spec.apply(cs)
@@ -138,13 +143,14 @@ class World:
             "new_flows": sum(m.new_flows for m in mbs),
         }
         intervals = [iv for m in mbs for iv in m.intervals]
-        return Records(columns=columns, counters=counters, flow_intervals=intervals)
+        return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace)
 
 
-def run_one(sc: Scenario, seed: int) -> Records:
-    """Simulate one replication of ``sc`` with ``seed``. Pure: no files, no CLI, no executors."""
+def run_one(sc: Scenario, seed: int, trace_conn: int | None = None) -> Records:
+    """Simulate one replication of ``sc`` with ``seed``. Pure: no files, no CLI, no executors.
+    ``trace_conn``: record every packet of that connection id (for timelines)."""
     t0 = time.perf_counter()
-    world = World(sc, seed)
+    world = World(sc, seed, trace_conn)
     world.env.run(until=sc.duration)
     rec = world.finish()
     events = world.sched.events_scheduled() - len(world.env._queue)

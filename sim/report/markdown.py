@@ -1,0 +1,220 @@
+"""report.md and plots/ from a results folder (``python -m sim report DIR``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.config.load import apply_value, load_config, split_key
+from sim.config.profiles import all_profiles
+from sim.config.schema import Scenario, lb_list
+from sim.errors import ConfigError
+from sim.output import atomic_write, clean
+from sim.report import plots
+
+VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "min_slack_s", "predicted_margin_s", "p_drop_upper",
+                   "ka_pps_per_1000", "lb_active_flows_peak"]
+
+
+def fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "**NO**"
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "∞"
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def fmt_param(v: Any) -> str:
+    if v is False:
+        return "off"
+    if v is True:
+        return "on"
+    return fmt(v)
+
+
+def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    rows = []
+    for _, r in df.iterrows():
+        rows.append("| " + " | ".join(fmt_param(r[c]) if c in param_cols else fmt(r[c]) for c in columns) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def describe(sc: Scenario) -> str:
+    lbs = lb_list(sc.lb)
+    ulbs = lb_list(sc.upstream.lb)
+    chain = ["client"] + [f"{c.profile}" for c in lbs]
+    if sc.envoy:
+        chain.append("Envoy")
+    chain += [c.profile for c in ulbs] + ["upstream"]
+    gap = sc.traffic.request_gap.spec()
+    svc = sc.traffic.service_time.spec()
+    return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections opened over "
+            f"{sc.traffic.ramp:g} s; the gap between a response and the next request is {gap[0]} "
+            f"({gap[1]:g} s{'' if gap[0] != 'uniform' else f' to {gap[2]:g} s'}), server time {svc[0]} {svc[1]:g} s. "
+            f"{sc.duration:g} s simulated per replication, {sc.replications} replication(s), seed {sc.seed}, "
+            f"{sc.network.one_way_delay * 1000:g} ms per hop.")
+
+
+def assumptions(sc: Scenario) -> str:
+    lines = []
+    hz, exact, sysctl = sc.kernel.resolved()
+    lines.append(f"- Kernel timers: `{'exact' if exact else 'wheel'}` at HZ={hz} (kernel-keepalive.md §11, rule 40);"
+                 " swept values override this per point.")
+    short = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sysctl.items())
+    lines.append(f"- Sysctls (per netns): {short}.")
+    profiles = all_profiles()
+    for cfg in lb_list(sc.lb) + lb_list(sc.upstream.lb):
+        p = profiles[cfg.profile]
+        src = "; ".join(f"<{s.url}>" for s in p.sources[:2])
+        lines.append(f"- `{p.name}`: idle {cfg.idle_timeout or p.idle_timeout_s:g} s, on expiry "
+                     f"`{cfg.on_expiry or p.on_expiry}`, late packets `{cfg.late_packet or p.late_packet}` "
+                     f"(confidence: {p.confidence}). Sources: {src}")
+    lines.append("- Every data segment is ACKed on arrival; ACKs and keepalive probes refresh pass-through "
+                 "middleboxes; RSTs built by the model are always exact (docs/model.md lists every assumption).")
+    return "\n".join(lines)
+
+
+def build_report(root: Path, timeline: bool = True) -> Path:
+    """Write ``report.md`` and ``plots/*.png`` in ``root`` from what the sweep stored there."""
+    root = Path(root)
+    summary_csv = root / "summary.csv"
+    meta_path = root / "sweep.json"
+    if not summary_csv.exists() or not meta_path.exists():
+        raise ConfigError("not a sweep results folder (summary.csv and sweep.json are missing)", file=str(root),
+                          allowed="a folder written by 'python -m sim sweep'")
+    meta = json.loads(meta_path.read_text())
+    knobs, conds = meta["knobs"], meta["conditions"]
+    pp = pd.read_csv(summary_csv)
+    for k in knobs + conds:
+        pp[k] = pp[k].map(_parse_cell)
+    loaded = load_config(root / "config.resolved.yaml")
+    sc = loaded.scenario
+    from sim.report.verdict import per_knob
+
+    table = per_knob(pp, knobs)
+    plot_dir = root / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    figures = []
+    if knobs or conds:
+        x = knobs[0] if knobs else conds[0]
+        y = (conds[0] if conds and knobs else (knobs[1] if len(knobs) > 1 else None))
+        plots.save(plots.heatmap(pp, x, y), plot_dir / "heatmap.png")
+        figures.append(("heatmap.png", f"Silent drops per replication over {x}" + (f" and {y}" if y else "")))
+    conns_path = root / "connections.parquet"
+    conns = pd.read_parquet(conns_path) if conns_path.exists() else None
+    if conns is not None:
+        plots.save(plots.detection_times(conns), plot_dir / "detection.png")
+        figures.append(("detection.png", "How long after the drop each side found out"))
+    if knobs:
+        plots.save(plots.cost_vs_safety(table, knobs[0]), plot_dir / "cost_vs_safety.png")
+        figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
+    tl_text = ""
+    if timeline and conns is not None:
+        tl_text = _timeline(root, loaded, pp, conns, knobs + conds, plot_dir, figures)
+    rec = meta.get("recommended")
+    parts = [f"# {sc.name}: which settings prevent silent drops\n",
+             describe(sc) + "\n",
+             "## Verdict\n"]
+    if rec:
+        params = ", ".join(f"`{k}` = {fmt_param(v)}" for k, v in rec["params"].items())
+        parts.append(f"**Recommended: {params}.** Safe under every condition ({', '.join(conds) or 'the config as is'}), "
+                     f"observed smallest slack {fmt(rec.get('min_slack_s'))} s before the LB would expire a flow, "
+                     f"predicted worst-case margin {fmt(rec.get('predicted_margin_s'))} s "
+                     f"(timer-wheel lateness included), upper bound on the drop probability per idle gap "
+                     f"{fmt(rec.get('p_drop_upper'))} (rule of three), cost {fmt(rec.get('ka_pps_per_1000'))} "
+                     f"keepalive packets/s through the LB per 1,000 connections.\n")
+    elif knobs:
+        parts.append("**No swept setting is safe under every condition.**\n")
+    if meta.get("thresholds"):
+        parts.append("First unsafe value of the knob, predicted by the timer-wheel rule (worst-case lateness of "
+                     "the probe's firing, lazy re-arm remainders included) and observed:\n")
+        for t in meta["thresholds"]:
+            cond = ", ".join(f"{k}={fmt_param(v)}" for k, v in t["condition"].items()) or "as configured"
+            parts.append(f"- {cond}: predicted {fmt(t['predicted_first_unsafe'])}, observed "
+                         f"{fmt(t['observed_first_unsafe'])}")
+        parts.append("")
+    if meta.get("failed_points"):
+        parts.append(f"**{len(meta['failed_points'])} point(s) failed** and are missing: "
+                     f"{', '.join(meta['failed_points'])}.\n")
+    parts.append("## Verdict table (knob settings, safe first, cheapest first)\n")
+    parts.append("Columns: `safe` = no silent drop in any replication under any condition; `min_slack_s` = "
+                 "observed smallest gap between the LB's last refresh and its expiry; `predicted_margin_s` = "
+                 "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
+                 "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
+    parts.append(markdown_table(table, (knobs or ["point_id"]) + VERDICT_COLUMNS, knobs))
+    parts.append("## Every grid point\n")
+    parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS, knobs + conds))
+    parts.append("## Assumptions\n")
+    parts.append(assumptions(sc) + "\n")
+    if tl_text:
+        parts.append("## Why: one dropped connection\n")
+        parts.append(tl_text + "\n")
+    parts.append("## Figures\n")
+    for name, caption in figures:
+        parts.append(f"![{caption}](plots/{name})\n\n*{caption}.*\n")
+    path = root / "report.md"
+    atomic_write(path, "\n".join(parts))
+    return path
+
+
+def _parse_cell(v: Any) -> Any:
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
+    """Re-run one replication of the first unsafe point with tracing on, and plot the dropped
+    connection that waited longest to find out."""
+    from sim.model.scenario import run_one
+
+    unsafe = pp[~pp["safe"].astype(bool)]
+    if unsafe.empty:
+        return ""
+    point = unsafe.iloc[0]
+    sub = conns[(conns["point_id"] == point["point_id"]) & conns["silent_drop"].astype(bool)]
+    if sub.empty:
+        return ""
+    row = sub.sort_values("drop_at_s").iloc[0]
+    raw = {k: v for k, v in loaded.raw.items() if k != "sweep"}
+    for k in keys:
+        apply_value(raw, split_key(k), clean(point[k]))
+    sc = Scenario.model_validate(raw)
+    seed_rows = pd.read_parquet(root / "points.parquet")
+    seed = int(seed_rows[(seed_rows["point_id"] == point["point_id"])
+                         & (seed_rows["replication"] == row["replication"])]["seed"].iloc[0])
+    rec = run_one(sc, seed, trace_conn=int(row["conn_id"]))
+    drop = float(row["drop_at_s"])
+    lo, hi = drop - sc.duration, drop + sc.duration
+    end = [t for t, *_ in rec.trace if t is not None and t >= drop]
+    hi = min(hi, (max(end) if end else drop) + 30)
+    trace = [e for e in rec.trace if e[0] is not None and lo <= e[0] <= hi]
+    before = [e for e in trace if e[0] < drop]
+    lo = max(lo, (before[-1][0] - 30) if before else lo)
+    trace = [e for e in trace if e[0] >= lo]
+    setting = ", ".join(f"{k}={fmt_param(point[k])}" for k in keys)
+    plots.save(plots.timeline(trace, f"conn {int(row['conn_id'])} ({row['leg']}) at {setting}"),
+               plot_dir / "timeline.png")
+    figures.append(("timeline.png", "Packets of one dropped connection around its drop (client / LB / server)"))
+    cdet, sdet = row["client_detect_s"], row["server_detect_s"]
+    return (f"At {setting}, connection {int(row['conn_id'])} ({row['leg']} leg, replication "
+            f"{int(row['replication'])}) went quiet; the LB forgot it at t = {drop:.3f} s. The client side ended "
+            f"`{row['client_outcome']}`" + (f" {cdet:.1f} s after the drop" if not math.isnan(cdet) else "")
+            + f", the server side `{row['server_outcome']}`"
+            + (f" {sdet:.1f} s after it" if not math.isnan(sdet) else "")
+            + ". The timeline figure shows every packet of that connection around the drop.")

@@ -1,0 +1,119 @@
+"""Plots: pure functions from result frames to matplotlib figures (shared by report and notebooks)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _label(v) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float) and v.is_integer():
+        return f"{int(v)}"
+    return str(v)
+
+
+def heatmap(pp: pd.DataFrame, x: str, y: str | None, value: str = "silent_drop_rate") -> plt.Figure:
+    """Silent-drop share (drops per connection leg) over the two main swept keys."""
+    df = pp.copy()
+    df["_v"] = df["silent_drops"] / df["replications"]
+    ykey = y or "_row"
+    if y is None:
+        df[ykey] = ""
+    xs = sorted(df[x].map(_label).unique(), key=_sort_key)
+    ys = sorted(df[ykey].map(_label).unique(), key=_sort_key)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for _, r in df.iterrows():
+        grid[ys.index(_label(r[ykey])), xs.index(_label(r[x]))] = r["_v"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(xs) + 2), max(2.2, 0.6 * len(ys) + 1.5)))
+    im = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
+    ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right")
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y or "")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = grid[i, j]
+            if not np.isnan(v):
+                ax.text(j, i, "safe" if v == 0 else f"{v:.1f}", ha="center", va="center", fontsize=8,
+                        color="green" if v == 0 else "black")
+    fig.colorbar(im, ax=ax, label="silent drops per replication")
+    ax.set_title("Silent drops per replication (0 = safe)")
+    fig.tight_layout()
+    return fig
+
+
+def _sort_key(s: str):
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def detection_times(conns: pd.DataFrame, by: str | None = None) -> plt.Figure:
+    """How long after the drop each side found out (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    values = []
+    for side in ("client", "server"):
+        v = conns[f"{side}_detect_s"].dropna()
+        values.append(v[v > 0])
+    bins = np.logspace(-3, 4, 50)
+    for side, v in zip(("client", "server"), values, strict=True):
+        if len(v):
+            ax.hist(v, bins=bins, alpha=0.6, label=f"{side} ({len(v)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds from the LB's drop until the side's kernel knew (RST or ETIMEDOUT)")
+    ax.set_ylabel("connections")
+    ax.set_title("Detection time after a silent drop")
+    if any(len(v) for v in values):
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no drops were detected", transform=ax.transAxes, ha="center")
+    fig.tight_layout()
+    return fig
+
+
+def cost_vs_safety(table: pd.DataFrame, knob: str) -> plt.Figure:
+    """Keepalive cost against safety, one point per knob setting."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for safe, color, label in ((True, "tab:green", "safe"), (False, "tab:red", "unsafe")):
+        sub = table[table["safe"] == safe]
+        ax.scatter(sub["ka_pps_per_1000"], sub["silent_drops"], c=color, label=label)
+        for _, r in sub.iterrows():
+            ax.annotate(_label(r[knob]), (r["ka_pps_per_1000"], r["silent_drops"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("keepalive packets/s through the LB per 1,000 connections")
+    ax.set_ylabel("silent drops (all conditions, all replications)")
+    ax.set_title(f"Cost vs safety ({knob})")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def timeline(trace: list[tuple], title: str) -> plt.Figure:
+    """Packets and timer firings of one connection around its drop: lanes client / LB / server."""
+    lanes = {"client": 2, "lb": 1, "server": 0}
+    colors = {"DATA": "tab:blue", "ACK": "tab:gray", "PROBE": "tab:orange", "RST": "tab:red", "FIN": "tab:purple",
+              "SYN": "tab:gray", "SYNACK": "tab:gray", "drop": "black", "expired": "black", "error": "tab:red"}
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for t, where, what, note in trace:
+        y = lanes.get(where, 1)
+        ax.scatter([t], [y], c=colors.get(what, "tab:green"), s=22, zorder=3)
+        if what in ("PROBE", "RST", "expired", "error", "drop"):
+            ax.annotate(note or what, (t, y), fontsize=7, rotation=30, textcoords="offset points", xytext=(2, 6))
+    ax.set_yticks(list(lanes.values()), list(lanes.keys()))
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
