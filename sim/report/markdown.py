@@ -208,7 +208,7 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
     lo = max(lo, (before[-1][0] - 30) if before else lo)
     trace = [e for e in trace if e[0] >= lo]
     setting = ", ".join(f"{k}={fmt_param(point[k])}" for k in keys)
-    plots.save(plots.timeline(trace, f"conn {int(row['conn_id'])} ({row['leg']}) at {setting}"),
+    plots.save(plots.timeline(trace, f"conn {int(row['conn_id'])} ({row['leg']}) at {setting}", drop),
                plot_dir / "timeline.png")
     figures.append(("timeline.png", "Packets of one dropped connection around its drop (client / LB / server)"))
     cdet, sdet = row["client_detect_s"], row["server_detect_s"]

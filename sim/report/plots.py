@@ -95,21 +95,36 @@ def cost_vs_safety(table: pd.DataFrame, knob: str) -> plt.Figure:
     return fig
 
 
-def timeline(trace: list[tuple], title: str) -> plt.Figure:
-    """Packets and timer firings of one connection around its drop: lanes client / LB / server."""
+def timeline(trace: list[tuple], title: str, drop_s: float | None = None) -> plt.Figure:
+    """Packets and verdicts of one connection: the whole story (top) and a zoom on the drop (bottom),
+    lanes client / LB / server."""
     lanes = {"client": 2, "lb": 1, "server": 0}
     colors = {"DATA": "tab:blue", "ACK": "tab:gray", "PROBE": "tab:orange", "RST": "tab:red", "FIN": "tab:purple",
               "SYN": "tab:gray", "SYNACK": "tab:gray", "drop": "black", "expired": "black", "error": "tab:red"}
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    for t, where, what, note in trace:
-        y = lanes.get(where, 1)
-        ax.scatter([t], [y], c=colors.get(what, "tab:green"), s=22, zorder=3)
-        if what in ("PROBE", "RST", "expired", "error", "drop"):
-            ax.annotate(note or what, (t, y), fontsize=7, rotation=30, textcoords="offset points", xytext=(2, 6))
-    ax.set_yticks(list(lanes.values()), list(lanes.keys()))
-    ax.set_xlabel("simulated time (s)")
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.4))
+    windows = [None]
+    if drop_s is not None:
+        after = sorted(t for t, w, what, _ in trace if t >= drop_s and what in ("PROBE", "RST", "error", "drop"))
+        hi = (after[0] if after else drop_s) + 5
+        windows.append((drop_s - 0.25 * (hi - drop_s) - 1, hi))
+    for ax, win in zip(axes, windows + [None] * (2 - len(windows)), strict=True):
+        shown = [e for e in trace if win is None or win[0] <= e[0] <= win[1]]
+        for k, (t, where, what, note) in enumerate(shown):
+            y = lanes.get(where, 1)
+            ax.scatter([t], [y], c=colors.get(what, "tab:green"), s=22, zorder=3)
+            if what in ("PROBE", "RST", "expired", "error", "drop") and (win is not None or what != "PROBE"):
+                label = "keepalive probe sent" if what == "PROBE" and note == "sent" else (note or what)
+                ax.annotate(label, (t, y), fontsize=7, textcoords="offset points",
+                            xytext=(4, 8 if k % 2 else -12))
+        if drop_s is not None:
+            ax.axvline(drop_s, color="black", ls="--", lw=0.8)
+        ax.set_yticks(list(lanes.values()), list(lanes.keys()))
+        ax.set_ylim(-0.6, 2.6)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel("simulated time (s)" + ("" if win is None else "  (zoom on the drop; dashed = LB expiry)"))
+    axes[0].set_title(title)
+    if len(windows) < 2:
+        axes[1].set_visible(False)
     fig.tight_layout()
     return fig
 

@@ -98,7 +98,9 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         lb_active_flows_peak=("lb_active_flows_peak", "max"),
         points=("point_id", "count"),
     ).reset_index()
-    table["_cost"] = table["ka_pps_per_1000"].fillna(0)
+    # safe settings cheapest first; unsafe ones after, fewest drops first
+    table["_cost"] = [c if s else d for s, c, d in zip(table["safe"], table["ka_pps_per_1000"].fillna(0),
+                                                      table["silent_drops"], strict=True)]
     table = table.sort_values(["safe", "_cost"], ascending=[False, True], kind="stable", ignore_index=True)
     return table.drop(columns="_cost")
 
