@@ -133,7 +133,7 @@ class TcpSocket:
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
         "kt", "rt", "last_dupack_s",
         "probes_sent", "retrans_sent", "error", "error_cause", "closed_at_s", "est_at_s", "tag",
-        "env", "clock",
+        "env", "clock", "pending_acks",
     )
 
     def __init__(self, host: Host, owner: SocketOwner, tx: Any, name: str = "") -> None:
@@ -176,6 +176,8 @@ class TcpSocket:
         self.est_at_s: float | None = None
         #: the owner's handle for this socket (the model keeps its connection record here)
         self.tag: Any = None
+        #: pure ACKs on their way here, applied when the socket next looks at its state
+        self.pending_acks: list[tuple[float, Seg]] | None = None
 
     # ----------------------------------------------------------------- effective values (R1)
     def keepidle(self) -> float:
@@ -203,6 +205,7 @@ class TcpSocket:
     def set_keepidle(self, seconds: int) -> None:
         """TCP_KEEPIDLE (R3, R7): re-arms KT to now + max(0, I' − elapsed) on a live socket."""
         check_keepalive_option("TCP_KEEPIDLE", seconds)
+        self._settle()
         self.ka_time_s = seconds
         if self.ka and self.state in (ESTABLISHED, FIN_WAIT):
             remaining = self.keepidle() - self._elapsed()
@@ -242,6 +245,8 @@ class TcpSocket:
 
     def _keepalive_timer(self) -> None:
         """tcp_keepalive_timer() (R14–R19)."""
+        if self.pending_acks:
+            self._settle()
         if not self.ka or self.state in (CLOSED, SYN_SENT):  # R14
             return
         clock = self.host.clock
@@ -259,23 +264,25 @@ class TcpSocket:
         else:
             kill = self.probes_out >= self.keepcnt()  # R17 (and R4 when the count is 0)
         if kill:
-            self._send(Seg(RST, self.snd_nxt, self.rcv_nxt))  # R19: RST|ACK, then ETIMEDOUT
+            self.tx(self, Seg(RST, self.snd_nxt, self.rcv_nxt))  # R19: RST|ACK, then ETIMEDOUT
             self._die(self.err_soft or ETIMEDOUT, "keepalive", None)
             return
         self.probes_out += 1  # R18, R21: zero-payload ACK with seq = snd_una - 1
         self.probes_sent += 1
-        self._send(Seg(PROBE, self.snd_una - 1, self.rcv_nxt))
+        self.tx(self, Seg(PROBE, self.snd_una - 1, self.rcv_nxt))
         self._arm(self.kt, self.keepintvl())
 
     def _retransmit_timer(self) -> None:
         """TLP then RTO expiry (R28–R35)."""
+        if self.pending_acks:
+            self._settle()
         if self.state == CLOSED or not self.unacked:
             return
         clock = self.host.clock
         if self.in_tlp:  # R29: the loss probe retransmits the tail and never kills
             self.in_tlp = False
             self.retrans_sent += 1
-            self._send(Seg(DATA, *self.unacked[-1]))
+            self.tx(self, Seg(DATA, *self.unacked[-1]))
             self._arm(self.rt, clock.dur_ceil(self.rto0))
             return
         u_s = self.user_timeout_ms / 1000.0
@@ -290,7 +297,7 @@ class TcpSocket:
             self.retrans_stamp = now_t  # R31
         self.retrans_sent += 1
         seq, payload = self.unacked[0]
-        self._send(Seg(DATA, seq, self.rcv_nxt, payload))
+        self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
         self.rto = min(2 * self.rto, TCP_RTO_MAX_S)  # R30
         delay = clock.dur_ceil(self.rto)
         if u_s:  # R34: clamp to the user timeout
@@ -313,7 +320,7 @@ class TcpSocket:
     def connect(self) -> None:
         """Active open: send SYN."""
         self.state = SYN_SENT
-        self._send(Seg(SYN, 0, 0))
+        self.tx(self, Seg(SYN, 0, 0))
 
     def _establish(self) -> None:
         host = self.host
@@ -327,12 +334,14 @@ class TcpSocket:
     def accept_syn(self) -> None:
         """Passive open: a SYN reached this (child) socket; answer SYN-ACK."""
         self.state = SYN_RECV
-        self._send(Seg(SYNACK, 0, 0))
+        self.tx(self, Seg(SYNACK, 0, 0))
 
     def send(self, payload: Any) -> None:
         """Write one application message; arms the loss-probe timer if nothing was in flight."""
         if self.state != ESTABLISHED:
             return
+        if self.pending_acks:
+            self._settle()
         seq = self.snd_nxt
         self.snd_nxt += 1
         self.unacked.append((seq, payload))
@@ -358,9 +367,10 @@ class TcpSocket:
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
+        self._settle()
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
-            self._send(Seg(FIN, self.snd_nxt, self.rcv_nxt))
+            self.tx(self, Seg(FIN, self.snd_nxt, self.rcv_nxt))
             self.closed_at_s = self.host.now
         elif self.state in (SYN_SENT, SYN_RECV):
             self._finish()
@@ -374,18 +384,64 @@ class TcpSocket:
 
     def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
         """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
+        self._settle()
+        if self.pending_acks:  # still on their way: they will meet a closed socket
+            for arrival_s, ack in self.pending_acks:
+                self.host.sched.deliver_at(arrival_s, ack, self)
+            self.pending_acks = None
         self._finish()
         self.error = errno
         self.error_cause = cause
         self.closed_at_s = self.host.now
         self.owner.on_error(self, errno, cause, seg)
 
-    def _send(self, seg: Seg) -> None:
-        self.tx(self, seg)
-
     # ----------------------------------------------------------------- receive path
+    def _accept(self, ack: int, now_t: float) -> None:
+        """R10: an accepted segment with snd_una <= ack <= snd_nxt refreshes rcv_tstamp and zeroes
+        probes_out and the soft error; new ACKs end the retransmission episode (R31)."""
+        self.rcv_ts = now_t
+        self.probes_out = 0
+        self.err_soft = None
+        if ack > self.snd_una:
+            unacked = self.unacked
+            del unacked[: ack - self.snd_una]
+            self.snd_una = ack
+            if not unacked:
+                self.retransmits = 0
+                self.rto = self.rto0
+                self.in_tlp = False
+                self.rt.due_s = None
+
+    def ack_later(self, arrival_s: float, seg: Seg) -> None:
+        """A pure ACK will arrive at ``arrival_s``. A pure ACK changes only the bookkeeping of R10,
+        which is read only when this socket next acts, so it is applied then (``_settle``), at its
+        own arrival time, instead of costing an event. If the socket dies first, the ACKs still on
+        their way are delivered for real (a closed socket answers them with RST, R23)."""
+        pending = self.pending_acks
+        if pending is None:
+            self.pending_acks = [(arrival_s, seg)]
+        else:
+            pending.append((arrival_s, seg))
+
+    def _settle(self) -> None:
+        """Apply the pure ACKs that have arrived by now, in arrival order."""
+        pending = self.pending_acks
+        if not pending:
+            return
+        now = self.env._now
+        ticks = self.clock.ticks
+        i = 0
+        for arrival_s, seg in pending:
+            if arrival_s > now:
+                break
+            self._accept(seg.ack, ticks(arrival_s))
+            i += 1
+        del pending[:i]
+
     def receive(self, seg: Seg) -> None:
         """A segment arrives from the network."""
+        if self.pending_acks:
+            self._settle()
         state = self.state
         kind = seg.kind
         if state == LISTEN:
@@ -396,7 +452,7 @@ class TcpSocket:
         if state == CLOSED:
             # R23: a host without the socket answers a non-RST segment with an exact RST.
             if kind != RST and kind != SYN:
-                self._send(Seg(RST, seg.ack, 0))
+                self.tx(self, Seg(RST, seg.ack, 0))
             return
         if kind == RST:
             if state == FIN_WAIT:
@@ -407,32 +463,19 @@ class TcpSocket:
         now_t = self.clock.ticks(self.env._now)
         if state == SYN_SENT:
             if kind == SYNACK:
-                self._send(Seg(ACK, self.snd_nxt, self.rcv_nxt))
+                self.tx(self, Seg(ACK, self.snd_nxt, self.rcv_nxt))
                 self._establish()
             return
         if state == SYN_RECV:
             if kind == SYN:
                 return
             self._establish()
-        # R10: accepted segment with snd_una <= ack <= snd_nxt refreshes rcv_tstamp, zeroes PO.
-        self.rcv_ts = now_t
-        self.probes_out = 0
-        self.err_soft = None
-        ack = seg.ack
-        if ack > self.snd_una:
-            unacked = self.unacked
-            del unacked[: ack - self.snd_una]
-            self.snd_una = ack
-            if not unacked:  # episode over: retrans_stamp reset (R31)
-                self.retransmits = 0
-                self.rto = self.rto0
-                self.in_tlp = False
-                self.rt.due_s = None
+        self._accept(seg.ack, now_t)
         if kind == DATA:
             if seg.seq == self.rcv_nxt:
                 self.rcv_nxt += 1
                 self.lrcv = now_t  # R11
-                self._send(Seg(ACK, self.snd_nxt, self.rcv_nxt))  # quick ACK (DESIGN §2)
+                self.tx(self, Seg(ACK, self.snd_nxt, self.rcv_nxt))  # quick ACK (DESIGN §2)
                 self.owner.on_data(self, seg.payload)
             else:
                 self._dupack(now_t, False)
@@ -452,7 +495,7 @@ class TcpSocket:
         self.last_dupack_s = now_t
         ack = Seg(ACK, self.snd_nxt, self.rcv_nxt)
         ack.probe_ack = probe
-        self._send(ack)
+        self.tx(self, ack)
 
     # ----------------------------------------------------------------- observation
     def is_open(self) -> bool:

@@ -9,7 +9,7 @@ order. Chains of middleboxes are approximated at the scale of one hop delay (doc
 from __future__ import annotations
 
 from sim.model.clock import Scheduler
-from sim.model.kernel import KIND_NAMES, RST, Seg, TcpSocket
+from sim.model.kernel import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg, TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
 
 
@@ -74,7 +74,10 @@ class Path:
                 return False
             q += step
         receiver = self.b if step > 0 else self.a
-        self.sched.deliver_at(t_s + hop, seg, receiver)
+        if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
+            receiver.ack_later(t_s + hop, seg)  # applied when the receiver next acts (no event)
+        else:
+            self.sched.deliver_at(t_s + hop, seg, receiver)
         return True
 
     def announce_expiry(self, index: int, kind: int, origin: str, t_s: float) -> None:
