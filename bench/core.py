@@ -20,7 +20,7 @@ import simpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sim.config.load import load_config  # noqa: E402
-from sim.model.scenario import run_one  # noqa: E402
+from sim.model.scenario import run_one, run_split  # noqa: E402
 
 
 def bare_simpy(processes: int, events: int) -> tuple[float, int]:
@@ -46,12 +46,13 @@ def main() -> int:
     ap.add_argument("--config", default="configs/nlb.yaml")
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--duration", default="24h")
+    ap.add_argument("--workers", type=int, default=1, help="split the fleet over N processes (run_split)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     sc = load_config(args.config, [f"connections={args.connections}", f"duration={args.duration}",
                                    "replications=1"]).scenario
     t0 = time.perf_counter()
-    rec = run_one(sc, 1)
+    rec = run_split(sc, 1, args.workers) if args.workers > 1 else run_one(sc, 1)
     wall = time.perf_counter() - t0
     events = rec.run["events"]
     bare_wall, bare_events = bare_simpy(args.connections, min(events, 5_000_000))
@@ -59,6 +60,7 @@ def main() -> int:
     bare_eps = bare_events / bare_wall
     fig = {
         "config": args.config, "connections": args.connections, "duration_s": sc.duration,
+        "workers": args.workers,
         "wall_s": round(wall, 2), "events": events, "events_per_s": round(model_eps),
         "bare_simpy_events_per_s": round(bare_eps), "ratio_to_bare": round(model_eps / bare_eps, 3),
         "events_per_connection_hour": round(events / (args.connections * sc.duration / 3600), 1),

@@ -44,7 +44,8 @@ gaps, HZ=250 wheel timers) with 10,000 connections over 24 h simulated, one core
 | wall time | {core['wall_s']} s |
 | SimPy events processed | {core['events']:,} |
 | events per second (model) | {core['events_per_s']:,} |
-| events per second, bare SimPy loop with {core['connections']:,} processes yielding timeouts | {core['bare_simpy_events_per_s']:,} |
+| events per second, bare SimPy loop ({core['connections']:,} processes yielding timeouts) | \
+{core['bare_simpy_events_per_s']:,} |
 | ratio model / bare loop | {core['ratio_to_bare']} |
 | events per connection-hour | {core['events_per_connection_hour']} |
 

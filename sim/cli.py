@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", help="write connections.parquet, summary.json, config.resolved.yaml here")
     run.add_argument("--json", action="store_true", help="print the summary object as JSON")
+    run.add_argument("--workers", type=int, default=1,
+                     help="split the fleet over N processes (identical results; for large fleets)")
     sw = sub.add_parser("sweep", help="run the config's grid x replications; print which settings are safe")
     sw.add_argument("config")
     sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -56,7 +58,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     loaded = load_config(args.config, args.sets)
     sc = loaded.scenario
-    result = run_scenario(sc)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
+    result = run_scenario(sc, workers=args.workers)
     if args.out:
         out = Path(args.out)
         write_parquet(result.connections_frame(), out / "connections.parquet")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sim.config.schema import Scenario
-from sim.model.scenario import Records, run_one
+from sim.model.scenario import Records, run_split
 from sim.report.summary import combine, summarize_one
 from sim.sweep.seeds import replication_seed
 
@@ -27,11 +27,12 @@ class ScenarioResult:
         return pd.concat(frames, ignore_index=True)
 
 
-def run_scenario(sc: Scenario, keep_records: bool = True) -> ScenarioResult:
-    """All replications of ``sc`` (seeds derived from ``sc.seed``), combined per DESIGN §3."""
+def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1) -> ScenarioResult:
+    """All replications of ``sc`` (seeds derived from ``sc.seed``), combined per DESIGN §3.
+    ``workers`` > 1 splits each replication's fleet over that many processes (same results)."""
     per_rep, runs, recs = [], [], []
     for rep in range(sc.replications):
-        rec = run_one(sc, replication_seed(sc.seed, rep))
+        rec = run_split(sc, replication_seed(sc.seed, rep), workers)
         per_rep.append(summarize_one(rec, sc.duration))
         runs.append(rec.run)
         if keep_records:

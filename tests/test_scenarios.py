@@ -146,3 +146,19 @@ def test_run_scenario_counts_replications():
     sc = _single({"lb": {"profile": "aws-nlb-tcp"}, "replications": 3})
     res = run_scenario(sc)
     assert len(res.records) == 3
+
+
+def test_split_fleet_gives_the_same_records_as_one_process():
+    from sim.model.scenario import run_split
+
+    sc = load_config(NLB, ["connections=40", "duration=1h", "replications=1",
+                           "envoy.listener.keepalive.idle=340"]).scenario
+    whole = run_one(sc, 5)
+    split = run_split(sc, 5, workers=2)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd.DataFrame(whole.columns), pd.DataFrame(split.columns))
+    assert whole.counters == split.counters
+    assert sorted(whole.flow_intervals) == sorted(split.flow_intervals)
+    a, b = summarize_one(whole, sc.duration), summarize_one(split, sc.duration)
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)

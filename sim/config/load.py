@@ -94,6 +94,10 @@ def _dotted(path: tuple) -> str:
 def split_key(key: str) -> tuple:
     """``kernel.sysctl.net.ipv4.tcp_retries2`` → ('kernel', 'sysctl', 'net.ipv4.tcp_retries2')."""
     parts = key.split(".")
+    if parts[0] == "sweep" and len(parts) > 1:  # the sweep block's own keys are dotted keys
+        if parts[1] == "conditions" and len(parts) > 2:
+            return ("sweep", "conditions", ".".join(parts[2:]))
+        return ("sweep", ".".join(parts[1:]))
     for i, p in enumerate(parts):
         if p == "sysctl" and i + 1 < len(parts):
             return tuple(parts[: i + 1]) + (".".join(parts[i + 1:]),)
@@ -323,6 +327,10 @@ def _validate(raw: dict, file: str, lines: Lines) -> Scenario:
         scenario = Scenario.model_validate(_strip_private(raw))
     except ValidationError as exc:
         raise _from_validation(exc, file, lines) from None
+    if scenario.upstream.lb is not None and scenario.envoy is None:
+        raise ConfigError("a middlebox between Envoy and the upstream needs an envoy block", file=file,
+                          line=_line_for(lines, ("upstream", "lb")), key="upstream.lb",
+                          allowed="put the middlebox in lb when the client talks to the upstream directly")
     profiles = all_profiles()
     for leg, chain in ((("lb",), scenario.lb), (("upstream", "lb"), scenario.upstream.lb)):
         for i, cfg in enumerate(lb_list(chain)):
@@ -365,6 +373,7 @@ def apply_value(raw: dict, path: tuple, value: Any) -> None:
     set_path(raw, path, copy.deepcopy(value))
     _normalise_lb(raw)
     if path[:3] == ("envoy", "listener", "socket_options"):
+        raw["envoy"]["listener"].pop("keepalive", None)  # the new value wins over the file's
         _listener_keepalive_from_options(raw, "--set", {})
     elif path[:3] == ("envoy", "listener", "keepalive"):
         listener = raw["envoy"]["listener"]

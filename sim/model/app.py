@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.records import CONN_ID_STRIDE
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,23 @@ class Sampler:
 class ClientSlot:
     """One long-lived client connection slot: requests, gaps, and a replacement when it dies."""
 
-    __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding")
+    __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq")
 
-    def __init__(self, world, index: int, gaps: Sampler) -> None:
+    def __init__(self, world, index: int, gaps: Sampler, server: Server) -> None:
         self.world = world
         self.index = index
+        self.server = server
+        self.conn_seq = 0
         self.conn = None
         self.gaps = gaps
         self.pending = True  # the first request goes out at open
         self.req_ids = 0
         self.outstanding: Msg | None = None
+
+    def new_conn_id(self) -> int:
+        """The next id for a connection opened for this slot (CONN_ID_STRIDE)."""
+        self.conn_seq += 1
+        return self.index * CONN_ID_STRIDE + self.conn_seq - 1
 
     def open(self, _arg=None) -> None:
         """Open a (replacement) connection now."""

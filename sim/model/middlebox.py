@@ -116,6 +116,8 @@ class Middlebox:
             return
         self.expire(flow, deadline)
         kind = RST if self.spec.on_expiry == "rst_both" else FIN
+        if kind == RST:
+            self.lb_rsts += 2
         flow.path.announce_expiry(flow.index, kind, self.spec.name, deadline)
 
     def check_expired(self, flow: Flow, t_s: float) -> None:

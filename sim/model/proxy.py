@@ -15,10 +15,11 @@ from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "ds", "us", "active", "queued", "ds_idle", "us_idle", "ds_idle_s", "us_idle_s")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "ds_idle_s", "us_idle_s")
 
-    def __init__(self, world, ds_conn, ds_idle_s: float, us_idle_s: float) -> None:
+    def __init__(self, world, slot, ds_conn, ds_idle_s: float, us_idle_s: float) -> None:
         self.world = world
+        self.slot = slot
         self.ds = ds_conn
         self.us = None
         self.active: Msg | None = None

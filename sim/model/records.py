@@ -15,6 +15,10 @@ OUTCOMES = (
     "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop",
 )
 
+#: Connection ids are ``slot * CONN_ID_STRIDE + n`` for the n-th connection a slot (and Envoy on its
+#: behalf) opened, so ids do not depend on which other slots ran in the same process.
+CONN_ID_STRIDE = 1_000_000
+
 COLUMNS = (
     "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",
     "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",

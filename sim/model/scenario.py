@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +56,8 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 class World:
     """Every entity of one replication."""
 
-    def __init__(self, sc: Scenario, seed: int, trace_conn: int | None = None) -> None:
+    def __init__(self, sc: Scenario, seed: int, trace_conn: int | None = None,
+                 slots: Iterable[int] | None = None) -> None:
         self.sc = sc
         self.trace_conn = trace_conn
         self.trace: list | None = None
@@ -81,24 +82,27 @@ class World:
             lst, ups = sc.envoy.listener, sc.envoy.upstream
             self.listener_spec = sock_spec(lst.keepalive, lst.user_timeout)
             self.envoy_up_spec = sock_spec(ups.keepalive, ups.user_timeout)
-        kind, a, b = sc.traffic.service_time.spec()
-        self.server = Server(self, Sampler(kind, a, b, _rng(seed, STREAM_SERVICE)))
         self.conns: list[Conn] = []
-        self._ids = itertools.count()
+        # Everything random is per slot, and connection ids are per slot too, so a subset of the
+        # slots simulates exactly as it would within the whole fleet (see run_split).
+        sk, sa, sb = sc.traffic.service_time.spec()
         gk, ga, gb = sc.traffic.request_gap.spec()
         n = sc.connections
-        self.slots = [ClientSlot(self, i, Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i) if gk != "fixed" else None))
-                      for i in range(n)]
-        for i, slot in enumerate(self.slots):
+        self.slots: list[ClientSlot] = []
+        for i in (range(n) if slots is None else slots):
+            gaps = Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i) if gk != "fixed" else None)
+            server = Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i) if sk != "fixed" else None))
+            slot = ClientSlot(self, i, gaps, server)
+            self.slots.append(slot)
             self.sched.call_at(i * sc.traffic.ramp / n, slot.open)
 
     def now(self) -> float:
         return self.env._now
 
-    def _connect(self, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
+    def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
                  b_host: Host, b_owner, b_spec: SockSpec) -> Conn:
         path = Path(self.sched, mbs, self.hop_s)
-        conn = Conn(next(self._ids), leg, path, self.now())
+        conn = Conn(slot.new_conn_id(), leg, path, self.now())
         if conn.conn_id == self.trace_conn:
             path.trace = self.trace = []
         cs = TcpSocket(a_host, a_owner, None)
@@ -117,23 +121,24 @@ class World:
         """The client opens a connection to Envoy, or straight to the upstream without Envoy."""
         sc = self.sc
         if sc.envoy:
-            conn = self._connect("downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
+            conn = self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
                                  self.envoy_host, None, self.listener_spec)
-            owner = EnvoyConn(self, conn, sc.envoy.listener.idle_timeout, sc.envoy.upstream.idle_timeout)
+            owner = EnvoyConn(self, slot, conn, sc.envoy.listener.idle_timeout, sc.envoy.upstream.idle_timeout)
             conn.ss.owner = owner
             return conn
-        return self._connect("downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
-                             self.upstream_host, self.server, self.upstream_spec)
+        return self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
+                             self.upstream_host, slot.server, self.upstream_spec)
 
     def open_upstream(self, owner: EnvoyConn) -> Conn:
         """Envoy opens its upstream (cluster) connection."""
-        return self._connect("upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
-                             self.upstream_host, self.server, self.upstream_spec)
+        slot = owner.slot
+        return self._connect(slot, "upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
+                             self.upstream_host, slot.server, self.upstream_spec)
 
     def finish(self) -> Records:
         end = self.sc.duration
         rows = []
-        for conn in self.conns:
+        for conn in sorted(self.conns, key=lambda c: c.conn_id):  # rows by id, however the fleet ran
             conn.path.finish(end)
             rows.append(conn.row(end))
         columns = {name: [r[i] for r in rows] for i, name in enumerate(COLUMNS)}
@@ -147,11 +152,13 @@ class World:
         return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace)
 
 
-def run_one(sc: Scenario, seed: int, trace_conn: int | None = None) -> Records:
+def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
+            slots: Iterable[int] | None = None) -> Records:
     """Simulate one replication of ``sc`` with ``seed``. Pure: no files, no CLI, no executors.
-    ``trace_conn``: record every packet of that connection id (for timelines)."""
+    ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
+    only these client slots (the rest of the fleet is independent of them)."""
     t0 = time.perf_counter()
-    world = World(sc, seed, trace_conn)
+    world = World(sc, seed, trace_conn, slots)
     # The model's short-lived garbage (segments, heap entries) has no reference cycles and is freed
     # by reference counting; the cyclic collector would only re-walk every live connection, over and
     # over, as a fleet grows. It is paused for the run and restored after.
@@ -167,4 +174,37 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None) -> Records:
     from sim import __version__
 
     rec.run = {"events": events, "wall_s": time.perf_counter() - t0, "version": __version__}
+    return rec
+
+
+def merge(parts: list[Records]) -> Records:
+    """Records of disjoint slot sets, as one run: rows ordered by connection id."""
+    names = list(parts[0].columns)
+    rows = sorted((r for p in parts for r in zip(*(p.columns[k] for k in names), strict=True)), key=lambda r: r[0])
+    columns = {k: [r[i] for r in rows] for i, k in enumerate(names)}
+    counters = {k: sum(p.counters[k] for p in parts) for k in parts[0].counters}
+    intervals = [iv for p in parts for iv in p.flow_intervals]
+    trace = next((p.trace for p in parts if p.trace is not None), None)
+    run = {"events": sum(p.run["events"] for p in parts), "wall_s": max(p.run["wall_s"] for p in parts),
+           "version": parts[0].run["version"]}
+    return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace)
+
+
+def _run_part(args: tuple) -> Records:
+    sc, seed, trace_conn, slots = args
+    return run_one(sc, seed, trace_conn, slots)
+
+
+def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
+    """``run_one`` with the fleet's slots split over ``workers`` processes; the same records."""
+    if workers <= 1 or sc.connections < 2 * workers:
+        return run_one(sc, seed, trace_conn)
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0 = time.perf_counter()
+    chunks = [range(i, sc.connections, workers) for i in range(workers)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(_run_part, [(sc, seed, trace_conn, c) for c in chunks]))
+    rec = merge(parts)
+    rec.run["wall_s"] = time.perf_counter() - t0
     return rec

@@ -126,7 +126,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
              "## Verdict\n"]
     if rec:
         params = ", ".join(f"`{k}` = {fmt_param(v)}" for k, v in rec["params"].items())
-        parts.append(f"**Recommended: {params}.** Safe under every condition ({', '.join(conds) or 'the config as is'}), "
+        where = ", ".join(conds) or "the config as is"
+        parts.append(f"**Recommended: {params}.** Safe under every condition ({where}), "
                      f"observed smallest slack {fmt(rec.get('min_slack_s'))} s before the LB would expire a flow, "
                      f"predicted worst-case margin {fmt(rec.get('predicted_margin_s'))} s "
                      f"(timer-wheel lateness included), upper bound on the drop probability per idle gap "

@@ -75,6 +75,7 @@ def summarize_one(rec, duration_s: float) -> dict:
         "min_slack_s": min(slack) if slack else math.nan,
         "at_risk_gaps": sum(c["at_risk_gaps"]),
         "outcomes": dict(sorted(Counter(c["outcome"]).items())),
+        "_detects": detects,
     }
 
 
@@ -97,9 +98,8 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
         elif key == "min_slack_s":
             finite = [v for v in vals if not math.isnan(v)]
             out[key] = min(finite) if finite else math.nan
-        elif key == "detect_s_p50":
-            finite = [v for v in vals if not math.isnan(v)]
-            out[key] = _median(finite)
+        elif key == "detect_s_p50":  # over every detection time of every replication
+            out[key] = _median([d for s in per_rep for d in s.get("_detects", [])])
         else:
             out[key] = sum(vals)
     out["run"] = {
