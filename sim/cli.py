@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)build report.md and plots from a results folder")
     rp.add_argument("dir")
     sub.add_parser("profiles", help="list middlebox profiles with their parameters and sources")
+    va = sub.add_parser("validate", help="replay scaled cases on the real Linux stack and compare")
+    va.add_argument("--kernel", action="store_true", required=True, help="use network namespaces + nftables")
+    va.add_argument("--hz", type=int, choices=(100, 250, 300, 1000), help="kernel HZ (default: detected)")
+    va.add_argument("--json", action="store_true")
     return p
 
 
@@ -174,6 +178,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.testbed.validate import cleanup, main_validate
+
+    try:
+        return main_validate(args.hz, args.json)
+    finally:
+        cleanup()
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from sim.config.profiles import all_profiles
 
@@ -191,7 +204,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles}
+        cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles,
+                "validate": _cmd_validate}
         return cmds[args.cmd](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

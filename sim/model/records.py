@@ -23,7 +23,7 @@ COLUMNS = (
     "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",
     "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",
     "requests_in_flight_at_end", "keepalive_probes", "client_zombie_s", "server_zombie_s",
-    "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps",
+    "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps", "client_closed_at_s", "server_closed_at_s",
 )
 
 
@@ -136,4 +136,5 @@ class Conn:
             probes, zombies[0], zombies[1], self.opened_s,
             max(closed_at) if len(closed_at) == 2 else math.nan,
             min_slack, at_risk,
+            *(math.nan if s is None or s.closed_at_s is None else s.closed_at_s for s in (self.cs, self.ss)),
         )
