@@ -23,6 +23,24 @@ class Source(BaseModel):
     claim: str
 
 
+class Nlcu(BaseModel):
+    """AWS load-balancer capacity-unit dimensions and prices (an estimate, see ``source``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    new_flows_per_s: float
+    active_flows: float
+    bytes_per_hour: float
+    price_per_nlcu_hour_usd: float
+    price_per_hour_usd: float
+    source: str
+    note: str = ""
+
+
+class Capacity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nlcu: Optional[Nlcu] = None
+
+
 class Profile(BaseModel):
     """One device's idle-flow behaviour (schema documented in profiles/README.md)."""
 
@@ -39,6 +57,7 @@ class Profile(BaseModel):
     confidence: Literal["doc", "3rd", "inferred"]
     sources: list[Source]
     notes: str = ""
+    capacity: Optional[Capacity] = None
 
     @property
     def idle_timeout_s(self) -> float:

@@ -255,6 +255,8 @@ class TrafficCfg(Strict):
     ramp: Duration = 60.0
     request_gap: Dist = Dist(exponential=600.0)
     service_time: Dist = Dist(fixed=0.0)
+    request_bytes: int = Field(default=0, ge=0)
+    response_bytes: int = Field(default=0, ge=0)
 
 
 class NetworkCfg(Strict):

@@ -13,6 +13,15 @@ from sim.model.clock import EPS_S, LazyTimer
 from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
 
 FORWARD, DROP, BOUNCE = 0, 1, 2
+#: IPv4 (20) + TCP (20) + timestamps option (12): a probe, an ACK, or a data segment's headers.
+SEGMENT_HEADER_BYTES = 52
+
+
+def _bump(series: list[int], i: int, by: int = 1) -> None:
+    """series[i] += by, growing the list as simulated time advances."""
+    if i >= len(series):
+        series.extend([0] * (i + 1 - len(series)))
+    series[i] += by
 RST_TO_SENDER, LATE_DROP, NEW_FLOW = "rst_to_sender", "drop", "new_flow"
 
 
@@ -59,11 +68,17 @@ class Middlebox:
 
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
-        "intervals", "refresh_any",
+        "intervals", "refresh_any", "ka_per_min", "bytes_per_min", "new_per_s", "payload_bytes",
     )
 
-    def __init__(self, spec: MiddleboxSpec, sched) -> None:
+    def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0)) -> None:
         self.spec = spec
+        #: application bytes of a request (from the client) and of a response, for byte counts
+        self.payload_bytes = payload_bytes
+        #: capacity time series: keepalive packets and bytes per minute, new flows per second
+        self.ka_per_min: list[int] = []
+        self.bytes_per_min: list[int] = []
+        self.new_per_s: list[int] = []
         self.sched = sched
         self.timeout_s = spec.idle_timeout_s
         self.refresh_any = spec.refreshed_by == "any_packet"
@@ -82,6 +97,7 @@ class Middlebox:
 
     def _start(self, flow: Flow, t_s: float) -> None:
         self.new_flows += 1
+        _bump(self.new_per_s, int(t_s))
         flow.created_s = t_s
         flow.alive = True
         flow.last_seen_s = t_s
@@ -145,8 +161,14 @@ class Middlebox:
                 return DROP
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
-        if kind == PROBE or (kind == ACK and seg.probe_ack):
-            self.keepalive_packets += 1
+        minute = int(t_s // 60)
+        if kind == DATA:
+            _bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES + self.payload_bytes[0 if from_client else 1])
+        else:
+            _bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES)
+            if kind == PROBE or (kind == ACK and seg.probe_ack):
+                self.keepalive_packets += 1
+                _bump(self.ka_per_min, minute)
         if self.refresh_any or kind == DATA:
             slack = self.timeout_s - gap
             if slack < flow.min_slack_s:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from sim.config.profiles import middlebox_spec
+from sim.config.profiles import all_profiles, middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.app import ClientSlot, Sampler, Server, SockSpec
 from sim.model.clock import Clock, Scheduler
@@ -36,6 +36,8 @@ class Records:
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
     trace: list | None = None
+    #: capacity time series of the client-facing LB (sim.report.capacity)
+    series: dict = field(default_factory=dict)
 
 
 def sock_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SockSpec:
@@ -74,8 +76,9 @@ class World:
         self.client_host = host("client", sc.client.kernel)
         self.envoy_host = host("envoy", sc.envoy.kernel) if sc.envoy else None
         self.upstream_host = host("upstream", sc.upstream.kernel)
-        self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched) for c in lb_list(sc.lb)]
-        self.us_mbs = [Middlebox(middlebox_spec(c), self.sched) for c in lb_list(sc.upstream.lb)]
+        sizes = (sc.traffic.request_bytes, sc.traffic.response_bytes)
+        self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.lb)]
+        self.us_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.upstream.lb)]
         self.client_spec = sock_spec(sc.client.keepalive, sc.client.user_timeout)
         self.upstream_spec = sock_spec(sc.upstream.keepalive, sc.upstream.user_timeout)
         if sc.envoy:
@@ -149,7 +152,16 @@ class World:
             "new_flows": sum(m.new_flows for m in mbs),
         }
         intervals = [iv for m in mbs for iv in m.intervals]
-        return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace)
+        # capacity series of "the LB": the first middlebox the client's connections cross
+        lb = self.ds_mbs[0] if self.ds_mbs else (self.us_mbs[0] if self.us_mbs else None)
+        series = {}
+        if lb is not None:
+            cap = all_profiles()[lb.spec.name].capacity
+            series = {"keepalive_per_min": lb.ka_per_min, "bytes_per_min": lb.bytes_per_min,
+                      "new_flows_per_s": lb.new_per_s, "lb_intervals": lb.intervals,
+                      "nlcu": cap.nlcu.model_dump() if cap and cap.nlcu else None}
+        return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace,
+                       series=series)
 
 
 def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
@@ -185,9 +197,17 @@ def merge(parts: list[Records]) -> Records:
     counters = {k: sum(p.counters[k] for p in parts) for k in parts[0].counters}
     intervals = [iv for p in parts for iv in p.flow_intervals]
     trace = next((p.trace for p in parts if p.trace is not None), None)
+    series = {}
+    if parts[0].series:
+        for key in ("keepalive_per_min", "bytes_per_min", "new_flows_per_s"):
+            n = max(len(p.series[key]) for p in parts)
+            series[key] = [sum(p.series[key][i] for p in parts if i < len(p.series[key])) for i in range(n)]
+        series["lb_intervals"] = [iv for p in parts for iv in p.series["lb_intervals"]]
+        series["nlcu"] = parts[0].series["nlcu"]
     run = {"events": sum(p.run["events"] for p in parts), "wall_s": max(p.run["wall_s"] for p in parts),
            "version": parts[0].run["version"]}
-    return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace)
+    return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace,
+                   series=series)
 
 
 def _run_part(args: tuple) -> Records:

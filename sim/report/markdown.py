@@ -117,6 +117,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     if knobs:
         plots.save(plots.cost_vs_safety(table, knobs[0]), plot_dir / "cost_vs_safety.png")
         figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
+    cap_text = _capacity(root, loaded, pp, knobs, conds, plot_dir, figures)
     tl_text = ""
     if timeline and conns is not None:
         tl_text = _timeline(root, loaded, pp, conns, knobs + conds, plot_dir, figures)
@@ -152,6 +153,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
                  "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
                  "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
     parts.append(markdown_table(table, (knobs or ["point_id"]) + VERDICT_COLUMNS, knobs))
+    if cap_text:
+        parts.append("## Capacity\n")
+        parts.append(cap_text)
     parts.append("## Every grid point\n")
     parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS, knobs + conds))
     parts.append("## Assumptions\n")
@@ -219,3 +223,51 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
             + f", the server side `{row['server_outcome']}`"
             + (f" {sdet:.1f} s after it" if not math.isnan(sdet) else "")
             + ". The timeline figure shows every packet of that connection around the drop.")
+
+
+CAPACITY_COLUMNS = ["keepalive_pps_steady", "keepalive_pps_idle_closed_form", "keepalive_bytes_per_s", "lb_bytes_per_s",
+                    "lb_active_flows_mean", "lb_active_flows_peak", "new_flows_per_s", "new_flows_peak_per_s",
+                    "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd"]
+
+
+def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
+    """The capacity section: table per grid point, closed-form keepalive rate, flows and NLCU plots."""
+    from sim.report.verdict import idle_keepalive_pps
+
+    if "keepalive_pps_steady" not in pp or pp["keepalive_pps_steady"].isna().all():
+        return ""
+    keys = knobs + conds
+    raw = {k: v for k, v in loaded.raw.items() if k != "sweep"}
+    closed = []
+    for _, r in pp.iterrows():
+        trial = json.loads(json.dumps(raw))
+        for k in keys:
+            apply_value(trial, split_key(k), clean(r[k]))
+        closed.append(idle_keepalive_pps(Scenario.model_validate(trial)))
+    pp = pp.assign(keepalive_pps_idle_closed_form=closed)
+    text = ("Through the client-facing LB, per grid point (mean over replications; peaks are maxima). "
+            "`keepalive_pps_steady` is measured over the second half of each run. "
+            "`keepalive_pps_idle_closed_form` is what a fleet that never sends after its first request "
+            "would cost: two packets (probe and ACK) per connection every TCP_KEEPIDLE + RTT. It matches the "
+            "measured rate only when connections are idle. NLCU and cost are **estimates** from AWS's "
+            "published NLB capacity-unit dimensions (800 new flows/s, 100,000 active flows, 1 GB/h per NLCU; "
+            "$0.006 per NLCU-hour + $0.0225/h in us-east-1, <https://aws.amazon.com/elasticloadbalancing/pricing/>, "
+            "seen via public copies), not a quote.\n\n")
+    text += markdown_table(pp, keys + CAPACITY_COLUMNS, keys)
+    series_path = root / "series.parquet"
+    if series_path.exists():
+        series = pd.read_parquet(series_path)
+        sub = pp
+        if conds:
+            first = pp[conds[0]].iloc[0]
+            sub = pp[pp[conds[0]] == first]
+        picks = sub.iloc[:: max(1, len(sub) // 8)]
+        labels = {r["point_id"]: ", ".join(f"{k.rsplit('.', 1)[-1]}={fmt_param(r[k])}" for k in keys)
+                  for _, r in picks.iterrows()}
+        plots.save(plots.active_flows(series, labels, "LB active flows over time"), plot_dir / "active_flows.png")
+        figures.append(("active_flows.png", "Flows in the LB's table, per minute"))
+    if not pp["nlcu_mean"].isna().all() and (knobs or conds):
+        key = (knobs or conds)[0]
+        plots.save(plots.nlcu(pp.drop_duplicates(subset=[key]), key), plot_dir / "nlcu.png")
+        figures.append(("nlcu.png", "Estimated NLB capacity units per setting"))
+    return text + "\n"

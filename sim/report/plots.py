@@ -129,6 +129,38 @@ def timeline(trace: list[tuple], title: str, drop_s: float | None = None) -> plt
     return fig
 
 
+def active_flows(series: pd.DataFrame, labels: dict[str, str], title: str) -> plt.Figure:
+    """LB flow-table size per minute, one line per labelled point (first replication)."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for pid, label in labels.items():
+        sub = series[(series["point_id"] == pid) & (series["replication"] == series["replication"].min())]
+        ax.plot(sub["minute"], sub["active_flows"], label=label, lw=1.2)
+    ax.set_xlabel("simulated minute")
+    ax.set_ylabel("active flows in the LB")
+    ax.set_title(title)
+    if labels:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def nlcu(table: pd.DataFrame, key: str) -> plt.Figure:
+    """Estimated NLB capacity units (mean and peak minute) per setting; an estimate from AWS's
+    published NLCU dimensions."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    labels = [_label(v) for v in table[key]]
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, table["nlcu_mean"], 0.4, label="mean minute")
+    ax.bar(x + 0.2, table["nlcu_peak"], 0.4, label="peak minute")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_xlabel(key)
+    ax.set_ylabel("NLCU (estimate)")
+    ax.set_title("Estimated NLB capacity units")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

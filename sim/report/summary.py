@@ -7,12 +7,13 @@ from collections import Counter
 from collections.abc import Iterable
 
 from sim.model.records import OUTCOMES
+from sim.report.capacity import CAPACITY_FIELDS, capacity
 
 SUMMARY_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
     "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "zombie_s_total", "zombies_peak",
     "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
-    "lb_active_flows_peak", "new_flows", "min_slack_s", "at_risk_gaps", "outcomes",
+    "lb_active_flows_peak", "new_flows", "min_slack_s", "at_risk_gaps", *CAPACITY_FIELDS, "outcomes",
 )
 
 
@@ -74,6 +75,7 @@ def summarize_one(rec, duration_s: float) -> dict:
         "new_flows": rec.counters["new_flows"],
         "min_slack_s": min(slack) if slack else math.nan,
         "at_risk_gaps": sum(c["at_risk_gaps"]),
+        **capacity(rec.series, duration_s),
         "outcomes": dict(sorted(Counter(c["outcome"]).items())),
         "_detects": detects,
     }
@@ -82,7 +84,7 @@ def summarize_one(rec, duration_s: float) -> dict:
 def combine(per_rep: list[dict], runs: list[dict]) -> dict:
     """Counts summed over replications; rates and peaks averaged / maxed (DESIGN §3)."""
     out: dict = {}
-    k = len(per_rep)
+    len(per_rep)
     for key in SUMMARY_FIELDS:
         vals = [s[key] for s in per_rep]
         if key == "outcomes":
@@ -90,9 +92,11 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             for v in vals:
                 total.update(v)
             out[key] = {o: total[o] for o in OUTCOMES if total[o]}
-        elif key in ("silent_drop_rate", "failed_request_rate", "keepalive_pps"):
-            out[key] = sum(vals) / k
-        elif key in ("zombies_peak", "lb_active_flows_peak", "detect_s_max"):
+        elif key in ("silent_drop_rate", "failed_request_rate", "keepalive_pps") or (
+                key in CAPACITY_FIELDS and "peak" not in key):
+            finite = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
+            out[key] = sum(finite) / len(finite) if finite else math.nan
+        elif key in ("zombies_peak", "lb_active_flows_peak", "detect_s_max", "new_flows_peak_per_s", "nlcu_peak"):
             finite = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
             out[key] = max(finite) if finite else math.nan
         elif key == "min_slack_s":

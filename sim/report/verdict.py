@@ -10,6 +10,7 @@ import pandas as pd
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.clock import wheel_granularity_j
+from sim.report.capacity import CAPACITY_FIELDS
 
 
 def keepalive_sides(sc: Scenario) -> list[tuple[str, KeepaliveCfg, KernelCfg]]:
@@ -71,6 +72,12 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         lb_active_flows_peak=("lb_active_flows_peak", "max"),
         detect_s_max=("detect_s_max", "max"),
         zombie_s_total=("zombie_s_total", "sum"),
+        hang_s_total=("hang_s_total", "sum"),
+        zombies_peak=("zombies_peak", "max"),
+        keepalive_packets=("keepalive_packets", "sum"),
+        lb_rsts=("lb_rsts", "sum"),
+        new_flows=("new_flows", "sum"),
+        **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
     ).reset_index()
     firsts = ok.groupby("point_id", sort=False)[param_keys].first().reset_index()
     out = firsts.merge(agg, on="point_id").sort_values("point_index", ignore_index=True)
@@ -79,7 +86,8 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         (3.0 / n if n else math.nan) if d == 0 else d / max(n + d, 1)
         for d, n in zip(out["silent_drops"], out["at_risk_gaps"], strict=True)
     ]
-    out["ka_pps_per_1000"] = out["keepalive_pps"] / connections * 1000
+    fleet = out["connections"] if "connections" in out else connections  # a swept fleet size wins
+    out["ka_pps_per_1000"] = out["keepalive_pps"] / fleet * 1000
     return out
 
 
@@ -137,3 +145,17 @@ def _py(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
+
+
+def idle_keepalive_pps(sc: Scenario) -> float | None:
+    """Closed form for a fleet that is idle after its first request: each connection's prober sends
+    a probe and gets its ACK every TCP_KEEPIDLE + RTT (R16, example 11), both crossing the LB."""
+    for _, ka, kernel in reversed(keepalive_sides(sc)):
+        if ka.enabled:
+            _, _, sysctl = kernel.resolved()
+            idle = ka.idle or sysctl["net.ipv4.tcp_keepalive_time"]
+            intvl = ka.interval or sysctl["net.ipv4.tcp_keepalive_intvl"]
+            rtt = 2 * (len(lb_list(sc.lb)) + 1) * sc.network.one_way_delay
+            period = intvl if intvl - rtt >= idle else idle + rtt
+            return 2 * sc.connections / period
+    return None

@@ -52,8 +52,8 @@ def run_sweep(loaded: Loaded, out: Path, *, executor: str = "process", workers: 
                                         "replication": task.replication, "error": error,
                                         **{k: json.dumps(v) for k, v in task.params.items()}})
         else:
-            row, conns = result
-            store.save(task.key, row, conns if connections else None)
+            row, conns, series = result
+            store.save(task.key, row, conns if connections else None, series)
             store.clear_error(task.key)
         if bar is not None:
             bar.update(1)

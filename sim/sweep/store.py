@@ -20,9 +20,11 @@ class Store:
         """Tasks already finished without error."""
         return {p.name[: -len(".points.parquet")] for p in self.parts.glob("*.points.parquet")}
 
-    def save(self, key: str, row: dict, conns: pd.DataFrame | None) -> None:
+    def save(self, key: str, row: dict, conns: pd.DataFrame | None, series: pd.DataFrame | None = None) -> None:
         if conns is not None:
             write_parquet(conns, self.parts / f"{key}.conns.parquet")
+        if series is not None:
+            write_parquet(series, self.parts / f"{key}.series.parquet")
         write_parquet(pd.DataFrame([row]), self.parts / f"{key}.points.parquet")  # last: marks done
 
     def save_error(self, key: str, row: dict) -> None:
@@ -53,4 +55,7 @@ class Store:
             conns = self._concat("*.conns.parquet")
             if not conns.empty:
                 write_parquet(conns, self.root / "connections.parquet")
+        series = self._concat("*.series.parquet")
+        if not series.empty:
+            write_parquet(series, self.root / "series.parquet")
         atomic_write(self.root / "summary.csv", summary.to_csv(index=False))

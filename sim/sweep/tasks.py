@@ -9,6 +9,7 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.model.scenario import run_one
+from sim.report.capacity import series_frame
 from sim.report.summary import summarize_one
 from sim.sweep.seeds import replication_seed
 
@@ -26,7 +27,7 @@ class Task:
         return f"{self.point_id}-r{self.replication}"
 
 
-def run_task(task: Task) -> tuple[dict, pd.DataFrame]:
+def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Simulate one replication of one point. The seed depends only on (config seed, replication),
     so every point sees the same traffic (common random numbers)."""
     seed = replication_seed(task.scenario.seed, task.replication)
@@ -41,4 +42,7 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame]:
     conns = pd.DataFrame(rec.columns)
     conns.insert(0, "replication", task.replication)
     conns.insert(0, "point_id", task.point_id)
-    return row, conns
+    series = series_frame(rec.series, task.scenario.duration)
+    series.insert(0, "replication", task.replication)
+    series.insert(0, "point_id", task.point_id)
+    return row, conns, series

@@ -1,0 +1,38 @@
+"""Capacity figures: the keepalive rate of an idle fleet against its closed form, storms, NLCU."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.config.load import load_config
+from sim.model.scenario import run_one
+from sim.report.capacity import active_flows_per_minute
+from sim.report.summary import summarize_one
+from sim.report.verdict import idle_keepalive_pps
+
+
+def test_idle_fleet_keepalive_rate_matches_closed_form_within_2_percent():
+    # configs/fleet-idle.yaml at 2,000 connections: a probe and its ACK per connection every I + RTT.
+    sc = load_config("configs/fleet-idle.yaml", ["connections=2000"]).scenario
+    s = summarize_one(run_one(sc, 1), sc.duration)
+    expected = 2 * 2000 / (300 + 0.004)
+    assert idle_keepalive_pps(sc) == pytest.approx(expected)
+    assert s["keepalive_pps_steady"] == pytest.approx(expected, rel=0.02)
+    assert s["silent_drops"] == 0
+    assert s["lb_active_flows_peak"] == 2000
+
+
+def test_reconnect_storm_peak_new_flows_and_nlcu():
+    sc = load_config("configs/reconnect-storm.yaml", ["connections=3000", "duration=15m"]).scenario
+    s = summarize_one(run_one(sc, 1), sc.duration)
+    # all 3,000 open at t=0, all meet an RST at ~400 s and reconnect in the same second; the next
+    # request, 400 s later on the new connection, meets the same fate (~800 s): two storms in 15 min
+    assert s["new_flows_peak_per_s"] == 3000
+    assert s["failed_requests"] == 2 * 3000
+    assert s["nlcu_peak"] == pytest.approx(3000 / 60 / 800, rel=0.01)  # the new-flow dimension wins
+    assert s["lb_cost_per_hour_usd"] > 0.0225
+
+
+def test_active_flows_sampled_per_minute():
+    got = active_flows_per_minute([(0.0, 90.0), (30.0, 200.0), (150.0, 400.0)], 300.0)
+    assert list(got) == [1, 2, 1, 2, 1]  # at minutes 0, 1, 2, 3, 4
