@@ -113,8 +113,12 @@ class Middlebox:
         if flow.timer is not None:
             flow.timer.clear()
 
-    def expire(self, flow: Flow, at_s: float) -> None:
-        """The idle timer ran out at ``at_s`` (lazily discovered)."""
+    def expire(self, flow: Flow, at_s: float, seen_s: float | None = None) -> None:
+        """The idle timer ran out at ``at_s``, lazily discovered at ``seen_s`` (a late packet or the
+        end of the run): the slack of that idle gap was negative."""
+        slack = self.timeout_s - ((seen_s if seen_s is not None else at_s) - flow.last_seen_s)
+        if slack < flow.min_slack_s:
+            flow.min_slack_s = slack
         self._end(flow, at_s)
         if flow.path.trace is not None:
             flow.path.trace.append((at_s, "lb", "expired", f"{self.spec.name} forgets the flow"))
@@ -141,7 +145,7 @@ class Middlebox:
         if flow.alive:
             deadline = flow.last_seen_s + self.timeout_s
             if t_s >= deadline - EPS_S:
-                self.expire(flow, deadline)
+                self.expire(flow, deadline, t_s)
 
     # ------------------------------------------------------------------ packets
     def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
@@ -149,7 +153,7 @@ class Middlebox:
         if flow.alive:
             deadline = flow.last_seen_s + self.timeout_s
             if t_s >= deadline - EPS_S:
-                self.expire(flow, deadline)
+                self.expire(flow, deadline, t_s)
         if not flow.alive:
             if kind == RST:
                 return DROP  # an RST for a forgotten flow is never answered

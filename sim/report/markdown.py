@@ -9,12 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from sim.config.load import apply_value, load_config, split_key
+from sim.config.load import apply_value, split_key
 from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
-from sim.errors import ConfigError
 from sim.output import atomic_write, clean
 from sim.report import plots
+from sim.report.results import load_results
 
 VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "min_slack_s", "predicted_margin_s", "p_drop_upper",
                    "ka_pps_per_1000", "lb_active_flows_peak"]
@@ -85,22 +85,10 @@ def assumptions(sc: Scenario) -> str:
 
 def build_report(root: Path, timeline: bool = True) -> Path:
     """Write ``report.md`` and ``plots/*.png`` in ``root`` from what the sweep stored there."""
-    root = Path(root)
-    summary_csv = root / "summary.csv"
-    meta_path = root / "sweep.json"
-    if not summary_csv.exists() or not meta_path.exists():
-        raise ConfigError("not a sweep results folder (summary.csv and sweep.json are missing)", file=str(root),
-                          allowed="a folder written by 'python -m sim sweep'")
-    meta = json.loads(meta_path.read_text())
-    knobs, conds = meta["knobs"], meta["conditions"]
-    pp = pd.read_csv(summary_csv)
-    for k in knobs + conds:
-        pp[k] = pp[k].map(_parse_cell)
-    loaded = load_config(root / "config.resolved.yaml")
+    res = load_results(root)
+    root, meta, knobs, conds = res.root, res.meta, res.knobs, res.conditions
+    pp, table, loaded, conns = res.points, res.table, res.loaded, res.connections
     sc = loaded.scenario
-    from sim.report.verdict import per_knob
-
-    table = per_knob(pp, knobs)
     plot_dir = root / "plots"
     plot_dir.mkdir(exist_ok=True)
     figures = []
@@ -109,8 +97,6 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         y = (conds[0] if conds and knobs else (knobs[1] if len(knobs) > 1 else None))
         plots.save(plots.heatmap(pp, x, y), plot_dir / "heatmap.png")
         figures.append(("heatmap.png", f"Silent drops per replication over {x}" + (f" and {y}" if y else "")))
-    conns_path = root / "connections.parquet"
-    conns = pd.read_parquet(conns_path) if conns_path.exists() else None
     if conns is not None:
         plots.save(plots.detection_times(conns), plot_dir / "detection.png")
         figures.append(("detection.png", "How long after the drop each side found out"))
@@ -169,18 +155,6 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     path = root / "report.md"
     atomic_write(path, "\n".join(parts))
     return path
-
-
-def _parse_cell(v: Any) -> Any:
-    if isinstance(v, str):
-        low = v.strip().lower()
-        if low in ("true", "false"):
-            return low == "true"
-        try:
-            return json.loads(v)
-        except ValueError:
-            return v
-    return v
 
 
 def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:

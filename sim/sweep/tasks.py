@@ -35,8 +35,9 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     summary = summarize_one(rec, task.scenario.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
+    summary["connections_opened"] = summary["connections"]  # a swept `connections` key takes the name
     row = {"point_id": task.point_id, "point_index": task.point_index, "replication": task.replication,
-           "seed": seed, **task.params, **summary, **{f"outcome_{k}": v for k, v in outcomes.items()},
+           "seed": seed, **summary, **task.params, **{f"outcome_{k}": v for k, v in outcomes.items()},
            "run_events": rec.run["events"], "run_wall_s": rec.run["wall_s"], "run_version": rec.run["version"],
            "error": ""}
     conns = pd.DataFrame(rec.columns)
