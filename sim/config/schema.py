@@ -205,10 +205,20 @@ def _lb_in(v: Any) -> Any:
 LbChain = Annotated[Optional[Union[LbCfg, list[LbCfg]]], BeforeValidator(_lb_in)]
 
 
+class PoolCfg(Strict):
+    """The client's connection pool: close an idle connection, or any connection after a lifetime."""
+
+    idle_timeout: Duration = 0.0  # 0 = off; the next request then opens a new connection
+    max_lifetime: Duration = 0.0  # 0 = off; closed after its current request, replaced at once
+
+
 class ClientCfg(Strict):
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
     kernel: KernelCfg = KernelCfg()
+    request_timeout: Duration = 0.0  # 0 = off; the client gives up on a request and its connection
+    ping_interval: Duration = 0.0  # HTTP/2 (gRPC) PING every this long on each connection; 0 = off
+    pool: PoolCfg = PoolCfg()
 
 
 class SocketOption(Strict):
@@ -222,20 +232,25 @@ class SocketOption(Strict):
 
 
 class ListenerCfg(Strict):
-    """Envoy's downstream (accepted) sockets and the HTTP connection manager's idle timeout."""
+    """Envoy's downstream (accepted) sockets, its HTTP connection manager and route timers."""
 
     socket_options: Optional[list[SocketOption]] = None
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
+    #: http: idle_timeout = no active request for this long; tcp_proxy: no bytes for this long
+    protocol: Literal["http", "tcp_proxy"] = "http"
     idle_timeout: Duration = 3600.0
+    route_timeout: Duration = 15.0  # a request without a response for this long gets a 504; 0 = off
+    stream_idle_timeout: Duration = 300.0  # a stream with no bytes for this long is reset (408); 0 = off
 
 
 class EnvoyUpstreamCfg(Strict):
-    """Envoy's cluster side: DestinationRule tcpKeepalive and the pool idle timeout."""
+    """Envoy's cluster side: DestinationRule tcpKeepalive, the pool idle timeout, retries."""
 
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
     idle_timeout: Duration = 3600.0
+    retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
 
 
 class EnvoyCfg(Strict):
@@ -244,11 +259,21 @@ class EnvoyCfg(Strict):
     kernel: KernelCfg = KernelCfg()
 
 
+class GrpcCfg(Strict):
+    """gRPC server keepalive enforcement (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ...)."""
+
+    min_ping_interval: Duration = 300.0
+    max_ping_strikes: int = Field(default=2, ge=0)
+    permit_without_calls: bool = False  # else pings with no call in progress may come every 2 h at most
+
+
 class UpstreamCfg(Strict):
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
     lb: LbChain = None
     kernel: KernelCfg = KernelCfg()
+    idle_timeout: Duration = 0.0  # HTTP keep-alive timeout: the server closes an idle connection; 0 = off
+    grpc: Optional[GrpcCfg] = None
 
 
 class TrafficCfg(Strict):

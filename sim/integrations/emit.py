@@ -10,6 +10,7 @@ effective setting (tested in tests/test_integrations.py).
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from sim.config.sockopts import SOCKET_OPTIONS, TCP_OPTIONS
@@ -32,8 +33,21 @@ def k8s_name(text: str, suffix: str) -> str:
     return f"{base[: 62 - len(suffix)].rstrip('-')}-{suffix}"
 
 
-def _comments(header: list[str]) -> str:
-    return "".join(f"# {h}\n" if h else "#\n" for h in header)
+def _comments(header: list[str], width: int = 100) -> str:
+    """YAML/sysctl comment lines, long ones wrapped (indented continuation lines keep their indent)."""
+    out = []
+    for h in header:
+        if not h:
+            out.append("#\n")
+            continue
+        body = h.lstrip(" ")
+        indent = " " * (len(h) - len(body))
+        if indent:  # a command line to copy: never wrapped
+            out.append(f"# {h}\n")
+            continue
+        for piece in textwrap.wrap(body, width=width, break_long_words=False, break_on_hyphens=False):
+            out.append(f"# {piece}\n")
+    return "".join(out)
 
 
 def envoyfilter(ka: EmitKeepalive, *, name: str, namespace: str, listener: str, port: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -149,6 +150,7 @@ class Verdict:
     profile: str
     lb_idle_timeout_s: float
     hz: int
+    one_way_delay_s: float
     safe: bool
     reason: str
     margin_s: float | None = None  # predicted: with the worst timer-wheel lateness
@@ -203,7 +205,7 @@ def verdict(eff: Effective, st: Settings) -> Verdict | None:
         return None
     spec = middlebox_spec(LbCfg(profile=st.lb))
     other = 1000 if st.hz != 1000 else 250
-    v = Verdict(st.lb, spec.idle_timeout_s, st.hz, False, "", other_hz=other)
+    v = Verdict(st.lb, spec.idle_timeout_s, st.hz, st.one_way_delay_s, False, "", other_hz=other)
     v.max_safe_idle_s = {hz: max_safe_idle(st.lb, hz, st.one_way_delay_s) for hz in (st.hz, other)}
     if spec.refreshed_by != "any_packet":
         v.reason = f"{st.lb} is refreshed only by packets with payload: keepalive probes do not keep its flows"
@@ -234,10 +236,10 @@ def hop_traps(hop: HopDecl, eff: Effective) -> list[str]:
     out = list(hop.notes)
     if hop.side == "listener":
         opts = hop.socket_options
-        if opts is None:
+        if opts is None and hop.origin != "config_dump":  # a dump lists every listener; shown compactly
             out.append(f"listener {hop.name}: no socket_options, so Envoy leaves SO_KEEPALIVE off on the connections "
                        "it accepts")
-        elif not eff.enabled and any((o.level, o.name) in ((6, 4), (6, 5), (6, 6)) for o in opts):
+        elif not eff.enabled and any((o.level, o.name) in ((6, 4), (6, 5), (6, 6)) for o in opts or []):
             out.append(f"listener {hop.name}: TCP_KEEPIDLE/INTVL/CNT without SO_KEEPALIVE=1 (level 1, name 9) are "
                        "stored but never used: no probe is sent")
         if eff.enabled:
@@ -372,16 +374,22 @@ def _ss_report(parsed: Parsed, st: Settings, warnings: list[str]) -> dict[str, A
     if ka:
         lo = min(ka, key=lambda c: c.left_s or 0.0)
         hi = max(ka, key=lambda c: c.left_s or 0.0)
+        wheel = KernelCfg(hz=st.hz, timers="wheel")
         summary.update(left_min_s=lo.left_s, left_max_s=hi.left_s, left_min_text=lo.timer_text,
                        left_max_text=hi.timer_text, idle_at_least_s=hi.left_s,
-                       lateness_s=probe_lateness_max_s(max(1, int(hi.left_s or 0)), KernelCfg(hz=st.hz, timers="wheel")),
+                       lateness_s=probe_lateness_max_s(max(1, int(hi.left_s or 0)), wheel),
                        probing=sum((c.count or 0) > 0 for c in ka))
     if st.lb and ka:
         timeout = st.lb_timeout_s() or 0.0
         best = max_safe_idle(st.lb, st.hz, st.one_way_delay_s)
-        floor = int(summary["idle_at_least_s"] or 0)
+        # A timer is armed for at most max(TCP_KEEPIDLE, TCP_KEEPINTVL): one with more time left than
+        # the largest safe TCP_KEEPIDLE belongs to a socket that the LB will drop when idle.
+        over = [c for c in ka if best is None or (c.left_s or 0.0) > best]
+        for d in conns:
+            if d["timer"] == "keepalive" and (best is None or (d["left_s"] or 0.0) > best):
+                d["status"] += f"; UNSAFE vs {st.lb}: armed for more than the largest safe TCP_KEEPIDLE ({best} s)"
         summary["lb"] = {"profile": st.lb, "idle_timeout_s": timeout, "max_safe_idle_s": best,
-                         "unsafe": best is None or floor > best}
+                         "unsafe_connections": len(over)}
     if summary["without_timer"]:
         warnings.append("established connections without any timer have SO_KEEPALIVE off: the app (or Envoy's "
                         "listener) never enabled it, or the options were set on the wrong socket")
@@ -435,6 +443,7 @@ def render_text(rep: dict[str, Any]) -> str:
     """The human report (``inspect`` without ``--json``)."""
     a = rep["assumed"]
     lines = [f"{rep['file']}: {rep['title']}"]
+    wrap = _wrap
     if a["lb"]:
         lines.append(f"assumed: LB {a['lb']} (idle timeout {a['lb_idle_timeout_s']:g} s), HZ={a['hz']} timer wheel, "
                      f"1 hop of {a['one_way_delay_s'] * 1000:g} ms one-way delay between the LB and the probing socket")
@@ -445,7 +454,10 @@ def render_text(rep: dict[str, Any]) -> str:
         lines += _render_sysctl(rep)
     else:
         summary = []
+        quiet = [h for h in rep["hops"] if h["origin"] == "config_dump" and not h["keepalive"]["enabled"]]
         for h in rep["hops"]:
+            if h in quiet:
+                continue
             lines += [""] + _render_hop(h)
             k = h["keepalive"]
             text = f"keepalive {k['triple']}" if k["enabled"] else "keepalive off"
@@ -455,10 +467,25 @@ def render_text(rep: dict[str, Any]) -> str:
                 if v["margin_s"] is not None:
                     text += f" (margin {v['margin_s']:.3f} s)"
             summary.append(f"  {h['side']} {h['name']}: {text}")
+        if quiet:
+            lines += ["", "without keepalive (no socket_options / no tcp_keepalive: SO_KEEPALIVE stays off):"]
+            lines += [f"  {h['side']} {h['name']}" + (f" (port {h['port']})" if h["port"] is not None else "")
+                      for h in quiet]
         lines += ["", "summary:"] + summary
     if rep["warnings"]:
         lines += ["", "traps:"] + [f"  - {w}" for w in rep["warnings"]]
-    return "\n".join(lines)
+    return "\n".join(wrap(ln) for ln in lines)
+
+
+def _wrap(line: str, width: int = 110) -> str:
+    """Wrap a long report line, continuing under its own indentation (list items: under the text)."""
+    if len(line) <= width:
+        return line
+    body = line.lstrip(" ")
+    indent = " " * (len(line) - len(body))
+    extra = "  " if body.startswith("- ") else "  " if indent else "    "
+    return textwrap.fill(body, width=width, initial_indent=indent, subsequent_indent=indent + extra,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _hop_title(h: dict[str, Any]) -> str:
@@ -493,14 +520,16 @@ def _render_hop(h: dict[str, Any]) -> list[str]:
     return out
 
 
-def _render_keepalive(k: dict[str, Any]) -> list[str]:
+def _render_keepalive(k: dict[str, Any], title: str = "effective keepalive", sources: bool = True) -> list[str]:
     if not k["enabled"]:
-        return ["  effective keepalive: off (SO_KEEPALIVE not set): no probes on this hop"]
+        return [f"  {title}: off (SO_KEEPALIVE not set): no probes on this hop"]
     detail = f"idle {k['idle']} s, interval {k['interval']} s, count {k['count']}"
-    out = [f"  effective keepalive: on, {k['triple']} ({detail})"]
-    if k["fallbacks"]:
+    out = [f"  {title}: on, {k['triple']} ({detail})"]
+    if not sources:
+        pass  # the sysctl report: its table is the source of all three
+    elif k["fallbacks"]:
         for key in k["fallbacks"]:
-            out.append(f"    {OPTION_OF[key]} falls back to {k['sources'][key]}")
+            out.append(f"    {OPTION_OF[key]} not set on the socket: falls back to {k['sources'][key]}")
     else:
         out.append("    all three set explicitly; nothing falls back to sysctls")
     if k["user_timeout_ms"]:
@@ -516,9 +545,11 @@ def _render_verdict(v: dict[str, Any] | None, k: dict[str, Any]) -> list[str]:
     if v["margin_s"] is None:
         return [head + f"UNSAFE: {v['reason']}"]
     word = "SAFE" if v["safe"] else "UNSAFE"
+    owd = v["one_way_delay_s"]
     out = [head + f"{word}, margin {v['margin_s']:.3f} s",
            f"    margin = {v['lb_idle_timeout_s']:g} - ({k['idle']} idle + {v['lateness_s']:g} worst timer-wheel "
-           f"lateness at HZ={v['hz']} + 2 x 1 hop x one-way delay); nominal margin {v['nominal_margin_s']:.3f} s",
+           f"lateness at HZ={v['hz']} + 2 x 1 hop x {owd:g} s one-way delay); with exact timers "
+           f"{v['nominal_margin_s']:.3f} s",
            f"    {v['reason']}"]
     safe = v["max_safe_idle_s"]
     best = ", ".join(f"{x} s at HZ={hz}" if x else f"none at HZ={hz}" for hz, x in safe.items())
@@ -536,7 +567,7 @@ def _render_sysctl(rep: dict[str, Any]) -> list[str]:
         where = f"line {got['line']}" if got else "not in the lines: kernel default"
         value = got["value"] if got else DEFAULT_SYSCTL[name]
         out.append(f"  {name:<30} = {value:<6} ({where})")
-    out += _render_keepalive(ns["keepalive"])
+    out += _render_keepalive(ns["keepalive"], "effective keepalive of a socket with only SO_KEEPALIVE=1", False)
     out.append(f"    data into a blackhole is given up after {ns['retries2_timeout_s']:g} s of retransmissions "
                "(tcp_retries2, R32)")
     out += _render_verdict(ns["verdict"], ns["keepalive"])
@@ -556,22 +587,24 @@ def _render_ss(rep: dict[str, Any]) -> list[str]:
                f"{s['hidden']} with the keepalive timer hidden by a retransmission/persist timer")
     if s["keepalive"]:
         out.append(f"  time left {s['left_min_text'] or '0'}-{s['left_max_text'] or '0'} "
-                   f"({s['left_min_s']:g}-{s['left_max_s']:g} s): each timer fires then, probing if the connection "
-                   f"is still idle, up to {s['lateness_s']:g} s late at HZ={rep['assumed']['hz']} (timer wheel)")
-        out.append(f"  TCP_KEEPIDLE (or TCP_KEEPINTVL, if larger) is at least {s['idle_at_least_s']:g} s: a "
-                   "keepalive timer is never armed for longer")
+                   f"({s['left_min_s']:g}-{s['left_max_s']:g} s): each timer fires then (up to "
+                   f"{s['lateness_s']:g} s later on a HZ={rep['assumed']['hz']} timer wheel) and sends a probe if "
+                   "the connection is still idle")
+        out.append(f"  the largest time left, {s['idle_at_least_s']:g} s, means TCP_KEEPIDLE (or TCP_KEEPINTVL, if "
+                   "larger) is at least that on that socket: a keepalive timer is never armed for longer")
         if s["probing"]:
             out.append(f"  {s['probing']} connection(s) have probes outstanding")
     lb = s.get("lb")
     if lb:
-        if lb["unsafe"]:
-            out.append(f"  vs {lb['profile']} (idle timeout {lb['idle_timeout_s']:g} s): UNSAFE: TCP_KEEPIDLE is at "
-                       f"least {s['idle_at_least_s']:g} s, above the largest safe value "
-                       f"({lb['max_safe_idle_s']} s at HZ={rep['assumed']['hz']})")
+        head = f"  vs {lb['profile']} (idle timeout {lb['idle_timeout_s']:g} s): "
+        best = f"{lb['max_safe_idle_s']} s at HZ={rep['assumed']['hz']}"
+        if lb["unsafe_connections"]:
+            out.append(head + f"UNSAFE: {lb['unsafe_connections']} connection(s) have a keepalive timer armed for "
+                       f"longer than the largest safe TCP_KEEPIDLE ({best})")
         else:
-            out.append(f"  vs {lb['profile']} (idle timeout {lb['idle_timeout_s']:g} s): consistent with a safe "
-                       f"setting if TCP_KEEPIDLE <= {lb['max_safe_idle_s']} s at HZ={rep['assumed']['hz']}; "
-                       "ss cannot show the configured value, so inspect the EnvoyFilter or config_dump too")
+            out.append(head + f"consistent with a safe setting: every timer is within the largest safe "
+                       f"TCP_KEEPIDLE ({best}); ss cannot show the configured value, so inspect the EnvoyFilter or "
+                       "config_dump too")
     return out
 
 

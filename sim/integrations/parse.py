@@ -465,6 +465,11 @@ def _parse_yaml(text: str, file: str) -> Parsed:
                 h, t, nt = _envoyfilter(obj, lines, base, file)
             elif kind == "DestinationRule":
                 h, t, nt = _destinationrule(obj, lines, base, file)
+            elif isinstance(obj, dict) and kind is None and {"envoy", "lb", "sweep"} & set(obj):
+                rejected.append(ConfigError("this is a sim scenario config, not a deployed artefact", file=file,
+                                            line=1, allowed="`python -m sim recommend CONFIG --emit ...` for a "
+                                            "scenario; inspect reads " + ALLOWED_INPUTS))
+                continue
             elif isinstance(obj, (dict, list)) and kind is None:
                 try:  # config_dump / istioctl proxy-config output in YAML form
                     p = _from_envoy_objects(obj, file, "config_dump", lines, base)
@@ -473,7 +478,7 @@ def _parse_yaml(text: str, file: str) -> Parsed:
                     continue
                 h, t, nt, kind = p.hops, p.title, p.notes, "config_dump"
             else:
-                what = f"kind: {kind}" if kind else f"a YAML {type(obj).__name__}"
+                what = f"{kind!r}" if kind else f"a YAML {type(obj).__name__}"
                 where = base + ("kind",) if kind else base
                 rejected.append(ConfigError(f"{what} is not an input inspect reads", file=file,
                                             line=_line(lines, where) or 1, key="kind" if kind else "",
@@ -581,6 +586,13 @@ def _destinationrule(doc: dict, lines: Lines, base: tuple, file: str) -> tuple[l
         if isinstance(sub, dict):
             policy(sub.get("trafficPolicy"), spec + ("subsets", k, "trafficPolicy"),
                    f"{host} subset {sub.get('name', k)}", False)
+    top = hops[0]
+    for hop in hops[1:]:
+        if hop.tcp_keepalive is None and top.tcp_keepalive is not None:
+            # Istio merges a subset's or port's trafficPolicy field by field: its connectionPool replaces
+            # the top-level one as a whole, tcpKeepalive included.
+            hop.notes.append(f"cluster {hop.name}: its own connectionPool replaces the top-level one as a whole, so "
+                             "the top-level tcpKeepalive does not apply to it")
     return hops, f"DestinationRule {name} (host {host})", []
 
 
@@ -699,7 +711,7 @@ def _sysctl_lines(text: str) -> list[tuple[int, str, str]] | None:
     out = []
     for n, raw in enumerate(text.splitlines(), 1):
         s = raw.strip()
-        if not s or s.startswith(("#", ";", "sysctl:")):  # comments; `sysctl -a 2>&1` permission errors
+        if not s or s.startswith(("#", ";", "$", "sysctl:")):  # comments, prompts, `sysctl -a 2>&1` errors
             continue
         m = _SYSCTL.match(s) or _PROC.match(s)
         if not m:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 from sim.model.records import CONN_ID_STRIDE
 
@@ -30,15 +31,21 @@ class SockSpec:
         sock.ka = self.keepalive
 
 
+#: Message kinds that are not requests or responses (``Msg.status``).
+PING, PING_ACK, GOAWAY = -1, -2, -3
+
+
 class Msg:
-    """A request or its response. ``status`` 0 = request, 200 = ok, 503 = proxy error."""
+    """A request (status 0), its response (200, or an error status with ``reason``), or an HTTP/2
+    control frame (PING, PING_ACK, GOAWAY)."""
 
-    __slots__ = ("req_id", "sent_s", "status")
+    __slots__ = ("req_id", "sent_s", "status", "reason")
 
-    def __init__(self, req_id: int, sent_s: float, status: int = 0) -> None:
+    def __init__(self, req_id: int, sent_s: float, status: int = 0, reason: str = "") -> None:
         self.req_id = req_id
         self.sent_s = sent_s
         self.status = status
+        self.reason = reason
 
 
 class Sampler:
@@ -76,20 +83,25 @@ class Sampler:
 
 
 class ClientSlot:
-    """One long-lived client connection slot: requests, gaps, and a replacement when it dies."""
+    """One long-lived client connection slot: requests, gaps, pings, and a replacement when its
+    connection dies."""
 
-    __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq")
+    __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq",
+                 "watchdog", "pool_idle", "cfg")
 
-    def __init__(self, world, index: int, gaps: Sampler, server: Server) -> None:
+    def __init__(self, world, index: int, gaps: Sampler, server: Server, cfg) -> None:
         self.world = world
         self.index = index
         self.server = server
+        self.cfg = cfg  # ClientCfg
         self.conn_seq = 0
         self.conn = None
         self.gaps = gaps
         self.pending = True  # the first request goes out at open
         self.req_ids = 0
         self.outstanding: Msg | None = None
+        self.watchdog = LazyTimer(world.sched, self._request_timed_out) if cfg.request_timeout > 0 else None
+        self.pool_idle = LazyTimer(world.sched, self._pool_idle_fired) if cfg.pool.idle_timeout > 0 else None
 
     def new_conn_id(self) -> int:
         """The next id for a connection opened for this slot (CONN_ID_STRIDE)."""
@@ -98,11 +110,19 @@ class ClientSlot:
 
     def open(self, _arg=None) -> None:
         """Open a (replacement) connection now."""
-        self.conn = self.world.open_downstream(self)
+        conn = self.conn = self.world.open_downstream(self)
+        cfg = self.cfg
+        if cfg.ping_interval > 0:
+            self.world.sched.call_at(self.world.now() + cfg.ping_interval, self._ping, conn)
+        if cfg.pool.max_lifetime > 0:
+            self.world.sched.call_at(self.world.now() + cfg.pool.max_lifetime, self._lifetime_over, conn)
 
     def _request_due(self, _arg=None) -> None:
         conn = self.conn
-        if conn is not None and conn.cs.state == ESTABLISHED:
+        if conn is None:  # the pool closed it while idle: open on demand
+            self.pending = True
+            self.open()
+        elif conn.cs.state == ESTABLISHED:
             self._send_request()
         else:
             self.pending = True
@@ -110,38 +130,100 @@ class ClientSlot:
     def _send_request(self) -> None:
         self.pending = False
         self.req_ids += 1
-        msg = Msg(self.req_ids, self.world.now())
+        now = self.world.now()
+        msg = Msg(self.req_ids, now)
         self.outstanding = msg
         self.conn.requests += 1
         self.conn.in_flight = 1
+        if self.pool_idle is not None:
+            self.pool_idle.clear()
+        if self.watchdog is not None:
+            self.watchdog.set(now + self.cfg.request_timeout)
         self.conn.cs.send(msg)
 
     def _next_after_gap(self) -> None:
         world = self.world
         world.sched.call_at(world.now() + self.gaps.draw(), self._request_due)
 
-    def _fail_outstanding(self) -> None:
+    def _fail_outstanding(self, reason: str = "") -> None:
         msg = self.outstanding
         if msg is not None:
             self.outstanding = None
-            self.conn.failed += 1
-            self.conn.in_flight = 0
-            self.conn.hang_s += self.world.now() - msg.sent_s
+            conn = self.conn
+            conn.failed += 1
+            conn.in_flight = 0
+            conn.hang_s += self.world.now() - msg.sent_s
+            if reason:
+                conn.count_failure(reason)
+            if self.watchdog is not None:
+                self.watchdog.clear()
             self._next_after_gap()
+
+    def _idle_now(self) -> None:
+        if self.pool_idle is not None:
+            self.pool_idle.set(self.world.now() + self.cfg.pool.idle_timeout)
+
+    def _close_and(self, reason: str, reopen: bool) -> None:
+        conn = self.conn
+        conn.record_close(conn.cs, reason)
+        conn.cs.close()
+        self.conn = None
+        if reopen:
+            self.open()
+
+    # -- timers
+    def _request_timed_out(self) -> None:
+        if self.outstanding is not None and self.conn is not None:
+            self._fail_outstanding("client_timeout")
+            self._close_and("client_timeout", reopen=True)  # HTTP/1.1 cannot reuse it
+
+    def _pool_idle_fired(self) -> None:
+        if self.outstanding is None and self.conn is not None and self.conn.cs.state == ESTABLISHED:
+            self._close_and("idle", reopen=False)
+
+    def _lifetime_over(self, conn) -> None:
+        if conn is self.conn and conn.cs.is_open():
+            if self.outstanding is None:
+                self._close_and("lifetime", reopen=True)
+            else:  # after the current request
+                self.world.sched.call_at(self.world.now() + 1.0, self._lifetime_over, conn)
+
+    def _ping(self, conn) -> None:
+        """HTTP/2 PING: counts as bytes for L7 idle timers and refreshes L4 middleboxes."""
+        if conn is not self.conn or not conn.cs.is_open():
+            return
+        if conn.cs.state == ESTABLISHED:
+            conn.cs.send(Msg(0, self.world.now(), PING))
+        self.world.sched.call_at(self.world.now() + self.cfg.ping_interval, self._ping, conn)
 
     # -- socket callbacks
     def on_established(self, sock: TcpSocket) -> None:
         if self.pending:
             self._send_request()
+        else:
+            self._idle_now()
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
+        status = msg.status
+        if status < 0:
+            if status == GOAWAY:  # the server refuses this connection: reconnect
+                conn = self.conn
+                conn.outcome[0] = "goaway"
+                conn.count_failure("goaway")
+                self._fail_outstanding("goaway")
+                self._close_and("goaway", reopen=True)
+            return
         if self.outstanding is None or msg.req_id != self.outstanding.req_id:
             return
-        if msg.status != 200:
-            self._fail_outstanding()
+        if status != 200:
+            self._fail_outstanding(msg.reason or f"status_{status}")
+            self._idle_now()
             return
         self.outstanding = None
         self.conn.in_flight = 0
+        if self.watchdog is not None:
+            self.watchdog.clear()
+        self._idle_now()
         self._next_after_gap()
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
@@ -149,41 +231,98 @@ class ClientSlot:
         conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
         self._fail_outstanding()
+        self.conn = None
         self.open()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
         self.conn.record_error(sock, cause, seg)
         self._fail_outstanding()
+        self.conn = None
         self.open()
 
 
-class Server:
-    """The upstream application: answers each request after the service time."""
+class ServerConn:
+    """The upstream application's side of one connection: responses, its HTTP keep-alive timeout
+    (close an idle connection with FIN), and gRPC ping enforcement (GOAWAY too_many_pings)."""
 
-    __slots__ = ("world", "service")
+    __slots__ = ("app", "conn", "idle", "last_ping_s", "strikes", "active")
 
-    def __init__(self, world, service: Sampler) -> None:
-        self.world = world
-        self.service = service
+    def __init__(self, app: "Server", conn) -> None:
+        self.app = app
+        self.conn = conn
+        self.idle = LazyTimer(app.world.sched, self._idle_fired) if app.idle_timeout_s > 0 else None
+        self.last_ping_s: float | None = None
+        self.strikes = 0
+        self.active = 0
+
+    def _idle_fired(self) -> None:
+        sock = self.conn.ss
+        if self.active == 0 and sock.state == ESTABLISHED:
+            self.conn.record_close(sock, "idle")
+            sock.close()
 
     def on_established(self, sock: TcpSocket) -> None:
-        pass
+        if self.idle is not None:
+            self.idle.set(self.app.world.now() + self.app.idle_timeout_s)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
-        delay = self.service.draw()
+        world = self.app.world
+        if msg.status == PING:
+            self._on_ping(sock, world.now())
+            return
+        if msg.status != 0:
+            return
+        self.active += 1
+        delay = self.app.service.draw()
         if delay <= 0:
-            sock.send(Msg(msg.req_id, msg.sent_s, 200))
+            self._respond((sock, msg))
         else:
-            self.world.sched.call_at(self.world.now() + delay, self._respond, (sock, msg))
+            world.sched.call_at(world.now() + delay, self._respond, (sock, msg))
+
+    def _on_ping(self, sock: TcpSocket, now: float) -> None:
+        grpc = self.app.grpc
+        if grpc is not None:
+            # chttp2: a ping sooner than the minimum interval since the last one is a strike; more
+            # than max_ping_strikes strikes -> GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
+            floor = grpc.min_ping_interval if (self.active or grpc.permit_without_calls) else 7200.0
+            if self.last_ping_s is not None and now - self.last_ping_s < floor:
+                self.strikes += 1
+                if self.strikes > grpc.max_ping_strikes:
+                    sock.send(Msg(0, now, GOAWAY, "too_many_pings"))
+                    self.conn.record_close(sock, "goaway")
+                    sock.close()
+                    return
+            self.last_ping_s = now
+        sock.send(Msg(0, now, PING_ACK))
 
     def _respond(self, arg) -> None:
         sock, msg = arg
+        self.active -= 1
+        self.strikes = 0  # data sent: gRPC resets the ping strikes
+        self.last_ping_s = None
         sock.send(Msg(msg.req_id, msg.sent_s, 200))
+        if self.idle is not None and self.active == 0:
+            self.idle.set(self.app.world.now() + self.app.idle_timeout_s)
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
-        conn = sock.tag
-        conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
+        self.conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        sock.tag.record_error(sock, cause, seg)
+        self.conn.record_error(sock, cause, seg)
+
+
+class Server:
+    """The upstream application (one per client slot, so its randomness is per slot)."""
+
+    __slots__ = ("world", "service", "idle_timeout_s", "grpc")
+
+    def __init__(self, world, service: Sampler, idle_timeout_s: float = 0.0, grpc=None) -> None:
+        self.world = world
+        self.service = service
+        self.idle_timeout_s = idle_timeout_s
+        self.grpc = grpc
+
+    def accept(self, conn) -> ServerConn:
+        """The owner of the server socket of a new connection."""
+        return ServerConn(self, conn)

@@ -470,6 +470,20 @@ class TcpSocket:
             if kind == SYN:
                 return
             self._establish()
+        if kind == PROBE:
+            # R12, R22: seq = snd_una - 1 fails tcp_sequence(): answered with a dupACK and dropped
+            # without touching rcv_tstamp or probes_out, so a probe never refreshes its receiver.
+            self._dupack(now_t, True)
+            return
+        if kind == DATA and state == FIN_WAIT and seg.seq >= self.rcv_nxt:
+            # New data for a socket the application has closed: Linux answers with RST
+            # (tcp_rcv_state_process, TCPAbortOnData). This is the keep-alive race of a server that
+            # closes an idle connection while the client's next request is on its way.
+            rst = Seg(RST, self.snd_nxt, seg.seq)
+            rst.provoked_by = DATA
+            self.tx(self, rst)
+            self._finish()
+            return
         self._accept(seg.ack, now_t)
         if kind == DATA:
             if seg.seq == self.rcv_nxt:
@@ -479,8 +493,6 @@ class TcpSocket:
                 self.owner.on_data(self, seg.payload)
             else:
                 self._dupack(now_t, False)
-        elif kind == PROBE:
-            self._dupack(now_t, True)  # R22
         elif kind == FIN:
             if state == FIN_WAIT:
                 self._finish()

@@ -15,19 +15,26 @@ from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "ds_idle_s", "us_idle_s")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "ds_idle_s", "us_idle_s",
+                 "cfg", "watchdog", "retried", "tcp_proxy")
 
-    def __init__(self, world, slot, ds_conn, ds_idle_s: float, us_idle_s: float) -> None:
+    def __init__(self, world, slot, ds_conn, cfg) -> None:
         self.world = world
         self.slot = slot
         self.ds = ds_conn
         self.us = None
+        self.cfg = cfg  # EnvoyCfg
         self.active: Msg | None = None
         self.queued: Msg | None = None
-        self.ds_idle_s = ds_idle_s
-        self.us_idle_s = us_idle_s
-        self.ds_idle = LazyTimer(world.sched, self._ds_idle_fired) if ds_idle_s > 0 else None
-        self.us_idle = LazyTimer(world.sched, self._us_idle_fired) if us_idle_s > 0 else None
+        self.retried = False
+        self.tcp_proxy = cfg.listener.protocol == "tcp_proxy"
+        self.ds_idle_s = cfg.listener.idle_timeout
+        self.us_idle_s = cfg.upstream.idle_timeout
+        self.ds_idle = LazyTimer(world.sched, self._ds_idle_fired) if self.ds_idle_s > 0 else None
+        self.us_idle = LazyTimer(world.sched, self._us_idle_fired) if self.us_idle_s > 0 else None
+        lst = cfg.listener
+        needs_watchdog = not self.tcp_proxy and (lst.route_timeout > 0 or lst.stream_idle_timeout > 0)
+        self.watchdog = LazyTimer(world.sched, self._request_timer) if needs_watchdog else None
 
     # -- helpers
     def _now(self) -> float:
@@ -47,16 +54,30 @@ class EnvoyConn:
             us.cs.close()
         self.us = None
 
-    def _answer(self, status: int) -> None:
+    def _answer(self, status: int, reason: str = "") -> None:
         msg = self.active
         self.active = None
+        if self.watchdog is not None:
+            self.watchdog.clear()
         if msg is not None and self.ds.ss.state == ESTABLISHED:
-            self.ds.ss.send(Msg(msg.req_id, msg.sent_s, status))
+            self.ds.ss.send(Msg(msg.req_id, msg.sent_s, status, reason))
         self._idle_from_now()
+
+    def _forward(self, msg: Msg) -> None:
+        us = self.us
+        if us is None or not us.cs.is_open():
+            self.us = self.world.open_upstream(self)
+            self.queued = msg
+        elif us.cs.state != ESTABLISHED:
+            self.queued = msg
+        else:
+            us.requests += 1
+            us.in_flight = 1
+            us.cs.send(msg)
 
     # -- timers
     def _ds_idle_fired(self) -> None:
-        if self.active is None and self.ds.ss.is_open():
+        if (self.active is None or self.tcp_proxy) and self.ds.ss.is_open():
             self.ds.record_close(self.ds.ss, "idle")
             self.ds.ss.close()
             self._close_upstream("idle")
@@ -64,6 +85,23 @@ class EnvoyConn:
     def _us_idle_fired(self) -> None:
         if self.active is None:
             self._close_upstream("idle")
+
+    def _request_timer(self) -> None:
+        """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
+        a waiting stream in this model, so both count from the request."""
+        if self.active is None:
+            return
+        lst = self.cfg.listener
+        limits = [(t, r) for t, r in ((lst.route_timeout, "route_timeout"),
+                                      (lst.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
+        _, reason = min(limits)
+        us = self.us
+        if us is not None:
+            us.failed += 1
+            us.in_flight = 0
+            us.count_failure(reason)
+        self._close_upstream(reason)  # Envoy resets the upstream stream; HTTP/1.1 loses the connection
+        self._answer(504 if reason == "route_timeout" else 408, reason)
 
     # -- socket callbacks (both legs)
     def on_established(self, sock: TcpSocket) -> None:
@@ -74,32 +112,39 @@ class EnvoyConn:
             sock.send(msg)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
+        if msg.status < 0:
+            return  # HTTP/2 control frames are hop-by-hop: Envoy answers PINGs itself
         if sock is self.ds.ss:
             self.active = msg
-            us = self.us
-            if us is None or not us.cs.is_open():
-                self.us = self.world.open_upstream(self)
-                self.queued = msg
-            elif us.cs.state != ESTABLISHED:
-                self.queued = msg
-            else:
-                us.requests += 1
-                us.in_flight = 1
-                us.cs.send(msg)
+            self.retried = False
+            if self.watchdog is not None:
+                lst = self.cfg.listener
+                first = min(t for t in (lst.route_timeout, lst.stream_idle_timeout) if t > 0)
+                self.watchdog.set(self._now() + first)
+            if self.tcp_proxy:
+                self._idle_from_now()
+            self._forward(msg)
         else:
             if self.active is not None and msg.req_id == self.active.req_id:
                 self.us.in_flight = 0
-                self._answer(msg.status)
+                self._answer(msg.status, msg.reason)
 
-    def _upstream_failed(self, now: float) -> None:
+    def _upstream_failed(self, reason: str) -> None:
         us = self.us
-        if self.active is not None and us is not None:
-            us.failed += 1
-            us.in_flight = 0
-            us.hang_s += now - self.active.sent_s
-            self._answer(503)
         self.us = None
         self.queued = None
+        active = self.active
+        if active is None or us is None:
+            return
+        us.failed += 1
+        us.in_flight = 0
+        us.hang_s += self._now() - active.sent_s
+        us.count_failure(reason)
+        if self.cfg.upstream.retry_on_reset and not self.retried:
+            self.retried = True  # retry_on: reset, once, on a new connection
+            self._forward(active)
+            return
+        self._answer(503, reason)
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
         conn = sock.tag
@@ -108,12 +153,15 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self._close_upstream("peer")
         else:
-            self._upstream_failed(self._now())
+            self._upstream_failed("upstream_closed")
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        sock.tag.record_error(sock, cause, seg)
+        conn = sock.tag
+        conn.record_error(sock, cause, seg)
         if sock is self.ds.ss:
             self.active = None
+            if self.watchdog is not None:
+                self.watchdog.clear()
             self._close_upstream("peer")
         else:
-            self._upstream_failed(self._now())
+            self._upstream_failed("race_reset" if conn.outcome[0] == "race_reset" else "upstream_reset")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sim.model.kernel import PROBE, TcpSocket
+from sim.model.kernel import DATA, PROBE, TcpSocket
 from sim.model.network import Path
 
 #: Outcome values (DESIGN §3), plus two this model adds: ``reset_by_peer`` (an RST built by the
@@ -12,7 +12,7 @@ from sim.model.network import Path
 #: connection itself, but only after the middlebox had already forgotten it).
 OUTCOMES = (
     "ok", "closed_idle", "reset_on_send", "reset_on_probe", "timeout_keepalive", "timeout_retrans",
-    "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop",
+    "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop", "race_reset", "goaway",
 )
 
 #: Connection ids are ``slot * CONN_ID_STRIDE + n`` for the n-th connection a slot (and Envoy on its
@@ -24,7 +24,10 @@ COLUMNS = (
     "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",
     "requests_in_flight_at_end", "keepalive_probes", "client_zombie_s", "server_zombie_s",
     "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps", "client_closed_at_s", "server_closed_at_s",
+    *(f"{r}s" for r in ("race_reset", "route_timeout", "stream_idle_timeout", "client_timeout", "goaway")),
 )
+#: Why a request failed, for the per-reason columns (``race_resets`` ...).
+FAILURE_REASONS = ("race_reset", "route_timeout", "stream_idle_timeout", "client_timeout", "goaway")
 
 
 def error_outcome(cause: str, seg) -> str:
@@ -34,7 +37,8 @@ def error_outcome(cause: str, seg) -> str:
     if cause == "retrans":
         return "timeout_retrans"
     if seg.origin == "host":
-        return "reset_by_peer"
+        # an RST the peer's kernel sent because our data reached a socket its application had closed
+        return "race_reset" if seg.provoked_by == DATA else "reset_by_peer"
     if seg.provoked_by == -1:
         return "reset_on_expiry"
     if seg.provoked_by == PROBE:
@@ -47,7 +51,7 @@ class Conn:
 
     __slots__ = (
         "conn_id", "leg", "path", "cs", "ss", "requests", "failed", "hang_s", "in_flight",
-        "outcome", "close_reason", "opened_s",
+        "outcome", "close_reason", "opened_s", "fail_reasons",
     )
 
     def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float) -> None:
@@ -64,6 +68,14 @@ class Conn:
         self.outcome: list[str | None] = [None, None]
         self.close_reason: str | None = None
         self.opened_s = opened_s
+        self.fail_reasons: dict[str, int] | None = None
+
+    def count_failure(self, reason: str) -> None:
+        """A request (or, for goaway, the connection) failed for ``reason`` (FAILURE_REASONS)."""
+        if reason in FAILURE_REASONS:
+            if self.fail_reasons is None:
+                self.fail_reasons = {}
+            self.fail_reasons[reason] = self.fail_reasons.get(reason, 0) + 1
 
     def side(self, sock: TcpSocket) -> int:
         return 0 if sock is self.cs else 1
@@ -77,9 +89,12 @@ class Conn:
             self.outcome[i] = error_outcome(cause, seg)
 
     def record_close(self, sock: TcpSocket, reason: str) -> None:
-        """An application closed it: ``idle`` (an idle timeout), ``expiry`` (a middlebox FIN)."""
+        """An application closed it: ``idle`` (an idle timeout), ``expiry`` (a middlebox FIN),
+        ``goaway`` (a gRPC server refused it), or another reason (an ordinary close)."""
         if reason == "expiry":
             self.outcome[self.side(sock)] = "reset_on_expiry"
+        elif reason == "goaway":
+            self.outcome = ["goaway", "goaway"]
         elif self.close_reason is None:
             self.close_reason = reason
 
@@ -137,4 +152,5 @@ class Conn:
             max(closed_at) if len(closed_at) == 2 else math.nan,
             min_slack, at_risk,
             *(math.nan if s is None or s.closed_at_s is None else s.closed_at_s for s in (self.cs, self.ss)),
+            *((self.fail_reasons or {}).get(r, 0) for r in FAILURE_REASONS),
         )

@@ -94,8 +94,9 @@ class World:
         self.slots: list[ClientSlot] = []
         for i in (range(n) if slots is None else slots):
             gaps = Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i) if gk != "fixed" else None)
-            server = Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i) if sk != "fixed" else None))
-            slot = ClientSlot(self, i, gaps, server)
+            server = Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i) if sk != "fixed" else None),
+                            sc.upstream.idle_timeout, sc.upstream.grpc)
+            slot = ClientSlot(self, i, gaps, server, sc.client)
             self.slots.append(slot)
             self.sched.call_at(i * sc.traffic.ramp / n, slot.open)
 
@@ -114,6 +115,8 @@ class World:
         b_spec.apply(ss)  # set on the listener before listen(); the child inherits them (R6)
         cs.tag = ss.tag = conn
         conn.cs, conn.ss = cs, ss
+        if isinstance(b_owner, Server):
+            ss.owner = b_owner.accept(conn)
         path.attach(cs, ss)
         ss.listen()
         self.conns.append(conn)
@@ -126,7 +129,7 @@ class World:
         if sc.envoy:
             conn = self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
                                  self.envoy_host, None, self.listener_spec)
-            owner = EnvoyConn(self, slot, conn, sc.envoy.listener.idle_timeout, sc.envoy.upstream.idle_timeout)
+            owner = EnvoyConn(self, slot, conn, sc.envoy)
             conn.ss.owner = owner
             return conn
         return self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
