@@ -150,17 +150,22 @@ def _sweep_text(res) -> str:
     from sim.report.markdown import fmt, fmt_param
 
     knobs = res.knobs or ["point_id"]
-    cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000"]
-    heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k"]
+    from sim.report.verdict import other_failures
+
+    cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
+            "failed_requests"]
+    heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k", "failed", "why"]
     rows = [[fmt_param(r[k]) for k in knobs] + [("yes" if r["safe"] else "NO")]
-            + [fmt(r[c]) for c in cols[1:]] for _, r in res.table.iterrows()]
+            + [fmt(r[c]) for c in cols[1:]] + [other_failures(r) or "-"] for _, r in res.table.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
     lines = []
     if res.conditions:
         lines.append(f"safe = no silent drop under every condition: {', '.join(res.conditions)}")
-    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
+    lines.append("  ".join(h.rjust(w) if i < len(heads) - 1 else h
+                           for i, (h, w) in enumerate(zip(heads, widths, strict=True))))
     for row in rows:
-        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        lines.append("  ".join(c.rjust(w) if i < len(row) - 1 else c
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     rec = res.recommended
     if rec:
         params = ", ".join(f"{k}={fmt_param(v)}" for k, v in rec["params"].items())

@@ -194,3 +194,27 @@ def test_wheel_hz1000_interval_75s_is_77_824():
     h.run(2000)
     probes = h.times("probe")
     assert probes[2] - probes[1] == pytest.approx(77.824, abs=1e-6)
+
+
+def test_received_probe_does_not_refresh_the_receiver():
+    # R12, R22: a probe (seq = snd_una - 1) fails tcp_sequence(): dupACK, and rcv_tstamp untouched,
+    # so the receiver's own keepalive still fires I after its last *accepted* segment.
+    from sim.model.kernel import PROBE, Seg
+
+    h = Harness()
+    h.establish((300, 20, 4))
+    h.sched.call_at(100.0, lambda _: h.sock.receive(Seg(PROBE, -1, 0)))
+    h.run(301)
+    assert h.times("ack") == pytest.approx([100.0], abs=MS)  # the dupACK answer
+    assert h.times("probe") == pytest.approx([300.0], abs=MS)  # not 400
+
+
+def test_data_for_a_closed_socket_is_answered_with_rst():
+    # A socket whose application closed it (FIN sent) gets new data: Linux resets (TCPAbortOnData).
+    from sim.model.kernel import DATA, Seg
+
+    h = Harness()
+    h.establish(None)
+    h.sock.close()
+    h.sock.receive(Seg(DATA, 0, 0, "late request"))
+    assert h.times("rst") == [0.0]

@@ -16,6 +16,7 @@ import difflib
 import math
 import textwrap
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sim.config.durations import parse_duration
@@ -182,6 +183,7 @@ def margin_s(idle: int, lb: str, hz: int, one_way_delay_s: float, *, exact: bool
     return m
 
 
+@lru_cache(maxsize=64)  # a config_dump can hold dozens of hops judged against the same profile
 def max_safe_idle(lb: str, hz: int, one_way_delay_s: float) -> int | None:
     """The largest TCP_KEEPIDLE whose predicted margin is >= 0 (the margin only falls as I grows:
     g(I) never shrinks), by bisection over 1..32767 s."""
@@ -468,7 +470,8 @@ def render_text(rep: dict[str, Any]) -> str:
                     text += f" (margin {v['margin_s']:.3f} s)"
             summary.append(f"  {h['side']} {h['name']}: {text}")
         if quiet:
-            lines += ["", "without keepalive (no socket_options / no tcp_keepalive: SO_KEEPALIVE stays off):"]
+            judged = f"; not protected against {a['lb']}" if a["lb"] else ""
+            lines += ["", f"without keepalive (no socket_options / no tcp_keepalive: SO_KEEPALIVE stays off{judged}):"]
             lines += [f"  {h['side']} {h['name']}" + (f" (port {h['port']})" if h["port"] is not None else "")
                       for h in quiet]
         lines += ["", "summary:"] + summary

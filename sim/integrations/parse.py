@@ -620,6 +620,8 @@ def parse_ms_timer(text: str) -> tuple[float, float]:
     m = _MS_TIMER.match(text)
     if not m or not (m["min"] or m["sec"] or m["ms"]):
         raise ValueError(f"{text!r} is not an ss timer value")
+    if any(m[g] and m[g].startswith("0") for g in ("min", "sec")):
+        raise ValueError(f"{text!r}: ss prints minutes and seconds without leading zeros")
     if m["sep"] == "." and m["ms"] is None:
         raise ValueError(f"{text!r}: a '.' must be followed by three millisecond digits")
     if m["sep"] == "sec" and m["ms"] is not None:

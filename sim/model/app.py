@@ -247,7 +247,7 @@ class ServerConn:
 
     __slots__ = ("app", "conn", "idle", "last_ping_s", "strikes", "active")
 
-    def __init__(self, app: "Server", conn) -> None:
+    def __init__(self, app: Server, conn) -> None:
         self.app = app
         self.conn = conn
         self.idle = LazyTimer(app.world.sched, self._idle_fired) if app.idle_timeout_s > 0 else None

@@ -153,7 +153,11 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self._close_upstream("peer")
         else:
-            self._upstream_failed("upstream_closed")
+            if self.active is not None:
+                # the server closed an idle connection while this request was on its way: Envoy's
+                # "upstream connect error or disconnect/reset before headers ... connection termination"
+                conn.outcome[0] = "race_reset"
+            self._upstream_failed("race_reset" if self.active is not None else "upstream_closed")
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
         conn = sock.tag

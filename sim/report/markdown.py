@@ -12,12 +12,12 @@ import pandas as pd
 from sim.config.load import apply_value, split_key
 from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
-from sim.output import atomic_write, clean
+from sim.output import atomic_write
 from sim.report import plots
-from sim.report.results import load_results
+from sim.report.results import config_value, load_results
 
-VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "min_slack_s", "predicted_margin_s", "p_drop_upper",
-                   "ka_pps_per_1000", "lb_active_flows_peak"]
+VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "failed_why", "min_slack_s", "predicted_margin_s",
+                   "p_drop_upper", "ka_pps_per_1000", "lb_active_flows_peak"]
 
 
 def fmt(v: Any) -> str:
@@ -33,7 +33,7 @@ def fmt(v: Any) -> str:
 
 
 def fmt_param(v: Any) -> str:
-    if v is False:
+    if v is False or v == "false":
         return "off"
     if v is True:
         return "on"
@@ -41,6 +41,10 @@ def fmt_param(v: Any) -> str:
 
 
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
+    if "failed_why" in columns and "failed_why" not in df:
+        from sim.report.verdict import other_failures
+
+        df = df.assign(failed_why=[other_failures(r) or "–" for _, r in df.iterrows()])
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     rows = []
     for _, r in df.iterrows():
@@ -172,7 +176,7 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
     row = sub.sort_values("drop_at_s").iloc[0]
     raw = {k: v for k, v in loaded.raw.items() if k != "sweep"}
     for k in keys:
-        apply_value(raw, split_key(k), clean(point[k]))
+        apply_value(raw, split_key(k), config_value(point[k]))
     sc = Scenario.model_validate(raw)
     seed_rows = pd.read_parquet(root / "points.parquet")
     seed = int(seed_rows[(seed_rows["point_id"] == point["point_id"])
@@ -216,7 +220,7 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
     for _, r in pp.iterrows():
         trial = json.loads(json.dumps(raw))
         for k in keys:
-            apply_value(trial, split_key(k), clean(r[k]))
+            apply_value(trial, split_key(k), config_value(r[k]))
         closed.append(idle_keepalive_pps(Scenario.model_validate(trial)))
     pp = pp.assign(keepalive_pps_idle_closed_form=closed)
     text = ("Through the client-facing LB, per grid point (mean over replications; peaks are maxima). "

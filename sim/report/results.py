@@ -32,9 +32,10 @@ def _parse_cell(v: Any) -> Any:
         if low in ("true", "false"):
             return low == "true"
         try:
-            return json.loads(v)
+            parsed = json.loads(v)
         except ValueError:
             return v
+        return v if isinstance(parsed, (dict, list)) else parsed  # mappings stay text: hashable
     return v
 
 
@@ -60,3 +61,15 @@ def load_results(root: str | Path) -> Results:
         connections=pd.read_parquet(conns_path) if conns_path.exists() else None,
         series=pd.read_parquet(series_path) if series_path.exists() else None,
     )
+
+
+def config_value(v: Any) -> Any:
+    """A canonical swept value as a config value again (mappings are stored as JSON text)."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v

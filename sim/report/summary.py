@@ -6,14 +6,18 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from sim.model.records import OUTCOMES
+from sim.model.records import FAILURE_REASONS, OUTCOMES
 from sim.report.capacity import CAPACITY_FIELDS, capacity
+
+#: failed requests by reason, as the client saw them (downstream leg)
+REASON_FIELDS = tuple(f"{r}s" for r in FAILURE_REASONS)
 
 SUMMARY_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
     "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "zombie_s_total", "zombies_peak",
     "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
-    "lb_active_flows_peak", "new_flows", "min_slack_s", "at_risk_gaps", *CAPACITY_FIELDS, "outcomes",
+    "lb_active_flows_peak", "new_flows", "min_slack_s", "at_risk_gaps", *REASON_FIELDS, *CAPACITY_FIELDS,
+    "outcomes",
 )
 
 
@@ -75,6 +79,7 @@ def summarize_one(rec, duration_s: float) -> dict:
         "new_flows": rec.counters["new_flows"],
         "min_slack_s": min(slack) if slack else math.nan,
         "at_risk_gaps": sum(c["at_risk_gaps"]),
+        **{f: sum(c[f][i] for i in down) for f in REASON_FIELDS},
         **capacity(rec.series, duration_s),
         "outcomes": dict(sorted(Counter(c["outcome"]).items())),
         "_detects": detects,

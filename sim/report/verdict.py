@@ -11,6 +11,7 @@ from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.clock import wheel_granularity_j
 from sim.report.capacity import CAPACITY_FIELDS
+from sim.report.summary import REASON_FIELDS
 
 
 def keepalive_sides(sc: Scenario) -> list[tuple[str, KeepaliveCfg, KernelCfg]]:
@@ -78,6 +79,7 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         lb_rsts=("lb_rsts", "sum"),
         new_flows=("new_flows", "sum"),
         **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
+        **{f: (f, "sum") for f in REASON_FIELDS},
     ).reset_index()
     firsts = ok.groupby("point_id", sort=False)[param_keys].first().reset_index()
     out = firsts.merge(agg, on="point_id").sort_values("point_index", ignore_index=True)
@@ -104,6 +106,7 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         p_drop_upper=("p_drop_upper", "max"),
         ka_pps_per_1000=("ka_pps_per_1000", "max"),
         lb_active_flows_peak=("lb_active_flows_peak", "max"),
+        **{f: (f, "sum") for f in REASON_FIELDS},
         points=("point_id", "count"),
     ).reset_index()
     # safe settings cheapest first; unsafe ones after, fewest drops first
@@ -114,9 +117,14 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
 
 
 def recommend(table: pd.DataFrame, knobs: list[str]) -> dict[str, Any] | None:
-    """The cheapest knob setting that is safe under every condition and whose predicted margin is
-    not negative (the nominal margin covers one full timer granularity)."""
-    ok = table[table["safe"] & ((table["predicted_margin_s"] >= 0) | table["predicted_margin_s"].isna())]
+    """The cheapest knob setting that is safe under every condition, lost no request there (for any
+    reason: resets, timeouts, GOAWAY) and whose predicted margin is not negative (the nominal
+    margin covers one full timer granularity)."""
+    clean = table["failed_requests"] == 0
+    for f in REASON_FIELDS:  # a GOAWAY storm is no fix even when nothing is dropped
+        if f in table:
+            clean &= table[f] == 0
+    ok = table[table["safe"] & clean & ((table["predicted_margin_s"] >= 0) | table["predicted_margin_s"].isna())]
     if ok.empty:
         return None
     row = ok.iloc[0]
@@ -159,3 +167,9 @@ def idle_keepalive_pps(sc: Scenario) -> float | None:
             period = intvl if intvl - rtt >= idle else idle + rtt
             return 2 * sc.connections / period
     return None
+
+
+def other_failures(row) -> str:
+    """Failed requests by reason, e.g. ``race_reset 12, goaway 3`` (empty when none)."""
+    parts = [f"{f[:-1]} {int(row[f])}" for f in REASON_FIELDS if f in row and row[f]]
+    return ", ".join(parts)

@@ -31,7 +31,9 @@ def canonical(sc: Scenario, key: str) -> Any:
     if isinstance(node, dict) and node.get("enabled") is False:
         return False
     if isinstance(node, dict) and "enabled" in node:
-        return {k: v for k, v in node.items() if k != "enabled" and v is not None} or True
+        node = {k: v for k, v in node.items() if k != "enabled" and v is not None} or True
+    if isinstance(node, (dict, list)):  # a hashable, stable spelling for tables and group-bys
+        return json.dumps(node, sort_keys=True, separators=(",", ":"))
     return node
 
 

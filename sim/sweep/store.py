@@ -3,6 +3,7 @@ so a killed sweep loses only the tasks in flight and ``--resume`` skips what is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +41,7 @@ class Store:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
     def points(self) -> pd.DataFrame:
-        df = self._concat("*.points.parquet")
+        df = _uniform(self._concat("*.points.parquet"))
         if not df.empty:
             df = df.sort_values(["point_index", "replication"], ignore_index=True)
         return df
@@ -50,7 +51,7 @@ class Store:
 
     def finalize(self, summary: pd.DataFrame, write_connections: bool) -> None:
         """points.parquet, summary.csv and (optionally) connections.parquet from the parts."""
-        write_parquet(self.points(), self.root / "points.parquet")
+        write_parquet(_uniform(self.points()), self.root / "points.parquet")
         if write_connections:
             conns = self._concat("*.conns.parquet")
             if not conns.empty:
@@ -59,3 +60,11 @@ class Store:
         if not series.empty:
             write_parquet(series, self.root / "series.parquet")
         atomic_write(self.root / "summary.csv", summary.to_csv(index=False))
+
+
+def _uniform(df: pd.DataFrame) -> pd.DataFrame:
+    """A swept key whose values mix types (``off`` and a keepalive mapping) is stored as JSON text."""
+    for col in df.columns:
+        if df[col].dtype == object and len({type(v) for v in df[col]}) > 1:
+            df[col] = [v if isinstance(v, str) else json.dumps(v) for v in df[col]]
+    return df
