@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)build report.md and plots from a results folder")
     rp.add_argument("dir")
     sub.add_parser("profiles", help="list middlebox profiles with their parameters and sources")
+    from sim.integrations.commands import add_parsers
+
+    add_parsers(sub)
     va = sub.add_parser("validate", help="replay scaled cases on the real Linux stack and compare")
     va.add_argument("--kernel", action="store_true", required=True, help="use network namespaces + nftables")
     va.add_argument("--hz", type=int, choices=(100, 250, 300, 1000), help="kernel HZ (default: detected)")
@@ -209,8 +212,10 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from sim.integrations.commands import cmd_inspect, cmd_recommend
+
         cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles,
-                "validate": _cmd_validate}
+                "validate": _cmd_validate, "inspect": cmd_inspect, "recommend": cmd_recommend}
         return cmds[args.cmd](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
