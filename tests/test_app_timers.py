@@ -83,3 +83,52 @@ def test_client_request_timeout_fails_the_request_and_replaces_the_connection():
                  "client.request_timeout=30s", "connections=2", "duration=5m")
     assert s["client_timeouts"] > 0
     assert s["connections"] > 2
+
+
+NLB_TLS = "configs/nlb-tls.yaml"
+
+
+def _legs(path: str, *sets: str):
+    import pandas as pd
+
+    sc = load_config(path, list(sets)).scenario
+    return pd.DataFrame(run_one(sc, 1).columns)
+
+
+def test_nlb_tls_client_keepalive_protects_both_legs_through_its_20s_keepalives():
+    df = _legs(NLB_TLS, "connections=10")
+    assert set(df["leg"]) == {"downstream", "lb_backend", "upstream"}
+    assert not df["silent_drop"].any()
+    assert df["failed_requests"].sum() == 0
+    # Envoy sends no probes of its own, yet its leg is kept alive: by the NLB's keepalives
+    assert df[df["leg"] == "lb_backend"]["keepalive_probes"].sum() == 0
+
+
+def test_nlb_tls_without_client_keepalive_drops_both_legs():
+    df = _legs(NLB_TLS, "connections=10", "client.keepalive=off")
+    for leg in ("downstream", "lb_backend"):
+        assert df[df["leg"] == leg]["silent_drop"].any(), leg
+
+
+def test_client_probes_stop_at_a_terminating_lb():
+    s = _summary(NLB_TLS, "connections=5", "duration=30m")
+    # the NLB answers the client's probes itself and starts its own keepalives on both legs:
+    # per connection, client probe + ACK every ~60 s plus 2 legs x (probe + ACK) every 20 s
+    assert s["keepalive_pps_steady"] == pytest.approx(5 * (2 / 60 + 4 / 20), rel=0.25)
+
+
+def test_alb_closes_idle_connections_with_fin_and_keepalive_does_not_help():
+    df = _legs("configs/alb-envoy.yaml", "connections=10", "duration=20m")
+    down = df[df["leg"] == "downstream"]
+    assert not df["silent_drop"].any()
+    assert (down["client_outcome"] == "closed_idle").sum() > 0
+    assert df["failed_requests"].sum() == 0
+
+
+def test_alb_nlb_chain_needs_envoy_keepalive_on_the_back_leg():
+    without = _legs("configs/alb-nlb-chain.yaml", "connections=10")
+    assert without[without["leg"] == "lb_backend"]["silent_drop"].any()
+    assert not without[without["leg"] == "downstream"]["silent_drop"].any()
+    fixed = _legs("configs/alb-nlb-chain.yaml", "connections=10",
+                  "envoy.listener.keepalive={idle: 300, interval: 20, count: 4}")
+    assert not fixed["silent_drop"].any()

@@ -333,6 +333,14 @@ def _validate(raw: dict, file: str, lines: Lines) -> Scenario:
                           allowed="put the middlebox in lb when the client talks to the upstream directly")
     profiles = all_profiles()
     for leg, chain in ((("lb",), scenario.lb), (("upstream", "lb"), scenario.upstream.lb)):
+        terminating = [c.profile for c in lb_list(chain) if c.profile in profiles
+                       and profiles[c.profile].kind == "terminating"]
+        if len(terminating) > 1 or (terminating and leg != ("lb",)):
+            raise ConfigError(f"terminating LBs here: {', '.join(terminating)}", file=file,
+                              line=_line_for(lines, leg), key=_dotted(leg),
+                              allowed="at most one terminating LB (aws-nlb-tls, aws-alb, proxy), on the client's "
+                                      "leg `lb`; pass-through devices may stand before and after it")
+    for leg, chain in ((("lb",), scenario.lb), (("upstream", "lb"), scenario.upstream.lb)):
         for i, cfg in enumerate(lb_list(chain)):
             path = leg + ((i,) if isinstance(chain, list) else ())
             if cfg.profile not in profiles:

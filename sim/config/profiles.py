@@ -47,7 +47,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str
-    kind: Literal["passthrough"]
+    kind: Literal["passthrough", "terminating"]
     idle_timeout: Union[int, float, str]
     idle_timeout_range: Optional[list[Union[int, float, str]]] = None
     refreshed_by: Literal["any_packet", "payload"]
@@ -58,6 +58,8 @@ class Profile(BaseModel):
     sources: list[Source]
     notes: str = ""
     capacity: Optional[Capacity] = None
+    #: terminating LBs that answer a keepalive with their own on both legs (NLB TLS: 20 s)
+    keepalive_generation: Optional[Union[int, float, str]] = None
 
     @property
     def idle_timeout_s(self) -> float:
@@ -91,6 +93,8 @@ def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
         late_c, late_s = late.from_client, late.from_server
     return MiddleboxSpec(
         name=cfg.profile,
+        terminating=prof.kind == "terminating",
+        keepalive_every_s=parse_duration(prof.keepalive_generation) if prof.keepalive_generation else 0.0,
         idle_timeout_s=cfg.idle_timeout if cfg.idle_timeout is not None else prof.idle_timeout_s,
         refreshed_by=cfg.refreshed_by or prof.refreshed_by,
         on_expiry=cfg.on_expiry or prof.on_expiry,

@@ -35,6 +35,10 @@ class MiddleboxSpec:
     on_expiry: str = "silent"  # silent | rst_both | fin_both
     late_from_client: str = RST_TO_SENDER
     late_from_server: str = RST_TO_SENDER
+    #: a terminating proxy (NLB TLS, ALB): this object is then its flow-table view, placed on both
+    #: of its legs next to the proxy, with one flow shared by the two legs
+    terminating: bool = False
+    keepalive_every_s: float = 0.0
 
 
 class Flow:
@@ -43,7 +47,7 @@ class Flow:
     __slots__ = (
         "mb", "path", "index", "alive", "last_seen_s", "last_data_s", "created_s",
         "first_drop_s", "drop_both_open", "min_slack_s", "at_risk_gaps", "fin_dirs", "timer",
-        "alive_at_end",
+        "alive_at_end", "proxy",
     )
 
     def __init__(self, mb: Middlebox, path: object, index: int, now_s: float) -> None:
@@ -60,7 +64,9 @@ class Flow:
         self.at_risk_gaps = 0
         self.fin_dirs = 0
         self.timer: LazyTimer | None = None
-        self.alive_at_end = True
+        self.alive_at_end: bool | None = None
+        #: the terminating proxy whose two legs share this flow (None for pass-through devices)
+        self.proxy = None
 
 
 class Middlebox:
@@ -108,6 +114,8 @@ class Middlebox:
             flow.timer.set(t_s + self.timeout_s)
 
     def _end(self, flow: Flow, t_s: float) -> None:
+        if not flow.alive:
+            return
         flow.alive = False
         self.intervals.append((flow.created_s, t_s))
         if flow.timer is not None:
@@ -133,6 +141,11 @@ class Middlebox:
         now = self.sched.env._now
         if deadline > now + EPS_S:
             flow.timer.set(deadline)
+            return
+        if flow.proxy is not None:  # a proxy's own idle timeout: it closes both legs cleanly (FIN)
+            flow.last_seen_s = now  # its FINs still pass its own view on their way out
+            flow.proxy.idle_expired()
+            self._end(flow, now)
             return
         self.expire(flow, deadline)
         kind = RST if self.spec.on_expiry == "rst_both" else FIN
@@ -173,6 +186,8 @@ class Middlebox:
             if kind == PROBE or (kind == ACK and seg.probe_ack):
                 self.keepalive_packets += 1
                 _bump(self.ka_per_min, minute)
+                if kind == PROBE and flow.proxy is not None and seg.origin == "host":
+                    flow.proxy.saw_keepalive()
         if self.refresh_any or kind == DATA:
             slack = self.timeout_s - gap
             if slack < flow.min_slack_s:
@@ -184,7 +199,7 @@ class Middlebox:
             flow.last_data_s = t_s
         elif kind == RST:
             self._end(flow, t_s)
-        elif kind == FIN:
+        elif kind == FIN and flow.proxy is None:  # a proxy's view ends with the proxy's idle timer
             flow.fin_dirs |= 1 if from_client else 2
             if flow.fin_dirs == 3:
                 self._end(flow, t_s)
@@ -192,6 +207,8 @@ class Middlebox:
 
     def finish(self, flow: Flow, end_s: float) -> None:
         """End of run: discover a due expiry and count the trailing idle gap."""
+        if flow.alive_at_end is not None:  # a proxy's flow is shared by two legs: settle it once
+            return
         self.check_expired(flow, end_s)
         flow.alive_at_end = flow.alive
         if flow.alive:

@@ -18,6 +18,7 @@ from sim.model.kernel import Host, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
 from sim.model.proxy import EnvoyConn
+from sim.model.terminating import TermProxyConn
 from sim.model.records import COLUMNS, Conn
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
@@ -78,6 +79,14 @@ class World:
         self.upstream_host = host("upstream", sc.upstream.kernel)
         sizes = (sc.traffic.request_bytes, sc.traffic.response_bytes)
         self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.lb)]
+        # A terminating LB splits the client's path in two legs; its flow-table view sits on both.
+        self.term = next((m for m in self.ds_mbs if m.spec.terminating), None)
+        self.front_mbs, self.back_mbs = self.ds_mbs, []
+        if self.term is not None:
+            k = self.ds_mbs.index(self.term)
+            self.front_mbs = self.ds_mbs[: k + 1]
+            self.back_mbs = self.ds_mbs[k:]
+            self.lb_host = host("lb", KernelCfg())
         self.us_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.upstream.lb)]
         self.client_spec = sock_spec(sc.client.keepalive, sc.client.user_timeout)
         self.upstream_spec = sock_spec(sc.upstream.keepalive, sc.upstream.user_timeout)
@@ -104,8 +113,10 @@ class World:
         return self.env._now
 
     def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
-                 b_host: Host, b_owner, b_spec: SockSpec) -> Conn:
+                 b_host: Host, b_owner, b_spec: SockSpec, shared_flow=None) -> Conn:
         path = Path(self.sched, mbs, self.hop_s)
+        if shared_flow is not None:  # the back leg of a terminating LB: its view's flow already exists
+            path.flows.append(shared_flow)
         conn = Conn(slot.new_conn_id(), leg, path, self.now())
         if conn.conn_id == self.trace_conn:
             path.trace = self.trace = []
@@ -124,16 +135,28 @@ class World:
         return conn
 
     def open_downstream(self, slot: ClientSlot) -> Conn:
-        """The client opens a connection to Envoy, or straight to the upstream without Envoy."""
+        """The client opens a connection: to a terminating LB, to Envoy, or to the upstream."""
+        if self.term is not None:
+            conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
+                                 self.lb_host, None, SockSpec())
+            conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
+            return conn
+        return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
+
+    def open_lb_backend(self, proxy: TermProxyConn) -> Conn:
+        """A terminating LB opens its back leg, to Envoy or to the upstream."""
+        return self._to_server(proxy.slot, "lb_backend", self.back_mbs, self.lb_host, proxy, SockSpec(), proxy.flow)
+
+    def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
+                   shared_flow=None) -> Conn:
         sc = self.sc
         if sc.envoy:
-            conn = self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
-                                 self.envoy_host, None, self.listener_spec)
-            owner = EnvoyConn(self, slot, conn, sc.envoy)
-            conn.ss.owner = owner
+            conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
+                                 shared_flow)
+            conn.ss.owner = EnvoyConn(self, slot, conn, sc.envoy)
             return conn
-        return self._connect(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec,
-                             self.upstream_host, slot.server, self.upstream_spec)
+        return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
+                             self.upstream_spec, shared_flow)
 
     def open_upstream(self, owner: EnvoyConn) -> Conn:
         """Envoy opens its upstream (cluster) connection."""

@@ -43,7 +43,10 @@ def predicted_margin_s(sc: Scenario) -> float | None:
     chain = lb_list(sc.lb)
     if not chain:
         return None
-    timeout = min(middlebox_spec(c).idle_timeout_s for c in chain)
+    specs = [middlebox_spec(c) for c in chain]
+    if any(s.refreshed_by != "any_packet" for s in specs):
+        return None  # a byte-counting device (ALB, proxies): TCP keepalive cannot hold it open
+    timeout = min(s.idle_timeout_s for s in specs)
     hops = len(chain)  # farthest middlebox from either end
     best = None
     for _, ka, kernel in keepalive_sides(sc):
