@@ -18,8 +18,8 @@ from sim.model.kernel import Host, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
 from sim.model.proxy import EnvoyConn
-from sim.model.terminating import TermProxyConn
 from sim.model.records import COLUMNS, Conn
+from sim.model.terminating import TermProxyConn
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
 # (seed, slot), so every grid point replays the same traffic (common random numbers).
