@@ -9,7 +9,6 @@ of concurrent processes yielding timeouts, in the same process, and their ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -18,6 +17,9 @@ from pathlib import Path
 import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
 from sim.model.scenario import run_one, run_split  # noqa: E402
@@ -66,11 +68,7 @@ def main() -> int:
         "events_per_connection_hour": round(events / (args.connections * sc.duration / 3600), 1),
         "python": platform.python_version(), "machine": platform.machine(),
     }
-    for k, v in fig.items():
-        print(f"{k:28s} {v}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(fig, indent=2) + "\n")
-    return 0
+    return report(fig, args.out)
 
 
 if __name__ == "__main__":

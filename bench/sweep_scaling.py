@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
 from sim.sweep.run import run_sweep  # noqa: E402
@@ -43,11 +46,7 @@ def main() -> int:
     fig = {"points": args.points, "connections": args.connections, "duration": args.duration,
            "wall_s_1_worker": round(walls[1], 2), "wall_s_2_workers": round(walls[2], 2),
            "speedup": round(walls[1] / walls[2], 3)}
-    for k, v in fig.items():
-        print(f"{k:20s} {v}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(fig, indent=2) + "\n")
-    return 0
+    return report(fig, args.out)
 
 
 if __name__ == "__main__":
