@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", action="store_true", help="print points and the recommendation as JSON")
     sw.add_argument("--fail-on-unsafe", action="store_true", help="exit 3 if the config's own setting is unsafe")
     sw.add_argument("--no-report", action="store_true", help="skip report.md and plots")
+    sw.add_argument("--method", choices=("simulate", "analytic"), default="simulate",
+                    help="analytic: closed-form screening of deterministic points (exact timers, fixed gaps); "
+                         "points outside its scope or within 1 s of the boundary are simulated")
     rp = sub.add_parser("report", help="(re)build report.md and plots from a results folder")
     rp.add_argument("dir")
     sub.add_parser("profiles", help="list middlebox profiles with their parameters and sources")
@@ -121,6 +124,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep.run import run_sweep
 
     loaded = load_config(args.config, args.sets)
+    if args.method == "analytic":
+        return _analytic_text(loaded, args.json)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
@@ -146,6 +151,27 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.fail_on_unsafe and res.base_safe is False:
         print("unsafe: the config's own setting has silent drops", file=sys.stderr)
         return 3
+    return 0
+
+
+def _analytic_text(loaded, as_json: bool) -> int:
+    from sim.analytic import screen
+    from sim.output import dumps
+    from sim.report.markdown import fmt, fmt_param
+
+    rows = screen(loaded)
+    if as_json:
+        print(dumps({"points": rows}))
+        return 0
+    keys = list(rows[0]["params"]) if rows else []
+    heads = [*keys, "method", "safe", "slack_s", "first late packet", "outcome", "detect_s"]
+    table = [[fmt_param(r["params"][k]) for k in keys] + [r["method"], "yes" if r["safe"] else "NO",
+             fmt(r["min_slack_s"]), r["first_late_packet"] or "-", r["outcome"] or "-", fmt(r["detect_s"])]
+             for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(heads)]
+    print("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
+    for t in table:
+        print("  ".join(c.rjust(w) for c, w in zip(t, widths, strict=True)))
     return 0
 
 
