@@ -20,6 +20,8 @@ OUTCOME_WORDS = {
     "zombie": "still believes it is open (zombie)",
     "reset_by_peer": "got an RST from the peer host",
     "closed_after_drop": "closed it itself, after the LB had forgotten it",
+    "race_reset": "sent a request as the server closed the idle connection (503, race)",
+    "goaway": "was sent GOAWAY (too_many_pings) by the gRPC server",
 }
 
 

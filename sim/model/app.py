@@ -209,8 +209,8 @@ class ClientSlot:
             if status == GOAWAY:  # the server refuses this connection: reconnect
                 conn = self.conn
                 conn.outcome[0] = "goaway"
-                conn.count_failure("goaway")
-                self._fail_outstanding("goaway")
+                conn.count_failure("goaway")  # one per GOAWAY; a request in flight also fails
+                self._fail_outstanding()
                 self._close_and("goaway", reopen=True)
             return
         if self.outstanding is None or msg.req_id != self.outstanding.req_id:
