@@ -132,3 +132,21 @@ def test_alb_nlb_chain_needs_envoy_keepalive_on_the_back_leg():
     fixed = _legs("configs/alb-nlb-chain.yaml", "connections=10",
                   "envoy.listener.keepalive={idle: 300, interval: 20, count: 4}")
     assert not fixed["silent_drop"].any()
+
+
+def test_tcp_proxy_idle_timeout_counts_bytes_and_closes_both_legs():
+    df = _legs("configs/nlb.yaml", "connections=5", "replications=1", "duration=30m",
+               "envoy.listener.protocol=tcp_proxy", "envoy.listener.idle_timeout=60s",
+               "traffic.request_gap={fixed: 120s}")
+    down = df[df["leg"] == "downstream"]
+    assert (down["client_outcome"] == "closed_idle").sum() > 0  # Envoy closed quiet connections
+    assert df["failed_requests"].sum() == 0
+
+
+def test_client_pool_idle_timeout_closes_and_reopens_on_demand():
+    df = _legs("configs/nlb.yaml", "connections=5", "replications=1", "duration=30m", "client.pool.idle_timeout=60s",
+               "traffic.request_gap={fixed: 120s}")
+    down = df[df["leg"] == "downstream"]
+    assert (down["client_outcome"] == "closed_idle").sum() > 0
+    assert down["requests"].sum() == 5 * 15  # one request every ~120 s, each on a fresh connection
+    assert df["failed_requests"].sum() == 0

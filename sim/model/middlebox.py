@@ -188,7 +188,9 @@ class Middlebox:
                 _bump(self.ka_per_min, minute)
                 if kind == PROBE and flow.proxy is not None and seg.origin == "host":
                     flow.proxy.saw_keepalive()
-        if self.refresh_any or kind == DATA:
+        if self.refresh_any or (kind == DATA and getattr(seg.payload, "status", 0) >= 0):
+            # a byte-counting proxy (ALB) ignores HTTP/2 PING frames: "These do not reset the
+            # connection idle timeout" (lb-catalog.md 2.4)
             slack = self.timeout_s - gap
             if slack < flow.min_slack_s:
                 flow.min_slack_s = slack

@@ -7,7 +7,7 @@ time with no active request, the upstream pool idle timeout likewise; probes cou
 
 from __future__ import annotations
 
-from sim.model.app import Msg
+from sim.model.app import PING, PING_ACK, Msg
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 
@@ -105,7 +105,10 @@ class EnvoyConn:
 
     # -- socket callbacks (both legs)
     def on_established(self, sock: TcpSocket) -> None:
-        if sock is not self.ds.ss and self.queued is not None:
+        if sock is self.ds.ss:
+            self._idle_from_now()  # a connection that never carries a request is idle from the start
+            return
+        if self.queued is not None:
             msg, self.queued = self.queued, None
             self.us.requests += 1
             self.us.in_flight = 1
@@ -113,7 +116,14 @@ class EnvoyConn:
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
         if msg.status < 0:
-            return  # HTTP/2 control frames are hop-by-hop: Envoy answers PINGs itself
+            if self.tcp_proxy:  # tcp_proxy forwards bytes, whatever they are
+                self._idle_from_now()
+                other = self.us.cs if sock is self.ds.ss and self.us is not None else self.ds.ss
+                if other is not None and other.state == ESTABLISHED:
+                    other.send(msg)
+            elif msg.status == PING:  # HTTP/2 frames are hop-by-hop: Envoy answers PINGs itself
+                sock.send(Msg(0, self._now(), PING_ACK))
+            return
         if sock is self.ds.ss:
             self.active = msg
             self.retried = False
