@@ -29,6 +29,7 @@ def test_reconnect_storm_peak_new_flows_and_nlcu():
     # request, 400 s later on the new connection, meets the same fate (~800 s): two storms in 15 min
     assert s["new_flows_peak_per_s"] == 3000
     assert s["failed_requests"] == 2 * 3000
+    assert s["failed_requests_peak_per_s"] == 3000  # the failure burst: all in one second
     assert s["nlcu_peak"] == pytest.approx(3000 / 60 / 800, rel=0.01)  # the new-flow dimension wins
     assert s["lb_cost_per_hour_usd"] > 0.0225
 

@@ -99,3 +99,25 @@ def test_report_rebuilds_from_folder(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").exists()
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    import sim.sweep.run as sweep_run
+    from sim.sweep.tasks import run_task as real_task
+
+    def flaky(task):
+        if task.params["envoy.listener.keepalive.idle"] == 345 and task.params["kernel.hz"] == 1000:
+            raise RuntimeError("boom")
+        return real_task(task)
+
+    monkeypatch.setattr(sweep_run, "run_task", flaky)
+    out = tmp_path / "o"
+    code = main(["sweep", SMALL, "--executor", "serial", "--out", str(out), "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "1 point(s) failed" in err
+    assert len(pd.read_parquet(out / "points.parquet")) == 6  # the 3 other points x 2 replications
+    monkeypatch.setattr(sweep_run, "run_task", real_task)
+    assert main(["sweep", SMALL, "--executor", "serial", "--out", str(out), "--quiet", "--no-report",
+                 "--resume"]) == 0
+    assert len(pd.read_parquet(out / "points.parquet")) == 8

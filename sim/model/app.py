@@ -8,6 +8,7 @@ import numpy as np
 
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.middlebox import bump
 from sim.model.records import CONN_ID_STRIDE
 
 
@@ -152,7 +153,9 @@ class ClientSlot:
             conn = self.conn
             conn.failed += 1
             conn.in_flight = 0
-            conn.hang_s += self.world.now() - msg.sent_s
+            now = self.world.now()
+            conn.hang_s += now - msg.sent_s
+            bump(self.world.failed_per_s, int(now))
             if reason:
                 conn.count_failure(reason)
             if self.watchdog is not None:

@@ -17,7 +17,7 @@ FORWARD, DROP, BOUNCE = 0, 1, 2
 SEGMENT_HEADER_BYTES = 52
 
 
-def _bump(series: list[int], i: int, by: int = 1) -> None:
+def bump(series: list[int], i: int, by: int = 1) -> None:
     """series[i] += by, growing the list as simulated time advances."""
     if i >= len(series):
         series.extend([0] * (i + 1 - len(series)))
@@ -103,7 +103,7 @@ class Middlebox:
 
     def _start(self, flow: Flow, t_s: float) -> None:
         self.new_flows += 1
-        _bump(self.new_per_s, int(t_s))
+        bump(self.new_per_s, int(t_s))
         flow.created_s = t_s
         flow.alive = True
         flow.last_seen_s = t_s
@@ -180,12 +180,12 @@ class Middlebox:
         gap = t_s - flow.last_seen_s
         minute = int(t_s // 60)
         if kind == DATA:
-            _bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES + self.payload_bytes[0 if from_client else 1])
+            bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES + self.payload_bytes[0 if from_client else 1])
         else:
-            _bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES)
+            bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES)
             if kind == PROBE or (kind == ACK and seg.probe_ack):
                 self.keepalive_packets += 1
-                _bump(self.ka_per_min, minute)
+                bump(self.ka_per_min, minute)
                 if kind == PROBE and flow.proxy is not None and seg.origin == "host":
                     flow.proxy.saw_keepalive()
         if self.refresh_any or (kind == DATA and getattr(seg.payload, "status", 0) >= 0):

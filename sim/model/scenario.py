@@ -95,6 +95,8 @@ class World:
             self.listener_spec = sock_spec(lst.keepalive, lst.user_timeout)
             self.envoy_up_spec = sock_spec(ups.keepalive, ups.user_timeout)
         self.conns: list[Conn] = []
+        #: failed requests per simulated second (the burst of a reconnect storm)
+        self.failed_per_s: list[int] = []
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
         # slots simulates exactly as it would within the whole fleet (see run_split).
         sk, sa, sb = sc.traffic.service_time.spec()
@@ -180,10 +182,10 @@ class World:
         intervals = [iv for m in mbs for iv in m.intervals]
         # capacity series of "the LB": the first middlebox the client's connections cross
         lb = self.ds_mbs[0] if self.ds_mbs else (self.us_mbs[0] if self.us_mbs else None)
-        series = {}
+        series = {"failed_per_s": self.failed_per_s}
         if lb is not None:
             cap = all_profiles()[lb.spec.name].capacity
-            series = {"keepalive_per_min": lb.ka_per_min, "bytes_per_min": lb.bytes_per_min,
+            series |= {"keepalive_per_min": lb.ka_per_min, "bytes_per_min": lb.bytes_per_min,
                       "new_flows_per_s": lb.new_per_s, "lb_intervals": lb.intervals,
                       "nlcu": cap.nlcu.model_dump() if cap and cap.nlcu else None}
         return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace,
@@ -224,7 +226,10 @@ def merge(parts: list[Records]) -> Records:
     intervals = [iv for p in parts for iv in p.flow_intervals]
     trace = next((p.trace for p in parts if p.trace is not None), None)
     series = {}
-    if parts[0].series:
+    n = max(len(p.series.get("failed_per_s", [])) for p in parts)
+    series["failed_per_s"] = [sum(p.series["failed_per_s"][i] for p in parts if i < len(p.series["failed_per_s"]))
+                              for i in range(n)]
+    if parts[0].series.get("lb_intervals") is not None:
         for key in ("keepalive_per_min", "bytes_per_min", "new_flows_per_s"):
             n = max(len(p.series[key]) for p in parts)
             series[key] = [sum(p.series[key][i] for p in parts if i < len(p.series[key])) for i in range(n)]

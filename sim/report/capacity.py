@@ -9,8 +9,8 @@ import numpy as np
 from sim.model.middlebox import SEGMENT_HEADER_BYTES
 
 CAPACITY_FIELDS = (
-    "keepalive_pps_steady", "keepalive_bytes_per_s", "lb_bytes_per_s", "lb_active_flows_mean",
-    "new_flows_per_s", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd",
+    "failed_requests_peak_per_s", "keepalive_pps_steady", "keepalive_bytes_per_s", "lb_bytes_per_s",
+    "lb_active_flows_mean", "new_flows_per_s", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd",
 )
 
 
@@ -28,7 +28,8 @@ def active_flows_per_minute(intervals: list[tuple[float, float]], duration_s: fl
 def capacity(series: dict, duration_s: float) -> dict:
     """The CAPACITY_FIELDS from a run's LB series (empty series: all NaN)."""
     out = dict.fromkeys(CAPACITY_FIELDS, math.nan)
-    if not series:
+    out["failed_requests_peak_per_s"] = float(max(series.get("failed_per_s") or [0]))
+    if "lb_intervals" not in series:
         return out
     minutes = int(math.ceil(duration_s / 60.0))
     ka = np.zeros(minutes)
@@ -69,7 +70,7 @@ def series_frame(series: dict, duration_s: float):
     import pandas as pd
 
     minutes = int(math.ceil(duration_s / 60.0))
-    if not series:
+    if "lb_intervals" not in series:
         return pd.DataFrame(columns=["minute", "active_flows", "keepalive_packets", "bytes", "new_flows"])
 
     def per_min(values, scale=1):

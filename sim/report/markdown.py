@@ -203,9 +203,9 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
             + ". The timeline figure shows every packet of that connection around the drop.")
 
 
-CAPACITY_COLUMNS = ["keepalive_pps_steady", "keepalive_pps_idle_closed_form", "keepalive_bytes_per_s", "lb_bytes_per_s",
-                    "lb_active_flows_mean", "lb_active_flows_peak", "new_flows_per_s", "new_flows_peak_per_s",
-                    "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd"]
+CAPACITY_COLUMNS = ["failed_requests_peak_per_s", "keepalive_pps_steady", "keepalive_pps_idle_closed_form",
+                    "keepalive_bytes_per_s", "lb_bytes_per_s", "lb_active_flows_mean", "lb_active_flows_peak",
+                    "new_flows_per_s", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd"]
 
 
 def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
