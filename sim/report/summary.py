@@ -101,7 +101,7 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
                 key in CAPACITY_FIELDS and "peak" not in key):
             finite = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
             out[key] = sum(finite) / len(finite) if finite else math.nan
-        elif key in ("zombies_peak", "lb_active_flows_peak", "detect_s_max", "new_flows_peak_per_s", "nlcu_peak"):
+        elif "peak" in key or key == "detect_s_max":
             finite = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
             out[key] = max(finite) if finite else math.nan
         elif key == "min_slack_s":
