@@ -33,10 +33,18 @@ def fmt(v: Any) -> str:
 
 
 def fmt_param(v: Any) -> str:
+    """A swept value for tables: off/on, keepalive mappings as idle/interval/count (- = sysctl)."""
     if v is False or v == "false":
         return "off"
-    if v is True:
+    if v is True or v == "true":
         return "on"
+    if isinstance(v, str) and v.startswith("{"):
+        try:
+            d = json.loads(v)
+        except ValueError:
+            return v
+        if set(d) <= {"idle", "interval", "count"}:
+            return "/".join(str(d.get(k, "-")) for k in ("idle", "interval", "count"))
     return fmt(v)
 
 
