@@ -179,10 +179,13 @@ class Middlebox:
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
         minute = int(t_s // 60)
-        if kind == DATA:
-            bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES + self.payload_bytes[0 if from_client else 1])
+        size = SEGMENT_HEADER_BYTES + (self.payload_bytes[0 if from_client else 1] if kind == DATA else 0)
+        per_min = self.bytes_per_min
+        if minute < len(per_min):  # inline bump(): this runs for every packet
+            per_min[minute] += size
         else:
-            bump(self.bytes_per_min, minute, SEGMENT_HEADER_BYTES)
+            bump(per_min, minute, size)
+        if kind != DATA:
             if kind == PROBE or (kind == ACK and seg.probe_ack):
                 self.keepalive_packets += 1
                 bump(self.ka_per_min, minute)

@@ -32,15 +32,21 @@ class Path:
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
         self.a, self.b = a, b
-        a.tx = self.send
-        b.tx = self.send
+        a.tx = self._from_a
+        b.tx = self._from_b
         a.set_rtt(self.rtt_s)
         b.set_rtt(self.rtt_s)
 
     def send(self, sock: TcpSocket, seg: Seg) -> bool:
-        """``TcpSocket.tx``: the segment leaves ``sock`` now. True if it will reach the peer."""
-        if sock is self.a:
-            return self._travel(seg, 0, 1, self.sched.env._now)
+        """The segment leaves ``sock`` now. True if it will reach the peer."""
+        return (self._from_a if sock is self.a else self._from_b)(sock, seg)
+
+    def _from_a(self, sock: TcpSocket, seg: Seg) -> bool:
+        """``a.tx``: towards ``b`` (one call per packet on the hot path)."""
+        return self._travel(seg, 0, 1, self.sched.env._now)
+
+    def _from_b(self, sock: TcpSocket, seg: Seg) -> bool:
+        """``b.tx``: towards ``a``."""
         return self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
 
     def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> bool:
