@@ -24,7 +24,9 @@ class SockSpec:
     user_timeout_ms: int = 0
 
     def apply(self, sock: TcpSocket) -> None:
-        """Set the options before connect()/listen(), as STATE_PREBIND does (R5, R6)."""
+        """Set the options before connect()/listen(), as STATE_PREBIND does (R5, R6). For a
+        listener's accepted child this is inheritance: Linux copies SO_KEEPALIVE and TCP_KEEP*
+        from the listening socket (checked on 6.18), so setting them on the child is the same."""
         sock.ka_time_s = self.idle_s
         sock.ka_intvl_s = self.intvl_s
         sock.ka_probes = self.count

@@ -125,10 +125,6 @@ class Clock:
             return seconds
         return int(math.ceil(seconds * self.hz - 1e-6))
 
-    def to_seconds(self, ticks: float) -> float:
-        """A tick count as seconds."""
-        return ticks if self.exact else ticks * self.tick_s
-
     def fire_time(self, now_s: float, delay_ticks: float) -> float:
         """Simulated time at which a timer armed now for ``delay_ticks`` fires."""
         if self.exact:

@@ -226,14 +226,6 @@ class TcpSocket:
         check_keepalive_option("TCP_USER_TIMEOUT", ms)
         self.user_timeout_ms = ms
 
-    def inherit_from(self, listener: TcpSocket) -> None:
-        """Accepted sockets inherit the listener's options (R6; checked on Linux 6.18)."""
-        self.ka = listener.ka
-        self.ka_time_s = listener.ka_time_s
-        self.ka_intvl_s = listener.ka_intvl_s
-        self.ka_probes = listener.ka_probes
-        self.user_timeout_ms = listener.user_timeout_ms
-
     # ----------------------------------------------------------------- timers
     def _arm(self, timer: LazyTimer, delay_ticks: float) -> None:
         """sk_reset_timer(now + delay): quantised in wheel mode (R40)."""

@@ -37,10 +37,6 @@ class Path:
         a.set_rtt(self.rtt_s)
         b.set_rtt(self.rtt_s)
 
-    def send(self, sock: TcpSocket, seg: Seg) -> bool:
-        """The segment leaves ``sock`` now. True if it will reach the peer."""
-        return (self._from_a if sock is self.a else self._from_b)(sock, seg)
-
     def _from_a(self, sock: TcpSocket, seg: Seg) -> bool:
         """``a.tx``: towards ``b`` (one call per packet on the hot path)."""
         return self._travel(seg, 0, 1, self.sched.env._now)
