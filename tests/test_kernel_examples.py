@@ -218,3 +218,17 @@ def test_data_for_a_closed_socket_is_answered_with_rst():
     h.sock.close()
     h.sock.receive(Seg(DATA, 0, 0, "late request"))
     assert h.times("rst") == [0.0]
+
+
+def test_so_keepalive_enabled_late_arms_at_now_plus_idle_and_twice_is_once():
+    # R5 / S13: SO_KEEPALIVE=1 at 4.0 (idle since 0, I=3 V=2 C=2): KT = now + I, so the first check at
+    # 7 probes at once; a second SO_KEEPALIVE=1 at 4.5 changes nothing. Probes 7, 9; RST at 11.
+    h = Harness()
+    h.establish(None)
+    s = h.sock
+    s.ka_time_s, s.ka_intvl_s, s.ka_probes = 3, 2, 2
+    h.sched.call_at(4.0, lambda _: s.set_keepalive(True))
+    h.sched.call_at(4.5, lambda _: s.set_keepalive(True))
+    h.run(20)
+    assert h.times("probe") == pytest.approx([7, 9], abs=MS)
+    assert h.errors == [(pytest.approx(11, abs=MS), ETIMEDOUT, "keepalive")]

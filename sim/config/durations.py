@@ -40,13 +40,3 @@ def whole_seconds(value: object, option: str, lo: int, hi: int) -> int:
     if not lo <= n <= hi:
         raise ValueError(f"{option} {n} s is rejected by the kernel with EINVAL (allowed: {lo}..{hi})")
     return n
-
-
-def format_duration(seconds: float) -> str:
-    """Short human form: 350s, 5m, 2h, 1.5ms."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"

@@ -163,10 +163,7 @@ class Middlebox:
     # ------------------------------------------------------------------ packets
     def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
         """A segment reaches the device at ``t_s``: FORWARD, DROP or BOUNCE (RST to the sender)."""
-        if flow.alive:
-            deadline = flow.last_seen_s + self.timeout_s
-            if t_s >= deadline - EPS_S:
-                self.expire(flow, deadline, t_s)
+        self.check_expired(flow, t_s)
         if not flow.alive:
             if kind == RST:
                 return DROP  # an RST for a forgotten flow is never answered

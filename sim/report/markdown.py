@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.config.load import apply_value, split_key
+from sim.config.load import with_values
 from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
 from sim.output import atomic_write
@@ -182,10 +182,7 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
     if sub.empty:
         return ""
     row = sub.sort_values("drop_at_s").iloc[0]
-    raw = {k: v for k, v in loaded.raw.items() if k != "sweep"}
-    for k in keys:
-        apply_value(raw, split_key(k), config_value(point[k]))
-    sc = Scenario.model_validate(raw)
+    sc = with_values(loaded, {k: config_value(point[k]) for k in keys})
     seed_rows = pd.read_parquet(root / "points.parquet")
     seed = int(seed_rows[(seed_rows["point_id"] == point["point_id"])
                          & (seed_rows["replication"] == row["replication"])]["seed"].iloc[0])
@@ -223,13 +220,8 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
     if "keepalive_pps_steady" not in pp or pp["keepalive_pps_steady"].isna().all():
         return ""
     keys = knobs + conds
-    raw = {k: v for k, v in loaded.raw.items() if k != "sweep"}
-    closed = []
-    for _, r in pp.iterrows():
-        trial = json.loads(json.dumps(raw))
-        for k in keys:
-            apply_value(trial, split_key(k), config_value(r[k]))
-        closed.append(idle_keepalive_pps(Scenario.model_validate(trial)))
+    closed = [idle_keepalive_pps(with_values(loaded, {k: config_value(r[k]) for k in keys}))
+              for _, r in pp.iterrows()]
     pp = pp.assign(keepalive_pps_idle_closed_form=closed)
     text = ("Through the client-facing LB, per grid point (mean over replications; peaks are maxima). "
             "`keepalive_pps_steady` is measured over the second half of each run. "
