@@ -5,7 +5,7 @@ from __future__ import annotations
 import simpy
 
 from sim.model.clock import Clock, Scheduler
-from sim.model.kernel import ACK, PROBE, RST, SYNACK, Host, Seg, TcpSocket
+from sim.model.kernel import ACK, PROBE, RST, SYNACK, Host, Seg, SockOpts, TcpSocket
 
 
 class Harness:
@@ -45,17 +45,15 @@ class Harness:
     def establish(self, keepalive=(300, 20, 4), user_timeout_ms: int = 0) -> None:
         """Options set before connect() (R6), then the SYN-ACK arrives at t = 0 (T0)."""
         s = self.sock
-        if keepalive:
-            s.ka = True
-            s.ka_time_s, s.ka_intvl_s, s.ka_probes = keepalive
-        s.user_timeout_ms = user_timeout_ms
+        idle, intvl, count = keepalive or (0, 0, 0)
+        s.opts = SockOpts(bool(keepalive), idle, intvl, count, user_timeout_ms)
         s.connect()
         self.sent.clear()
         s.receive(Seg(SYNACK, 0, 0))
         self.sent.clear()
 
     def run(self, until: float) -> None:
-        self.env.run(until=until)
+        self.sched.run(until)
 
     def times(self, kind: str) -> list[float]:
         return [t for t, k in self.sent if k == kind]

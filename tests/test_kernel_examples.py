@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.model.kernel import ECONNRESET, ETIMEDOUT, SockOptError, retries_timeout_s
+from sim.model.kernel import ECONNRESET, ETIMEDOUT, SockOptError, SockOpts, retries_timeout_s
 from tests.kernel_harness import Harness
 
 MS = 1e-3
@@ -226,7 +226,7 @@ def test_so_keepalive_enabled_late_arms_at_now_plus_idle_and_twice_is_once():
     h = Harness()
     h.establish(None)
     s = h.sock
-    s.ka_time_s, s.ka_intvl_s, s.ka_probes = 3, 2, 2
+    s.opts = SockOpts(False, 3, 2, 2)
     h.sched.call_at(4.0, lambda _: s.set_keepalive(True))
     h.sched.call_at(4.5, lambda _: s.set_keepalive(True))
     h.run(20)

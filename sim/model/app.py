@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 from sim.model.middlebox import bump
 from sim.model.records import CONN_ID_STRIDE
-
-
-@dataclass(frozen=True)
-class SockSpec:
-    """Socket options an application sets: SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT (0 = sysctl),
-    TCP_USER_TIMEOUT in ms."""
-
-    keepalive: bool = False
-    idle_s: int = 0
-    intvl_s: int = 0
-    count: int = 0
-    user_timeout_ms: int = 0
-
-    def apply(self, sock: TcpSocket) -> None:
-        """Set the options before connect()/listen(), as STATE_PREBIND does (R5, R6). For a
-        listener's accepted child this is inheritance: Linux copies SO_KEEPALIVE and TCP_KEEP*
-        from the listening socket (checked on 6.18), so setting them on the child is the same."""
-        sock.ka_time_s = self.idle_s
-        sock.ka_intvl_s = self.intvl_s
-        sock.ka_probes = self.count
-        sock.user_timeout_ms = self.user_timeout_ms
-        sock.ka = self.keepalive
-
 
 #: Message kinds that are not requests or responses (``Msg.status``).
 PING, PING_ACK, GOAWAY = -1, -2, -3
@@ -63,7 +38,7 @@ class Sampler:
         self.a = a
         self.b = b
         self.rng = rng
-        self.buf: list[float] = []
+        self.buf: list[float] | tuple = ()
         self.i = 0
 
     def draw(self) -> float:
@@ -103,8 +78,9 @@ class ClientSlot:
         self.pending = True  # the first request goes out at open
         self.req_ids = 0
         self.outstanding: Msg | None = None
-        self.watchdog = LazyTimer(world.sched, self._request_timed_out) if cfg.request_timeout > 0 else None
-        self.pool_idle = LazyTimer(world.sched, self._pool_idle_fired) if cfg.pool.idle_timeout > 0 else None
+        self.watchdog = LazyTimer(world.sched, self, ClientSlot._request_timed_out) if cfg.request_timeout > 0 else None
+        self.pool_idle = (LazyTimer(world.sched, self, ClientSlot._pool_idle_fired)
+                          if cfg.pool.idle_timeout > 0 else None)
 
     def new_conn_id(self) -> int:
         """The next id for a connection opened for this slot (CONN_ID_STRIDE)."""
@@ -213,7 +189,7 @@ class ClientSlot:
         if status < 0:
             if status == GOAWAY:  # the server refuses this connection: reconnect
                 conn = self.conn
-                conn.outcome[0] = "goaway"
+                conn.out_c = "goaway"
                 conn.count_failure("goaway")  # one per GOAWAY; a request in flight also fails
                 self._fail_outstanding()
                 self._close_and("goaway", reopen=True)
@@ -255,7 +231,7 @@ class ServerConn:
     def __init__(self, app: Server, conn) -> None:
         self.app = app
         self.conn = conn
-        self.idle = LazyTimer(app.world.sched, self._idle_fired) if app.idle_timeout_s > 0 else None
+        self.idle = LazyTimer(app.world.sched, self, ServerConn._idle_fired) if app.idle_timeout_s > 0 else None
         self.last_ping_s: float | None = None
         self.strikes = 0
         self.active = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any
 
 # LVL_START(1..7) in jiffies: the level of a timer is how many of these its delay reaches (§11).
@@ -39,57 +39,75 @@ def wheel_fire_j(armed_j: int, delay_j: int) -> int:
     return (armed_j + delay_j) // g * g + g
 
 
-def _dispatch(call: _Call) -> None:
-    call.fn(call.arg)
-
-
-def _deliver(seg: Any) -> None:
-    seg.dst.receive(seg)
-
-
-_DELIVER = (_deliver,)
-
-
 class _Call:
-    """A minimal SimPy-compatible event: ``Environment.step`` pops it and runs its callbacks."""
+    """A plain function call on the event queue: ``fn(arg)``."""
 
-    __slots__ = ("callbacks", "_ok", "fn", "arg")
+    __slots__ = ("fn", "arg")
 
     def __init__(self, fn: Callable[[Any], None], arg: Any) -> None:
-        self.callbacks = (_dispatch,)
-        self._ok = True
         self.fn = fn
         self.arg = arg
 
 
 class Scheduler:
-    """Schedules plain function calls on a SimPy environment.
+    """The model's events on a SimPy environment's queue, and the loop that runs them.
 
-    A packet arrival or timer expiry is one heap entry holding a slotted object, instead of a
-    ``Timeout`` plus a callback closure: the model's hot path is made of these.
+    An event is one heap entry in SimPy's ``(time, priority, id, event)`` form holding one slotted
+    object: a ``_Call``, a segment on its way to a socket (``deliver_at``), or a ``LazyTimer``,
+    which is its own entry. ``run`` dispatches these directly; any other SimPy event on the queue
+    is processed with SimPy's ``step`` semantics.
+
+    ``horizon_s``: the end of the run, when the caller knows it. Nothing is queued at or after it,
+    since such an entry could never run (``run`` stops before it) and would only hold memory.
     """
 
-    __slots__ = ("env", "_queue", "_eid")
+    __slots__ = ("env", "_queue", "_eid", "horizon_s", "events_run")
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
         self.env = env
         self._queue = env._queue
         self._eid = env._eid
+        self.horizon_s = horizon_s
+        self.events_run = 0
 
     def call_at(self, t_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` at simulated time ``t_s`` (never in the past)."""
-        heappush(self._queue, (t_s, 1, next(self._eid), _Call(fn, arg)))
+        if t_s < self.horizon_s:
+            heappush(self._queue, (t_s, 1, next(self._eid), _Call(fn, arg)))
 
     def deliver_at(self, t_s: float, seg: Any, dst: Any) -> None:
         """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
-        seg.callbacks = _DELIVER
-        seg._ok = True
-        seg.dst = dst
-        heappush(self._queue, (t_s, 1, next(self._eid), seg))
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            heappush(self._queue, (t_s, 1, next(self._eid), seg))
 
-    def events_scheduled(self) -> int:
-        """How many events have been scheduled on the environment so far."""
-        return next(self._eid)
+    def run(self, until_s: float) -> None:
+        """Process every event before ``until_s`` and leave the clock there, as
+        ``Environment.run(until=until_s)`` does."""
+        env = self.env
+        queue = self._queue
+        pop = heappop
+        call_cls, timer_cls = _Call, LazyTimer
+        n = 0
+        while queue and queue[0][0] < until_s:
+            n += 1
+            t, _, _, ev = pop(queue)
+            env._now = t
+            cls = ev.__class__
+            if cls is timer_cls:
+                ev.fired(t)
+            elif cls is call_cls:
+                ev.fn(ev.arg)
+            elif (dst := getattr(ev, "dst", None)) is not None:
+                dst.receive(ev)
+            else:  # a SimPy event: Environment.step semantics
+                callbacks, ev.callbacks = ev.callbacks, None
+                for callback in callbacks:
+                    callback(ev)
+                if not ev._ok and not hasattr(ev, "_defused"):
+                    raise ev._value
+        env._now = until_s
+        self.events_run += n
 
 
 class Clock:
@@ -141,48 +159,43 @@ class Clock:
 
 
 class LazyTimer:
-    """A deadline with at most one pending heap entry, re-checked when it fires.
+    """A deadline with at most one live heap entry, re-checked when it fires.
 
     Moving the deadline later schedules nothing: the pending entry fires, finds it is early and
     re-queues itself at the new deadline. Clearing it only forgets the deadline. So a timer that
     is pushed back on every packet (idle timers) costs one event per idle period, not per packet.
+    The timer is its own heap entry and calls ``fn(owner)`` (an unbound method shared by every
+    timer of its kind), so a timer costs one small object and no per-entry allocation.
     """
 
-    __slots__ = ("sched", "fn", "due_s", "pending_s")
+    __slots__ = ("sched", "owner", "fn", "due_s", "pending_s")
 
-    def __init__(self, sched: Scheduler, fn: Callable[[], None]) -> None:
+    def __init__(self, sched: Scheduler, owner: Any, fn: Callable[[Any], None]) -> None:
         self.sched = sched
+        self.owner = owner
         self.fn = fn
         self.due_s: float | None = None
         self.pending_s: float | None = None
 
+    def _queue(self, due_s: float) -> None:
+        sched = self.sched
+        if due_s < sched.horizon_s:
+            self.pending_s = due_s
+            heappush(sched._queue, (due_s, 1, next(sched._eid), self))
+
     def set(self, due_s: float) -> None:
-        """Fire ``fn()`` at ``due_s`` unless moved or cleared before then."""
+        """Fire ``fn(owner)`` at ``due_s`` unless moved or cleared before then."""
         self.due_s = due_s
         pending = self.pending_s
         if pending is None or pending > due_s:
-            self.pending_s = due_s
-            self.sched.call_at(due_s, self._fired, due_s)
-
-    def defer(self, due_s: float) -> None:
-        """Record a deadline without scheduling it: ``kick`` schedules it if it turns out to be
-        needed. For timers that are cleared before they fire unless something goes wrong."""
-        self.due_s = due_s
-
-    def kick(self) -> None:
-        """Schedule a deferred deadline (no-op if there is none or it is already queued)."""
-        due = self.due_s
-        if due is not None:
-            pending = self.pending_s
-            if pending is None or pending > due:
-                self.pending_s = due
-                self.sched.call_at(due, self._fired, due)
+            self._queue(due_s)
 
     def clear(self) -> None:
         """Forget the deadline; a pending entry will find nothing to do."""
         self.due_s = None
 
-    def _fired(self, at_s: float) -> None:
+    def fired(self, at_s: float) -> None:
+        """The heap entry for ``at_s`` came up (called by ``Scheduler.run``)."""
         if self.pending_s != at_s:
             return  # an earlier entry replaced this one
         self.pending_s = None
@@ -190,8 +203,19 @@ class LazyTimer:
         if due is None:
             return
         if due > at_s:
-            self.pending_s = due
-            self.sched.call_at(due, self._fired, due)
+            self._queue(due)
             return
         self.due_s = None
-        self.fn()
+        self.fn(self.owner)
+
+
+def set_timer(timer: LazyTimer | None, sched: Scheduler, owner: Any, fn: Callable[[Any], None],
+              due_s: float) -> LazyTimer | None:
+    """``timer.set(due_s)``, making the timer at its first use. No timer is made for a deadline at
+    or past the horizon: it could never fire, and most connections of a fleet never need one."""
+    if timer is None:
+        if due_s >= sched.horizon_s:
+            return None
+        timer = LazyTimer(sched, owner, fn)
+    timer.set(due_s)
+    return timer

@@ -13,7 +13,9 @@ Modelling simplifications, all documented in docs/model.md:
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sim.model.clock import Clock, LazyTimer, Scheduler
@@ -78,10 +80,31 @@ def retries_timeout_s(retries: int) -> float:
     return TCP_RTO_MIN_S * ((2 << thresh) - 1) + (retries - thresh) * TCP_RTO_MAX_S
 
 
+@functools.lru_cache(maxsize=64)
+def initial_rto_s(rtt_s: float, hz: int) -> float:
+    """RTO0 = SRTT + rto_min rounded up to a jiffy (R30); cached, so a fleet's sockets share it."""
+    return math.ceil((rtt_s + TCP_RTO_MIN_S) * hz - 1e-6) / hz
+
+
+@dataclass(frozen=True, slots=True)
+class SockOpts:
+    """Socket options an application sets: SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT in seconds and
+    count (0 = use the netns sysctl, R1), TCP_USER_TIMEOUT in ms (0 = off)."""
+
+    keepalive: bool = False
+    idle_s: int = 0
+    intvl_s: int = 0
+    count: int = 0
+    user_timeout_ms: int = 0
+
+
+NO_OPTS = SockOpts()
+
+
 class Seg:
     """One TCP segment. ``seq``/``ack`` count messages, not bytes."""
 
-    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "callbacks", "_ok", "dst")
+    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "dst")
 
     def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
         self.kind = kind
@@ -126,31 +149,27 @@ class TcpSocket:
     """One TCP endpoint with Linux keepalive and retransmission timers (§13)."""
 
     __slots__ = (
-        "host", "owner", "tx", "name", "state",
-        "ka", "ka_time_s", "ka_intvl_s", "ka_probes", "user_timeout_ms",
+        "host", "owner", "tx", "state",
+        "opts",
         "lrcv", "rcv_ts", "probes_out", "err_soft",
         "snd_una", "snd_nxt", "rcv_nxt", "unacked",
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
-        "kt", "rt", "last_dupack_s",
-        "probes_sent", "retrans_sent", "error", "error_cause", "closed_at_s", "est_at_s", "tag",
+        "kt", "rt", "rt_defer_s", "last_dupack_s",
+        "probes_sent", "error", "closed_at_s", "tag",
         "env", "clock", "pending_acks",
     )
 
-    def __init__(self, host: Host, owner: SocketOwner, tx: Any, name: str = "") -> None:
+    def __init__(self, host: Host, owner: SocketOwner, tx: Any) -> None:
         self.host = host
         self.env = host.sched.env
         self.clock = host.clock
         self.owner = owner
         #: ``tx(sock, seg)`` puts a segment on the wire.
         self.tx = tx
-        self.name = name
         self.state = CLOSED
-        self.ka = False
-        # Per-socket overrides in seconds / count; 0 means "use the netns sysctl" (R1).
-        self.ka_time_s = 0
-        self.ka_intvl_s = 0
-        self.ka_probes = 0
-        self.user_timeout_ms = 0
+        #: SO_KEEPALIVE, TCP_KEEP* and TCP_USER_TIMEOUT, shared with every socket given the same
+        #: options (a setsockopt replaces this socket's copy)
+        self.opts = NO_OPTS
         self.lrcv = 0.0
         self.rcv_ts = 0.0
         self.probes_out = 0
@@ -158,78 +177,102 @@ class TcpSocket:
         self.snd_una = 0
         self.snd_nxt = 0
         self.rcv_nxt = 0
-        self.unacked: list[tuple[int, Any]] = []
+        #: payloads of the unacknowledged messages snd_una, snd_una + 1, ...; None when all are acked
+        self.unacked: list | None = None
         self.srtt_s = 0.0
         self.rto0 = 0.0
         self.rto = 0.0
         self.retransmits = 0
         self.retrans_stamp = 0.0
         self.in_tlp = False
-        self.kt = LazyTimer(host.sched, self._keepalive_timer)
-        self.rt = LazyTimer(host.sched, self._retransmit_timer)
+        # The keepalive and retransmission timers are made when first armed: most sockets of a
+        # fleet never arm one, and a timer is most of a socket's memory.
+        self.kt: LazyTimer | None = None
+        self.rt: LazyTimer | None = None
+        #: the loss-probe deadline of data in flight, kept here until a loss means it must be queued
+        self.rt_defer_s: float | None = None
         self.last_dupack_s = -1e18
         self.probes_sent = 0
-        self.retrans_sent = 0
         self.error: str | None = None
-        self.error_cause: str | None = None
         self.closed_at_s: float | None = None
-        self.est_at_s: float | None = None
         #: the owner's handle for this socket (the model keeps its connection record here)
         self.tag: Any = None
-        #: pure ACKs on their way here, applied when the socket next looks at its state
-        self.pending_acks: list[tuple[float, Seg]] | None = None
+        #: pure ACKs on their way here, applied when the socket next looks at its state:
+        #: ``[arrival_s, ack, arrival_s, ack, ...]`` in arrival order, None when there are none
+        self.pending_acks: list | None = None
 
     # ----------------------------------------------------------------- effective values (R1)
     def keepidle(self) -> float:
         """Effective TCP_KEEPIDLE in ticks, re-read at each use (R1)."""
-        return self.host.clock.dur(self.ka_time_s or self.host.sysctl["net.ipv4.tcp_keepalive_time"])
+        return self.host.clock.dur(self.opts.idle_s or self.host.sysctl["net.ipv4.tcp_keepalive_time"])
 
     def keepintvl(self) -> float:
         """Effective TCP_KEEPINTVL in ticks (R1)."""
-        return self.host.clock.dur(self.ka_intvl_s or self.host.sysctl["net.ipv4.tcp_keepalive_intvl"])
+        return self.host.clock.dur(self.opts.intvl_s or self.host.sysctl["net.ipv4.tcp_keepalive_intvl"])
 
     def keepcnt(self) -> int:
         """Effective TCP_KEEPCNT (R1)."""
-        return self.ka_probes or self.host.sysctl["net.ipv4.tcp_keepalive_probes"]
+        return self.opts.count or self.host.sysctl["net.ipv4.tcp_keepalive_probes"]
 
     # ----------------------------------------------------------------- socket options
     def set_keepalive(self, on: bool) -> None:
         """SO_KEEPALIVE (R5, R6): arms KT at now + I on 0→1 for a connected socket."""
         if self.state in (ESTABLISHED, FIN_WAIT, SYN_RECV):
-            if on and not self.ka:
-                self._arm(self.kt, self.keepidle())
-            elif not on:
+            if on and not self.opts.keepalive:
+                self._arm(True, self.keepidle())
+            elif not on and self.kt is not None:
                 self.kt.clear()
-        self.ka = on
+        self.opts = replace(self.opts, keepalive=on)
 
     def set_keepidle(self, seconds: int) -> None:
         """TCP_KEEPIDLE (R3, R7): re-arms KT to now + max(0, I' − elapsed) on a live socket."""
         check_keepalive_option("TCP_KEEPIDLE", seconds)
         self._settle()
-        self.ka_time_s = seconds
-        if self.ka and self.state in (ESTABLISHED, FIN_WAIT):
+        self.opts = replace(self.opts, idle_s=seconds)
+        if self.opts.keepalive and self.state in (ESTABLISHED, FIN_WAIT):
             remaining = self.keepidle() - self._elapsed()
-            self._arm(self.kt, max(0, remaining))
+            self._arm(True, max(0, remaining))
 
     def set_keepintvl(self, seconds: int) -> None:
         """TCP_KEEPINTVL (R3, R8): stored only; the pending timer is untouched."""
         check_keepalive_option("TCP_KEEPINTVL", seconds)
-        self.ka_intvl_s = seconds
+        self.opts = replace(self.opts, intvl_s=seconds)
 
     def set_keepcnt(self, count: int) -> None:
         """TCP_KEEPCNT (R3, R8)."""
         check_keepalive_option("TCP_KEEPCNT", count)
-        self.ka_probes = count
+        self.opts = replace(self.opts, count=count)
 
     def set_user_timeout(self, ms: int) -> None:
         """TCP_USER_TIMEOUT in ms (R3, R8); 0 turns it off."""
         check_keepalive_option("TCP_USER_TIMEOUT", ms)
-        self.user_timeout_ms = ms
+        self.opts = replace(self.opts, user_timeout_ms=ms)
 
     # ----------------------------------------------------------------- timers
-    def _arm(self, timer: LazyTimer, delay_ticks: float) -> None:
-        """sk_reset_timer(now + delay): quantised in wheel mode (R40)."""
-        timer.set(self.clock.fire_time(self.env._now, delay_ticks))
+    def _arm(self, keepalive: bool, delay_ticks: float) -> None:
+        """sk_reset_timer(now + delay) on the keepalive or the retransmission timer: quantised in
+        wheel mode (R40)."""
+        due = self.clock.fire_time(self.env._now, delay_ticks)
+        if keepalive:
+            timer = self.kt or self._make_timer(True)
+        else:
+            timer = self.rt or self._make_timer(False)
+            self.rt_defer_s = None
+        timer.set(due)
+
+    def _make_timer(self, keepalive: bool) -> LazyTimer:
+        if keepalive:
+            self.kt = LazyTimer(self.host.sched, self, TcpSocket._keepalive_timer)
+            return self.kt
+        self.rt = LazyTimer(self.host.sched, self, TcpSocket._retransmit_timer)
+        return self.rt
+
+    def _clear_timers(self) -> None:
+        if self.kt is not None:
+            self.kt.clear()
+        if self.rt is not None:
+            self.rt.clear()
+        self.rt_defer_s = None
 
     def _elapsed(self) -> float:
         """keepalive_time_elapsed(): ticks since the last received segment (§2.1)."""
@@ -239,18 +282,19 @@ class TcpSocket:
         """tcp_keepalive_timer() (R14–R19)."""
         if self.pending_acks:
             self._settle()
-        if not self.ka or self.state in (CLOSED, SYN_SENT):  # R14
+        opts = self.opts
+        if not opts.keepalive or self.state in (CLOSED, SYN_SENT):  # R14
             return
         clock = self.host.clock
         idle = self.keepidle()
         if self.snd_nxt != self.snd_una:  # R15: data outstanding, the RTO governs
-            self._arm(self.kt, idle)
+            self._arm(True, idle)
             return
         elapsed = self._elapsed()
         if not clock.elapsed_at_least(elapsed, idle):  # R16: lazy re-arm for the remainder
-            self._arm(self.kt, idle - elapsed)
+            self._arm(True, idle - elapsed)
             return
-        u_ms = self.user_timeout_ms
+        u_ms = opts.user_timeout_ms
         if u_ms:
             kill = self.probes_out > 0 and clock.elapsed_at_least(elapsed, clock.dur_ceil(u_ms / 1000.0))
         else:
@@ -262,7 +306,7 @@ class TcpSocket:
         self.probes_out += 1  # R18, R21: zero-payload ACK with seq = snd_una - 1
         self.probes_sent += 1
         self.tx(self, Seg(PROBE, self.snd_una - 1, self.rcv_nxt))
-        self._arm(self.kt, self.keepintvl())
+        self._arm(True, self.keepintvl())
 
     def _retransmit_timer(self) -> None:
         """TLP then RTO expiry (R28–R35)."""
@@ -273,11 +317,10 @@ class TcpSocket:
         clock = self.host.clock
         if self.in_tlp:  # R29: the loss probe retransmits the tail and never kills
             self.in_tlp = False
-            self.retrans_sent += 1
-            self.tx(self, Seg(DATA, *self.unacked[-1]))
-            self._arm(self.rt, clock.dur_ceil(self.rto0))
+            self.tx(self, Seg(DATA, self.snd_nxt - 1, self.rcv_nxt, self.unacked[-1]))
+            self._arm(False, clock.dur_ceil(self.rto0))
             return
-        u_s = self.user_timeout_ms / 1000.0
+        u_s = self.opts.user_timeout_ms / 1000.0
         now_t = clock.ticks(self.host.now)
         if self.retransmits > 0:  # R32: death test before retransmitting
             limit = u_s if u_s else retries_timeout_s(self.host.sysctl["net.ipv4.tcp_retries2"])
@@ -287,23 +330,18 @@ class TcpSocket:
         self.retransmits += 1
         if self.retransmits == 1:
             self.retrans_stamp = now_t  # R31
-        self.retrans_sent += 1
-        seq, payload = self.unacked[0]
-        self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
+        self.tx(self, Seg(DATA, self.snd_una, self.rcv_nxt, self.unacked[0]))
         self.rto = min(2 * self.rto, TCP_RTO_MAX_S)  # R30
         delay = clock.dur_ceil(self.rto)
         if u_s:  # R34: clamp to the user timeout
             delay = min(delay, clock.dur_ceil(u_s) - (now_t - self.retrans_stamp))
-        self._arm(self.rt, max(0, delay))
+        self._arm(False, max(0, delay))
 
     # ----------------------------------------------------------------- connection life
     def set_rtt(self, rtt_s: float) -> None:
         """Seed SRTT from the path RTT; RTO0 = SRTT + rto_min rounded up to a jiffy (R30)."""
-        hz = self.host.clock.hz
         self.srtt_s = rtt_s
-        jiffies = math.ceil((rtt_s + TCP_RTO_MIN_S) * hz - 1e-6)
-        self.rto0 = jiffies / hz
-        self.rto = self.rto0
+        self.rto0 = self.rto = initial_rto_s(rtt_s, self.host.clock.hz)
 
     def listen(self) -> None:
         """Wait for a SYN as the accepted child of a listener."""
@@ -317,10 +355,9 @@ class TcpSocket:
     def _establish(self) -> None:
         host = self.host
         self.state = ESTABLISHED
-        self.est_at_s = host.now
         self.lrcv = self.rcv_ts = host.clock.ticks(host.now)  # R6: lrcvtime = t_est
-        if self.ka:
-            self._arm(self.kt, self.keepidle())  # R6
+        if self.opts.keepalive:
+            self._arm(True, self.keepidle())  # R6
         self.owner.on_established(self)
 
     def accept_syn(self) -> None:
@@ -336,9 +373,13 @@ class TcpSocket:
             self._settle()
         seq = self.snd_nxt
         self.snd_nxt += 1
-        self.unacked.append((seq, payload))
+        unacked = self.unacked
+        if unacked is None:
+            self.unacked = unacked = [payload]
+        else:
+            unacked.append(payload)
         delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
-        if len(self.unacked) == 1:
+        if len(unacked) == 1:
             # R29: first timer after sending is the TLP at PTO = 2*SRTT + rto_min, capped by RTO.
             self.in_tlp = True
             self.retransmits = 0
@@ -347,15 +388,18 @@ class TcpSocket:
             due = clock.fire_time(self.env._now, clock.dur_ceil(pto))
             if delivered:
                 # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
-                # the way back the network kicks this timer (segment_lost). Either way the TLP fires
+                # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
-                self.rt.defer(due)
+                self.rt_defer_s = due
             else:
-                self.rt.set(due)
+                (self.rt or self._make_timer(False)).set(due)
 
     def segment_lost(self) -> None:
-        """The network dropped a segment addressed to this socket: deferred timers must run."""
-        self.rt.kick()
+        """The network dropped a segment addressed to this socket: a deferred loss probe must run."""
+        due = self.rt_defer_s
+        if due is not None:
+            self.rt_defer_s = None
+            (self.rt or self._make_timer(False)).set(due)
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
@@ -370,20 +414,19 @@ class TcpSocket:
 
     def _finish(self) -> None:
         self.state = CLOSED
-        self.kt.clear()
-        self.rt.clear()
-        self.unacked = []
+        self._clear_timers()
+        self.unacked = None
 
     def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
         """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
         self._settle()
-        if self.pending_acks:  # still on their way: they will meet a closed socket
-            for arrival_s, ack in self.pending_acks:
-                self.host.sched.deliver_at(arrival_s, ack, self)
+        pending = self.pending_acks
+        if pending:  # still on their way: they will meet a closed socket
+            for i in range(0, len(pending), 2):
+                self.host.sched.deliver_at(pending[i], Seg(ACK, 0, pending[i + 1]), self)
             self.pending_acks = None
         self._finish()
         self.error = errno
-        self.error_cause = cause
         self.closed_at_s = self.host.now
         self.owner.on_error(self, errno, cause, seg)
 
@@ -399,10 +442,13 @@ class TcpSocket:
             del unacked[: ack - self.snd_una]
             self.snd_una = ack
             if not unacked:
+                self.unacked = None
                 self.retransmits = 0
                 self.rto = self.rto0
                 self.in_tlp = False
-                self.rt.due_s = None
+                self.rt_defer_s = None
+                if self.rt is not None:
+                    self.rt.clear()
 
     def ack_later(self, arrival_s: float, seg: Seg) -> None:
         """A pure ACK will arrive at ``arrival_s``. A pure ACK changes only the bookkeeping of R10,
@@ -411,9 +457,9 @@ class TcpSocket:
         their way are delivered for real (a closed socket answers them with RST, R23)."""
         pending = self.pending_acks
         if pending is None:
-            self.pending_acks = [(arrival_s, seg)]
+            self.pending_acks = [arrival_s, seg.ack]
         else:
-            pending.append((arrival_s, seg))
+            pending += (arrival_s, seg.ack)
 
     def _settle(self) -> None:
         """Apply the pure ACKs that have arrived by now, in arrival order."""
@@ -422,13 +468,15 @@ class TcpSocket:
             return
         now = self.env._now
         ticks = self.clock.ticks
+        n = len(pending)
         i = 0
-        for arrival_s, seg in pending:
-            if arrival_s > now:
-                break
-            self._accept(seg.ack, ticks(arrival_s))
-            i += 1
-        del pending[:i]
+        while i < n and pending[i] <= now:
+            self._accept(pending[i + 1], ticks(pending[i]))
+            i += 2
+        if i == n:
+            self.pending_acks = None
+        elif i:
+            del pending[:i]
 
     def receive(self, seg: Seg) -> None:
         """A segment arrives from the network."""

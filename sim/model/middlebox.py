@@ -110,7 +110,7 @@ class Middlebox:
         flow.last_data_s = t_s
         if self.spec.on_expiry != "silent":
             if flow.timer is None:
-                flow.timer = LazyTimer(self.sched, lambda f=flow: self._expiry_timer(f))
+                flow.timer = LazyTimer(self.sched, flow, self._expiry_timer)
             flow.timer.set(t_s + self.timeout_s)
 
     def _end(self, flow: Flow, t_s: float) -> None:

@@ -8,9 +8,17 @@ order. Chains of middleboxes are approximated at the scale of one hop delay (doc
 
 from __future__ import annotations
 
+import functools
+
 from sim.model.clock import Scheduler
 from sim.model.kernel import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg, TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
+
+
+@functools.lru_cache(maxsize=16)
+def path_rtt_s(hop_s: float, middleboxes: int) -> float:
+    """Round trip over ``middleboxes + 1`` hops; cached, so a fleet's paths share the value."""
+    return 2 * hop_s * (middleboxes + 1)
 
 
 class Path:
@@ -23,26 +31,24 @@ class Path:
         self.a: TcpSocket | None = None
         self.b: TcpSocket | None = None
         self.mbs = mbs
-        self.flows: list[Flow] = []
+        #: one per middlebox, each made by the SYN as it passes
+        self.flows: tuple[Flow, ...] = ()
         self.hop_s = hop_s
-        self.rtt_s = 2 * hop_s * (len(mbs) + 1)
+        self.rtt_s = path_rtt_s(hop_s, len(mbs))
         #: when a list, every packet and verdict of this connection is appended (for timelines)
         self.trace: list | None = None
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
         self.a, self.b = a, b
-        a.tx = self._from_a
-        b.tx = self._from_b
+        a.tx = b.tx = self  # the path is both sockets' transmit callable (no bound method each)
         a.set_rtt(self.rtt_s)
         b.set_rtt(self.rtt_s)
 
-    def _from_a(self, sock: TcpSocket, seg: Seg) -> bool:
-        """``a.tx``: towards ``b`` (one call per packet on the hot path)."""
-        return self._travel(seg, 0, 1, self.sched.env._now)
-
-    def _from_b(self, sock: TcpSocket, seg: Seg) -> bool:
-        """``b.tx``: towards ``a``."""
+    def __call__(self, sock: TcpSocket, seg: Seg) -> bool:
+        """``sock.tx(sock, seg)``: put a segment on the wire (one call per packet on the hot path)."""
+        if sock is self.a:
+            return self._travel(seg, 0, 1, self.sched.env._now)
         return self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
 
     def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> bool:
@@ -58,7 +64,7 @@ class Path:
             t_s += hop
             i = q - 1
             if i >= len(self.flows):  # the SYN creates each flow as it passes
-                self.flows.append(mbs[i].open_flow(self, i, t_s))
+                self.flows += (mbs[i].open_flow(self, i, t_s),)
                 q += step
                 continue
             verdict = mbs[i].handle(self.flows[i], kind, seg, step > 0, t_s)

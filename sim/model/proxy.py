@@ -8,15 +8,15 @@ time with no active request, the upstream pool idle timeout likewise; probes cou
 from __future__ import annotations
 
 from sim.model.app import PING, PING_ACK, Msg
-from sim.model.clock import LazyTimer
+from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 
 
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "ds_idle_s", "us_idle_s",
-                 "cfg", "watchdog", "retried", "tcp_proxy")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "watchdog", "retried",
+                 "tcp_proxy")
 
     def __init__(self, world, slot, ds_conn, cfg) -> None:
         self.world = world
@@ -28,13 +28,12 @@ class EnvoyConn:
         self.queued: Msg | None = None
         self.retried = False
         self.tcp_proxy = cfg.listener.protocol == "tcp_proxy"
-        self.ds_idle_s = cfg.listener.idle_timeout
-        self.us_idle_s = cfg.upstream.idle_timeout
-        self.ds_idle = LazyTimer(world.sched, self._ds_idle_fired) if self.ds_idle_s > 0 else None
-        self.us_idle = LazyTimer(world.sched, self._us_idle_fired) if self.us_idle_s > 0 else None
+        # idle timers (listener and upstream pool), made when first set (set_timer)
+        self.ds_idle: LazyTimer | None = None
+        self.us_idle: LazyTimer | None = None
         lst = cfg.listener
         needs_watchdog = not self.tcp_proxy and (lst.route_timeout > 0 or lst.stream_idle_timeout > 0)
-        self.watchdog = LazyTimer(world.sched, self._request_timer) if needs_watchdog else None
+        self.watchdog = LazyTimer(world.sched, self, EnvoyConn._request_timer) if needs_watchdog else None
 
     # -- helpers
     def _now(self) -> float:
@@ -42,10 +41,12 @@ class EnvoyConn:
 
     def _idle_from_now(self) -> None:
         now = self._now()
-        if self.ds_idle is not None:
-            self.ds_idle.set(now + self.ds_idle_s)
-        if self.us_idle is not None and self.us is not None:
-            self.us_idle.set(now + self.us_idle_s)
+        sched = self.world.sched
+        ds_s, us_s = self.cfg.listener.idle_timeout, self.cfg.upstream.idle_timeout
+        if ds_s > 0:
+            self.ds_idle = set_timer(self.ds_idle, sched, self, EnvoyConn._ds_idle_fired, now + ds_s)
+        if us_s > 0 and self.us is not None:
+            self.us_idle = set_timer(self.us_idle, sched, self, EnvoyConn._us_idle_fired, now + us_s)
 
     def _close_upstream(self, reason: str) -> None:
         us = self.us
@@ -166,7 +167,7 @@ class EnvoyConn:
             if self.active is not None:
                 # the server closed an idle connection while this request was on its way: Envoy's
                 # "upstream connect error or disconnect/reset before headers ... connection termination"
-                conn.outcome[0] = "race_reset"
+                conn.out_c = "race_reset"
             self._upstream_failed("race_reset" if self.active is not None else "upstream_closed")
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
@@ -178,4 +179,4 @@ class EnvoyConn:
                 self.watchdog.clear()
             self._close_upstream("peer")
         else:
-            self._upstream_failed("race_reset" if conn.outcome[0] == "race_reset" else "upstream_reset")
+            self._upstream_failed("race_reset" if conn.out_c == "race_reset" else "upstream_reset")

@@ -51,7 +51,7 @@ class Conn:
 
     __slots__ = (
         "conn_id", "leg", "path", "cs", "ss", "requests", "failed", "hang_s", "in_flight",
-        "outcome", "close_reason", "opened_s", "fail_reasons",
+        "out_c", "out_s", "close_reason", "opened_s", "fail_reasons",
     )
 
     def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float) -> None:
@@ -64,8 +64,9 @@ class Conn:
         self.failed = 0
         self.hang_s = 0.0
         self.in_flight = 0
-        #: per side (0 = client, 1 = server): outcome decided by an error or an expiry notice
-        self.outcome: list[str | None] = [None, None]
+        #: each side's outcome (client, server) when an error or an expiry notice decided it
+        self.out_c: str | None = None
+        self.out_s: str | None = None
         self.close_reason: str | None = None
         self.opened_s = opened_s
         self.fail_reasons: dict[str, int] | None = None
@@ -77,24 +78,27 @@ class Conn:
                 self.fail_reasons = {}
             self.fail_reasons[reason] = self.fail_reasons.get(reason, 0) + 1
 
-    def side(self, sock: TcpSocket) -> int:
-        return 0 if sock is self.cs else 1
-
     def record_error(self, sock: TcpSocket, cause: str, seg) -> None:
-        i = self.side(sock)
+        client = sock is self.cs
         if self.path.trace is not None:
-            self.path.trace.append((sock.closed_at_s, ("client", "server")[i], "error",
+            self.path.trace.append((sock.closed_at_s, "client" if client else "server", "error",
                                     f"{sock.error} ({error_outcome(cause, seg)})"))
-        if self.outcome[i] is None:
-            self.outcome[i] = error_outcome(cause, seg)
+        if client:
+            if self.out_c is None:
+                self.out_c = error_outcome(cause, seg)
+        elif self.out_s is None:
+            self.out_s = error_outcome(cause, seg)
 
     def record_close(self, sock: TcpSocket, reason: str) -> None:
         """An application closed it: ``idle`` (an idle timeout), ``expiry`` (a middlebox FIN),
         ``goaway`` (a gRPC server refused it), or another reason (an ordinary close)."""
         if reason == "expiry":
-            self.outcome[self.side(sock)] = "reset_on_expiry"
+            if sock is self.cs:
+                self.out_c = "reset_on_expiry"
+            else:
+                self.out_s = "reset_on_expiry"
         elif reason == "goaway":
-            self.outcome = ["goaway", "goaway"]
+            self.out_c = self.out_s = "goaway"
         elif self.close_reason is None:
             self.close_reason = reason
 
@@ -118,8 +122,7 @@ class Conn:
         outs = []
         detects = []
         zombies = []
-        for i, sock in enumerate((self.cs, self.ss)):
-            out = self.outcome[i]
+        for out, sock in ((self.out_c, self.cs), (self.out_s, self.ss)):
             closed = sock.closed_at_s if sock is not None else None
             if out is None:
                 if closed is not None:

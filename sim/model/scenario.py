@@ -12,9 +12,9 @@ import simpy
 
 from sim.config.profiles import all_profiles, middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
-from sim.model.app import ClientSlot, Sampler, Server, SockSpec
+from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.clock import Clock, Scheduler
-from sim.model.kernel import Host, TcpSocket
+from sim.model.kernel import Host, SockOpts, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
 from sim.model.proxy import EnvoyConn
@@ -41,9 +41,9 @@ class Records:
     series: dict = field(default_factory=dict)
 
 
-def sock_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SockSpec:
+def sock_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SockOpts:
     """Config keepalive → socket options (a missing value falls back to the sysctl, R1)."""
-    return SockSpec(
+    return SockOpts(
         keepalive=ka.enabled,
         idle_s=ka.idle or 0,
         intvl_s=ka.interval or 0,
@@ -65,7 +65,7 @@ class World:
         self.trace_conn = trace_conn
         self.trace: list | None = None
         self.env = simpy.Environment()
-        self.sched = Scheduler(self.env)
+        self.sched = Scheduler(self.env, sc.duration)
         self.hop_s = sc.network.one_way_delay
         wheel = _rng(seed, STREAM_WHEEL)
         base = sc.kernel
@@ -103,10 +103,15 @@ class World:
         gk, ga, gb = sc.traffic.request_gap.spec()
         n = sc.connections
         self.slots: list[ClientSlot] = []
+        # A fixed distribution has no state, so its sampler (and a server that only uses that) is
+        # shared by the whole fleet instead of costing memory per connection.
+        fixed_gaps = Sampler(gk, ga, gb, None) if gk == "fixed" else None
+        fixed_server = (Server(self, Sampler(sk, sa, sb, None), sc.upstream.idle_timeout, sc.upstream.grpc)
+                        if sk == "fixed" else None)
         for i in (range(n) if slots is None else slots):
-            gaps = Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i) if gk != "fixed" else None)
-            server = Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i) if sk != "fixed" else None),
-                            sc.upstream.idle_timeout, sc.upstream.grpc)
+            gaps = fixed_gaps or Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i))
+            server = fixed_server or Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i)),
+                                            sc.upstream.idle_timeout, sc.upstream.grpc)
             slot = ClientSlot(self, i, gaps, server, sc.client)
             self.slots.append(slot)
             self.sched.call_at(i * sc.traffic.ramp / n, slot.open)
@@ -114,18 +119,20 @@ class World:
     def now(self) -> float:
         return self.env._now
 
-    def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
-                 b_host: Host, b_owner, b_spec: SockSpec, shared_flow=None) -> Conn:
+    def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
+                 b_host: Host, b_owner, b_spec: SockOpts, shared_flow=None) -> Conn:
         path = Path(self.sched, mbs, self.hop_s)
         if shared_flow is not None:  # the back leg of a terminating LB: its view's flow already exists
-            path.flows.append(shared_flow)
+            path.flows = (shared_flow,)
         conn = Conn(slot.new_conn_id(), leg, path, self.now())
         if conn.conn_id == self.trace_conn:
             path.trace = self.trace = []
         cs = TcpSocket(a_host, a_owner, None)
         ss = TcpSocket(b_host, b_owner, None)
-        a_spec.apply(cs)
-        b_spec.apply(ss)  # set on the listener before listen(); the child inherits them (R6)
+        # Set before connect() / on the listener before listen(), as STATE_PREBIND does (R5, R6);
+        # an accepted child inherits SO_KEEPALIVE and TCP_KEEP* from its listener (checked on 6.18).
+        cs.opts = a_spec
+        ss.opts = b_spec
         cs.tag = ss.tag = conn
         conn.cs, conn.ss = cs, ss
         if isinstance(b_owner, Server):
@@ -140,16 +147,16 @@ class World:
         """The client opens a connection: to a terminating LB, to Envoy, or to the upstream."""
         if self.term is not None:
             conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
-                                 self.lb_host, None, SockSpec())
+                                 self.lb_host, None, SockOpts())
             conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
             return conn
         return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
 
     def open_lb_backend(self, proxy: TermProxyConn) -> Conn:
         """A terminating LB opens its back leg, to Envoy or to the upstream."""
-        return self._to_server(proxy.slot, "lb_backend", self.back_mbs, self.lb_host, proxy, SockSpec(), proxy.flow)
+        return self._to_server(proxy.slot, "lb_backend", self.back_mbs, self.lb_host, proxy, SockOpts(), proxy.flow)
 
-    def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockSpec,
+    def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
                    shared_flow=None) -> Conn:
         sc = self.sc
         if sc.envoy:
@@ -168,11 +175,17 @@ class World:
 
     def finish(self) -> Records:
         end = self.sc.duration
-        rows = []
-        for conn in sorted(self.conns, key=lambda c: c.conn_id):  # rows by id, however the fleet ran
+        # Entries still queued can never run now; their memory goes to the records instead.
+        self.env._queue.clear()
+        conns = self.conns
+        conns.sort(key=lambda c: c.conn_id)  # rows by id, however the fleet ran
+        # Columns of their final length, filled a row at a time: no row objects are kept.
+        cols: list[list] = [[None] * len(conns) for _ in COLUMNS]
+        for i, conn in enumerate(conns):
             conn.path.finish(end)
-            rows.append(conn.row(end))
-        columns = {name: [r[i] for r in rows] for i, name in enumerate(COLUMNS)}
+            for col, value in zip(cols, conn.row(end), strict=True):
+                col[i] = value
+        columns = dict(zip(COLUMNS, cols, strict=True))
         mbs = self.ds_mbs + self.us_mbs
         counters = {
             "keepalive_packets": sum(m.keepalive_packets for m in mbs),
@@ -205,12 +218,12 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        world.env.run(until=sc.duration)
+        world.sched.run(sc.duration)
     finally:
         if gc_was_enabled:
             gc.enable()
     rec = world.finish()
-    events = world.sched.events_scheduled() - len(world.env._queue)
+    events = world.sched.events_run
     from sim import __version__
 
     rec.run = {"events": events, "wall_s": time.perf_counter() - t0, "version": __version__}
