@@ -12,6 +12,7 @@ Two timer modes (DESIGN §2, kernel-keepalive.md §11):
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
@@ -22,20 +23,17 @@ _LEVEL_THRESHOLDS_J = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
 EPS_S = 1e-9
 
 
+_GRANULARITY_J = tuple(8**level for level in range(len(_LEVEL_THRESHOLDS_J) + 1))
+
+
 def wheel_granularity_j(delay_j: int) -> int:
     """Granularity in jiffies of the wheel level a ``delay_j``-jiffy timer lands in (rule 40)."""
-    level = 0
-    for threshold in _LEVEL_THRESHOLDS_J:
-        if delay_j >= threshold:
-            level += 1
-        else:
-            break
-    return 8**level
+    return _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
 
 
 def wheel_fire_j(armed_j: int, delay_j: int) -> int:
     """Jiffy at which a timer armed at ``armed_j`` for ``delay_j`` jiffies fires (rule 40)."""
-    g = wheel_granularity_j(delay_j)
+    g = _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
     return (armed_j + delay_j) // g * g + g
 
 
@@ -147,8 +145,7 @@ class Clock:
         """Simulated time at which a timer armed now for ``delay_ticks`` fires."""
         if self.exact:
             return now_s + delay_ticks
-        armed_j = self.ticks(now_s)
-        fire_j = wheel_fire_j(armed_j, max(0, int(delay_ticks)))
+        fire_j = wheel_fire_j(self.ticks(now_s), int(delay_ticks) if delay_ticks > 0 else 0)
         return (fire_j - self.phase_j) * self.tick_s
 
     def elapsed_at_least(self, elapsed: float, limit: float) -> bool:

@@ -151,10 +151,10 @@ class TcpSocket:
     __slots__ = (
         "host", "owner", "tx", "state",
         "opts",
-        "lrcv", "rcv_ts", "probes_out", "err_soft",
+        "lrcv_s", "rcv_ts_s", "probes_out", "err_soft",
         "snd_una", "snd_nxt", "rcv_nxt", "unacked",
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
-        "kt", "rt", "rt_defer_s", "last_dupack_s",
+        "kt", "rt", "tlp_sent_s", "last_dupack_j",
         "probes_sent", "error", "closed_at_s", "tag",
         "env", "clock", "pending_acks",
     )
@@ -170,8 +170,11 @@ class TcpSocket:
         #: SO_KEEPALIVE, TCP_KEEP* and TCP_USER_TIMEOUT, shared with every socket given the same
         #: options (a setsockopt replaces this socket's copy)
         self.opts = NO_OPTS
-        self.lrcv = 0.0
-        self.rcv_ts = 0.0
+        # icsk_ack.lrcvtime (R11) and tp->rcv_tstamp (R10), kept as the simulated times of the
+        # segments: the kernel stores jiffies, and since the jiffies counter is a non-decreasing
+        # function of time, converting at the one place they are read (_elapsed) is the same.
+        self.lrcv_s = 0.0
+        self.rcv_ts_s = 0.0
         self.probes_out = 0
         self.err_soft: str | None = None
         self.snd_una = 0
@@ -189,9 +192,10 @@ class TcpSocket:
         # fleet never arm one, and a timer is most of a socket's memory.
         self.kt: LazyTimer | None = None
         self.rt: LazyTimer | None = None
-        #: the loss-probe deadline of data in flight, kept here until a loss means it must be queued
-        self.rt_defer_s: float | None = None
-        self.last_dupack_s = -1e18
+        #: when the data in flight was sent, while its loss-probe timer is not queued (see send)
+        self.tlp_sent_s: float | None = None
+        #: ticks of the last rate-limited dupACK (R22)
+        self.last_dupack_j = -1e18
         self.probes_sent = 0
         self.error: str | None = None
         self.closed_at_s: float | None = None
@@ -257,7 +261,7 @@ class TcpSocket:
             timer = self.kt or self._make_timer(True)
         else:
             timer = self.rt or self._make_timer(False)
-            self.rt_defer_s = None
+            self.tlp_sent_s = None
         timer.set(due)
 
     def _make_timer(self, keepalive: bool) -> LazyTimer:
@@ -272,11 +276,13 @@ class TcpSocket:
             self.kt.clear()
         if self.rt is not None:
             self.rt.clear()
-        self.rt_defer_s = None
+        self.tlp_sent_s = None
 
     def _elapsed(self) -> float:
         """keepalive_time_elapsed(): ticks since the last received segment (§2.1)."""
-        return self.clock.ticks(self.env._now) - max(self.lrcv, self.rcv_ts)
+        ticks = self.clock.ticks
+        last = self.lrcv_s if self.lrcv_s > self.rcv_ts_s else self.rcv_ts_s
+        return ticks(self.env._now) - ticks(last)
 
     def _keepalive_timer(self) -> None:
         """tcp_keepalive_timer() (R14–R19)."""
@@ -355,7 +361,7 @@ class TcpSocket:
     def _establish(self) -> None:
         host = self.host
         self.state = ESTABLISHED
-        self.lrcv = self.rcv_ts = host.clock.ticks(host.now)  # R6: lrcvtime = t_est
+        self.lrcv_s = self.rcv_ts_s = host.now  # R6: lrcvtime = t_est
         if self.opts.keepalive:
             self._arm(True, self.keepidle())  # R6
         self.owner.on_established(self)
@@ -380,26 +386,29 @@ class TcpSocket:
             unacked.append(payload)
         delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
         if len(unacked) == 1:
-            # R29: first timer after sending is the TLP at PTO = 2*SRTT + rto_min, capped by RTO.
+            # R29: the first timer after sending is the TLP.
             self.in_tlp = True
             self.retransmits = 0
-            clock = self.clock
-            pto = min(2 * self.srtt_s + TCP_RTO_MIN_S, self.rto0)
-            due = clock.fire_time(self.env._now, clock.dur_ceil(pto))
             if delivered:
                 # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
                 # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
-                self.rt_defer_s = due
+                self.tlp_sent_s = self.env._now
             else:
-                (self.rt or self._make_timer(False)).set(due)
+                self._queue_tlp(self.env._now)
+
+    def _queue_tlp(self, sent_s: float) -> None:
+        """R29: the TLP timer, armed at ``sent_s`` for PTO = 2*SRTT + rto_min, capped by the RTO."""
+        clock = self.clock
+        pto = min(2 * self.srtt_s + TCP_RTO_MIN_S, self.rto0)
+        (self.rt or self._make_timer(False)).set(clock.fire_time(sent_s, clock.dur_ceil(pto)))
 
     def segment_lost(self) -> None:
         """The network dropped a segment addressed to this socket: a deferred loss probe must run."""
-        due = self.rt_defer_s
-        if due is not None:
-            self.rt_defer_s = None
-            (self.rt or self._make_timer(False)).set(due)
+        sent = self.tlp_sent_s
+        if sent is not None:
+            self.tlp_sent_s = None
+            self._queue_tlp(sent)
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
@@ -431,10 +440,11 @@ class TcpSocket:
         self.owner.on_error(self, errno, cause, seg)
 
     # ----------------------------------------------------------------- receive path
-    def _accept(self, ack: int, now_t: float) -> None:
-        """R10: an accepted segment with snd_una <= ack <= snd_nxt refreshes rcv_tstamp and zeroes
-        probes_out and the soft error; new ACKs end the retransmission episode (R31)."""
-        self.rcv_ts = now_t
+    def _accept(self, ack: int, at_s: float) -> None:
+        """R10: an accepted segment with snd_una <= ack <= snd_nxt, arrived at ``at_s``, refreshes
+        rcv_tstamp and zeroes probes_out and the soft error; new ACKs end the retransmission
+        episode (R31)."""
+        self.rcv_ts_s = at_s
         self.probes_out = 0
         self.err_soft = None
         if ack > self.snd_una:
@@ -446,7 +456,7 @@ class TcpSocket:
                 self.retransmits = 0
                 self.rto = self.rto0
                 self.in_tlp = False
-                self.rt_defer_s = None
+                self.tlp_sent_s = None
                 if self.rt is not None:
                     self.rt.clear()
 
@@ -466,16 +476,19 @@ class TcpSocket:
         pending = self.pending_acks
         if not pending:
             return
+        # ACK numbers only grow along a FIFO path, so applying the latest ACK that has arrived
+        # leaves R10's state exactly as applying each in turn would.
         now = self.env._now
-        ticks = self.clock.ticks
         n = len(pending)
-        i = 0
-        while i < n and pending[i] <= now:
-            self._accept(pending[i + 1], ticks(pending[i]))
-            i += 2
-        if i == n:
+        if pending[n - 2] <= now:  # all of them have arrived (the usual case)
             self.pending_acks = None
-        elif i:
+            self._accept(pending[n - 1], pending[n - 2])
+            return
+        i = 0
+        while pending[i] <= now:
+            i += 2
+        if i:
+            self._accept(pending[i - 1], pending[i - 2])
             del pending[:i]
 
     def receive(self, seg: Seg) -> None:
@@ -500,7 +513,6 @@ class TcpSocket:
                 return
             self._die(ECONNRESET, "rst", seg)  # R25, R26: every RST the model builds is exact
             return
-        now_t = self.clock.ticks(self.env._now)
         if state == SYN_SENT:
             if kind == SYNACK:
                 self.tx(self, Seg(ACK, self.snd_nxt, self.rcv_nxt))
@@ -513,7 +525,7 @@ class TcpSocket:
         if kind == PROBE:
             # R12, R22: seq = snd_una - 1 fails tcp_sequence(): answered with a dupACK and dropped
             # without touching rcv_tstamp or probes_out, so a probe never refreshes its receiver.
-            self._dupack(now_t, True)
+            self._dupack(True)
             return
         if kind == DATA and state == FIN_WAIT and seg.seq >= self.rcv_nxt:
             # New data for a socket the application has closed: Linux answers with RST
@@ -524,27 +536,29 @@ class TcpSocket:
             self.tx(self, rst)
             self._finish()
             return
-        self._accept(seg.ack, now_t)
+        now = self.env._now
+        self._accept(seg.ack, now)
         if kind == DATA:
             if seg.seq == self.rcv_nxt:
                 self.rcv_nxt += 1
-                self.lrcv = now_t  # R11
+                self.lrcv_s = now  # R11
                 self.tx(self, Seg(ACK, self.snd_nxt, self.rcv_nxt))  # quick ACK (DESIGN §2)
                 self.owner.on_data(self, seg.payload)
             else:
-                self._dupack(now_t, False)
+                self._dupack(False)
         elif kind == FIN:
             if state == FIN_WAIT:
                 self._finish()
             else:
                 self.owner.on_peer_fin(self, seg)
 
-    def _dupack(self, now_t: float, probe: bool) -> None:
+    def _dupack(self, probe: bool) -> None:
         """Answer an out-of-window segment with a duplicate ACK, rate limited (R22)."""
-        clock = self.host.clock
-        if now_t - self.last_dupack_s < clock.dur(TCP_INVALID_RATELIMIT_S):
+        clock = self.clock
+        now_j = clock.ticks(self.env._now)
+        if now_j - self.last_dupack_j < clock.dur(TCP_INVALID_RATELIMIT_S):
             return
-        self.last_dupack_s = now_t
+        self.last_dupack_j = now_j
         ack = Seg(ACK, self.snd_nxt, self.rcv_nxt)
         ack.probe_ack = probe
         self.tx(self, ack)

@@ -163,7 +163,8 @@ class Middlebox:
     # ------------------------------------------------------------------ packets
     def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
         """A segment reaches the device at ``t_s``: FORWARD, DROP or BOUNCE (RST to the sender)."""
-        self.check_expired(flow, t_s)
+        if flow.alive and t_s >= flow.last_seen_s + self.timeout_s - EPS_S:  # check_expired, inline
+            self.expire(flow, flow.last_seen_s + self.timeout_s, t_s)
         if not flow.alive:
             if kind == RST:
                 return DROP  # an RST for a forgotten flow is never answered

@@ -45,22 +45,25 @@ class Path:
         a.set_rtt(self.rtt_s)
         b.set_rtt(self.rtt_s)
 
-    def __call__(self, sock: TcpSocket, seg: Seg) -> bool:
-        """``sock.tx(sock, seg)``: put a segment on the wire (one call per packet on the hot path)."""
-        if sock is self.a:
-            return self._travel(seg, 0, 1, self.sched.env._now)
-        return self._travel(seg, len(self.mbs) + 1, -1, self.sched.env._now)
-
-    def _travel(self, seg: Seg, pos: int, step: int, t_s: float) -> bool:
+    def __call__(self, sock: TcpSocket | None, seg: Seg, pos: int = -1, step: int = 1, t_s: float = 0.0) -> bool:
+        """``sock.tx(sock, seg)``: put a segment on the wire now; one call per packet on the hot
+        path. The path's own segments (a middlebox's RST or expiry notice) start at hop ``pos`` at
+        ``t_s`` instead, going ``step`` (+1 towards ``b``). Returns whether it will arrive."""
         mbs = self.mbs
         n = len(mbs)
+        if pos < 0:
+            t_s = self.sched.env._now
+            if sock is self.a:
+                pos = 0
+            else:
+                pos, step = n + 1, -1
         hop = self.hop_s
         kind = seg.kind
         trace = self.trace
         if trace is not None and pos in (0, n + 1):
             trace.append((t_s, "client" if pos == 0 else "server", KIND_NAMES[kind], "sent"))
         q = pos + step
-        while 1 <= q <= n:
+        while 0 < q <= n:
             t_s += hop
             i = q - 1
             if i >= len(self.flows):  # the SYN creates each flow as it passes
@@ -78,7 +81,7 @@ class Path:
                     rst = Seg(RST, seg.ack, 0)
                     rst.origin = mbs[i].spec.name
                     rst.provoked_by = kind
-                    self._travel(rst, q, -step, t_s)
+                    self(None, rst, q, -step, t_s)
                 return False
             q += step
         receiver = self.b if step > 0 else self.a
@@ -93,7 +96,7 @@ class Path:
         for step in (1, -1):
             seg = Seg(kind, 0, 0)
             seg.origin = origin
-            self._travel(seg, index + 1, step, t_s)
+            self(None, seg, index + 1, step, t_s)
 
     def both_open_at(self, t_s: float) -> bool:
         """Did both endpoints still hold the connection open at ``t_s``?"""
