@@ -31,7 +31,7 @@ class Sampler:
 
     __slots__ = ("kind", "a", "b", "rng", "buf", "i")
 
-    BLOCK = 64
+    BLOCK = 16
 
     def __init__(self, kind: str, a: float, b: float, rng: np.random.Generator | None) -> None:
         self.kind = kind
@@ -65,7 +65,7 @@ class ClientSlot:
     connection dies."""
 
     __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq",
-                 "watchdog", "pool_idle", "cfg")
+                 "pool_idle", "cfg")
 
     def __init__(self, world, index: int, gaps: Sampler, server: Server, cfg) -> None:
         self.world = world
@@ -78,7 +78,6 @@ class ClientSlot:
         self.pending = True  # the first request goes out at open
         self.req_ids = 0
         self.outstanding: Msg | None = None
-        self.watchdog = LazyTimer(world.sched, self, ClientSlot._request_timed_out) if cfg.request_timeout > 0 else None
         self.pool_idle = (LazyTimer(world.sched, self, ClientSlot._pool_idle_fired)
                           if cfg.pool.idle_timeout > 0 else None)
 
@@ -116,8 +115,8 @@ class ClientSlot:
         self.conn.in_flight = 1
         if self.pool_idle is not None:
             self.pool_idle.clear()
-        if self.watchdog is not None:
-            self.watchdog.set(now + self.cfg.request_timeout)
+        if self.world.request_timeouts is not None:
+            self.world.request_timeouts.add(now, self, msg)
         self.conn.cs.send(msg)
 
     def _next_after_gap(self) -> None:
@@ -136,8 +135,6 @@ class ClientSlot:
             bump(self.world.failed_per_s, int(now))
             if reason:
                 conn.count_failure(reason)
-            if self.watchdog is not None:
-                self.watchdog.clear()
             self._next_after_gap()
 
     def _idle_now(self) -> None:
@@ -154,7 +151,8 @@ class ClientSlot:
 
     # -- timers
     def _request_timed_out(self) -> None:
-        if self.outstanding is not None and self.conn is not None:
+        """The client's request timeout (World.request_timeouts) ran out on the outstanding request."""
+        if self.conn is not None:
             self._fail_outstanding("client_timeout")
             self._close_and("client_timeout", reopen=True)  # HTTP/1.1 cannot reuse it
 
@@ -202,8 +200,6 @@ class ClientSlot:
             return
         self.outstanding = None
         self.conn.in_flight = 0
-        if self.watchdog is not None:
-            self.watchdog.clear()
         self._idle_now()
         self._next_after_gap()
 

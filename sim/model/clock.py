@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
@@ -216,3 +217,44 @@ def set_timer(timer: LazyTimer | None, sched: Scheduler, owner: Any, fn: Callabl
         timer = LazyTimer(sched, owner, fn)
     timer.set(due_s)
     return timer
+
+
+class FifoTimeouts:
+    """Timeouts of one fixed length (Envoy's route timeout, a client's request timeout).
+
+    Their deadlines come due in the order they were set, so one queue and one timer serve every
+    connection of a run: when the timer reaches an entry, ``expired(owner)`` runs if the owner is
+    still waiting on the same request (``getattr(owner, attr) is token``); a request answered in
+    time is dropped from the queue without an event of its own.
+    """
+
+    __slots__ = ("timer", "entries", "duration_s", "attr", "expired")
+
+    def __init__(self, sched: Scheduler, duration_s: float, attr: str, expired: Callable[[Any], None]) -> None:
+        self.timer = LazyTimer(sched, self, FifoTimeouts._due)
+        self.entries: deque[tuple[float, Any, Any]] = deque()
+        self.duration_s = duration_s
+        self.attr = attr
+        self.expired = expired
+
+    def add(self, now_s: float, owner: Any, token: Any) -> None:
+        """``owner`` starts waiting on ``token`` now."""
+        due = now_s + self.duration_s
+        self.entries.append((due, owner, token))
+        if len(self.entries) == 1:  # otherwise the timer is already due no later than the head
+            self.timer.set(due)
+
+    def _due(self) -> None:
+        entries = self.entries
+        now = self.timer.sched.env._now
+        attr = self.attr
+        while entries:
+            due, owner, token = entries[0]
+            if getattr(owner, attr) is not token:
+                entries.popleft()  # answered in time (or given up otherwise)
+            elif due > now:
+                self.timer.set(due)
+                return
+            else:
+                entries.popleft()
+                self.expired(owner)

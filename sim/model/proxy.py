@@ -15,8 +15,7 @@ from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "watchdog", "retried",
-                 "tcp_proxy")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried", "tcp_proxy")
 
     def __init__(self, world, slot, ds_conn, cfg) -> None:
         self.world = world
@@ -31,9 +30,6 @@ class EnvoyConn:
         # idle timers (listener and upstream pool), made when first set (set_timer)
         self.ds_idle: LazyTimer | None = None
         self.us_idle: LazyTimer | None = None
-        lst = cfg.listener
-        needs_watchdog = not self.tcp_proxy and (lst.route_timeout > 0 or lst.stream_idle_timeout > 0)
-        self.watchdog = LazyTimer(world.sched, self, EnvoyConn._request_timer) if needs_watchdog else None
 
     # -- helpers
     def _now(self) -> float:
@@ -58,8 +54,6 @@ class EnvoyConn:
     def _answer(self, status: int, reason: str = "") -> None:
         msg = self.active
         self.active = None
-        if self.watchdog is not None:
-            self.watchdog.clear()
         if msg is not None and self.ds.ss.state == ESTABLISHED:
             self.ds.ss.send(Msg(msg.req_id, msg.sent_s, status, reason))
         self._idle_from_now()
@@ -89,9 +83,7 @@ class EnvoyConn:
 
     def _request_timer(self) -> None:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
-        a waiting stream in this model, so both count from the request."""
-        if self.active is None:
-            return
+        a waiting stream in this model, so both count from the request (World.route_timeouts)."""
         lst = self.cfg.listener
         limits = [(t, r) for t, r in ((lst.route_timeout, "route_timeout"),
                                       (lst.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
@@ -128,10 +120,8 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self.active = msg
             self.retried = False
-            if self.watchdog is not None:
-                lst = self.cfg.listener
-                first = min(t for t in (lst.route_timeout, lst.stream_idle_timeout) if t > 0)
-                self.watchdog.set(self._now() + first)
+            if self.world.route_timeouts is not None:
+                self.world.route_timeouts.add(self._now(), self, msg)
             if self.tcp_proxy:
                 self._idle_from_now()
             self._forward(msg)
@@ -175,8 +165,6 @@ class EnvoyConn:
         conn.record_error(sock, cause, seg)
         if sock is self.ds.ss:
             self.active = None
-            if self.watchdog is not None:
-                self.watchdog.clear()
             self._close_upstream("peer")
         else:
             self._upstream_failed("race_reset" if conn.out_c == "race_reset" else "upstream_reset")

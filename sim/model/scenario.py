@@ -13,7 +13,7 @@ import simpy
 from sim.config.profiles import all_profiles, middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.app import ClientSlot, Sampler, Server
-from sim.model.clock import Clock, Scheduler
+from sim.model.clock import Clock, FifoTimeouts, Scheduler
 from sim.model.kernel import Host, SockOpts, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
@@ -95,6 +95,15 @@ class World:
             self.listener_spec = sock_spec(lst.keepalive, lst.user_timeout)
             self.envoy_up_spec = sock_spec(ups.keepalive, ups.user_timeout)
         self.conns: list[Conn] = []
+        # Fixed-length request timeouts, one queue each for the whole fleet (FifoTimeouts).
+        self.request_timeouts = (FifoTimeouts(self.sched, sc.client.request_timeout, "outstanding",
+                                              ClientSlot._request_timed_out) if sc.client.request_timeout > 0 else None)
+        self.route_timeouts = None
+        if sc.envoy and sc.envoy.listener.protocol != "tcp_proxy":
+            lst = sc.envoy.listener
+            first = min((t for t in (lst.route_timeout, lst.stream_idle_timeout) if t > 0), default=0)
+            if first > 0:
+                self.route_timeouts = FifoTimeouts(self.sched, first, "active", EnvoyConn._request_timer)
         #: failed requests per simulated second (the burst of a reconnect storm)
         self.failed_per_s: list[int] = []
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
