@@ -39,6 +39,9 @@ MAX_TCP_KEEPINTVL = 32767
 MAX_TCP_KEEPCNT = 127
 #: Dup-ACK answers to out-of-window segments are rate limited per socket (R22).
 TCP_INVALID_RATELIMIT_S = 0.5
+#: Skip the event of a keepalive expiry whose outcome is known in advance (see
+#: TcpSocket._defer_after_probe). Off, every expiry is an event; tests check both agree.
+DEFER_ANSWERED_PROBE_EXPIRY = True
 
 #: Defaults of a fresh network namespace (R2).
 DEFAULT_SYSCTL = {
@@ -104,7 +107,7 @@ NO_OPTS = SockOpts()
 class Seg:
     """One TCP segment. ``seq``/``ack`` count messages, not bytes."""
 
-    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "dst")
+    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "dst", "src")
 
     def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
         self.kind = kind
@@ -116,6 +119,8 @@ class Seg:
         self.origin = "host"
         #: for an RST a middlebox sent back: the kind of segment that provoked it.
         self.provoked_by = -1
+        #: for a keepalive probe: the socket that sent it (told when the probe goes unanswered)
+        self.src: TcpSocket | None = None
 
 
 class Host:
@@ -151,7 +156,7 @@ class TcpSocket:
     __slots__ = (
         "host", "owner", "tx", "state",
         "opts",
-        "lrcv_s", "rcv_ts_s", "probes_out", "err_soft",
+        "lrcv_s", "rcv_ts_s", "probes_out", "kt_virtual_s",
         "snd_una", "snd_nxt", "rcv_nxt", "unacked",
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
         "kt", "rt", "tlp_sent_s", "last_dupack_j",
@@ -176,7 +181,9 @@ class TcpSocket:
         self.lrcv_s = 0.0
         self.rcv_ts_s = 0.0
         self.probes_out = 0
-        self.err_soft: str | None = None
+        #: a keepalive-timer expiry that is not queued because its outcome is known (see
+        #: _defer_after_probe): the time it happens at, while it is still ahead
+        self.kt_virtual_s: float | None = None
         self.snd_una = 0
         self.snd_nxt = 0
         self.rcv_nxt = 0
@@ -225,6 +232,7 @@ class TcpSocket:
             if on and not self.opts.keepalive:
                 self._arm(True, self.keepidle())
             elif not on and self.kt is not None:
+                self.kt_virtual_s = None
                 self.kt.clear()
         self.opts = replace(self.opts, keepalive=on)
 
@@ -258,6 +266,7 @@ class TcpSocket:
         wheel mode (R40)."""
         due = self.clock.fire_time(self.env._now, delay_ticks)
         if keepalive:
+            self.kt_virtual_s = None  # sk_reset_timer replaces any pending expiry
             timer = self.kt or self._make_timer(True)
         else:
             timer = self.rt or self._make_timer(False)
@@ -272,6 +281,7 @@ class TcpSocket:
         return self.rt
 
     def _clear_timers(self) -> None:
+        self.kt_virtual_s = None
         if self.kt is not None:
             self.kt.clear()
         if self.rt is not None:
@@ -286,6 +296,9 @@ class TcpSocket:
 
     def _keepalive_timer(self) -> None:
         """tcp_keepalive_timer() (R14–R19)."""
+        # This is a real expiry, at or after any virtual one: that one is history. The only pure ACK
+        # that can still be pending from before it is the probe answer its outcome assumed.
+        self.kt_virtual_s = None
         if self.pending_acks:
             self._settle()
         opts = self.opts
@@ -307,12 +320,69 @@ class TcpSocket:
             kill = self.probes_out >= self.keepcnt()  # R17 (and R4 when the count is 0)
         if kill:
             self.tx(self, Seg(RST, self.snd_nxt, self.rcv_nxt))  # R19: RST|ACK, then ETIMEDOUT
-            self._die(self.err_soft or ETIMEDOUT, "keepalive", None)
+            self._die(ETIMEDOUT, "keepalive", None)  # sk_err_soft is only set by ICMP, not modelled
             return
         self.probes_out += 1  # R18, R21: zero-payload ACK with seq = snd_una - 1
         self.probes_sent += 1
-        self.tx(self, Seg(PROBE, self.snd_una - 1, self.rcv_nxt))
-        self._arm(True, self.keepintvl())
+        probe = Seg(PROBE, self.snd_una - 1, self.rcv_nxt)
+        probe.src = self
+        if self.tx(self, probe) and DEFER_ANSWERED_PROBE_EXPIRY:
+            self._defer_after_probe(idle)
+        else:
+            self._arm(True, self.keepintvl())
+
+    def _defer_after_probe(self, idle: float) -> None:
+        """Arm the keepalive timer after a probe that reached the peer (R18: now + TCP_KEEPINTVL).
+
+        The peer answers with a dupACK that arrives one RTT from now and, being accepted (R10),
+        restarts the idle count; the expiry at E = now + interval then only re-arms for the rest of
+        the idle time (R16), to E'. Both are known now, so the timer is queued at E' and E is kept
+        as a virtual expiry (``kt_virtual_s``) instead of costing an event. Until E passes, what
+        could change E's outcome is caught: a later segment moves E' (``_virtual_expiry_sees``); no
+        answer (rate-limited or lost), data sent, a socket option or the socket closing puts the
+        real expiry back at E (``_expiry_needed``)."""
+        clock = self.clock
+        now = self.env._now
+        expiry = clock.fire_time(now, self.keepintvl())
+        rearm = self._rearm_after_virtual(expiry, idle, now + self.srtt_s)
+        if rearm is None:  # E itself would probe or kill (an interval near the idle time)
+            self.kt.set(expiry)
+            return
+        self.kt_virtual_s = expiry
+        self.kt.set(rearm)
+
+    def _rearm_after_virtual(self, expiry_s: float, idle: float, last_rcv_s: float) -> float | None:
+        """R16 at a virtual expiry: when the timer re-arms to, or None if it would not re-arm."""
+        clock = self.clock
+        last = max(self.lrcv_s, self.rcv_ts_s, last_rcv_s)
+        elapsed = clock.ticks(expiry_s) - clock.ticks(last)
+        if clock.elapsed_at_least(elapsed, idle):
+            return None
+        return clock.fire_time(expiry_s, idle - elapsed)
+
+    def _virtual_expiry_sees(self, at_s: float) -> None:
+        """A segment accepted at ``at_s`` (R10): if it comes before the virtual expiry, that expiry
+        re-arms later (R16), which only moves the queued deadline later (no event)."""
+        expiry = self.kt_virtual_s
+        if at_s > expiry:
+            self.kt_virtual_s = None  # the expiry happened before this segment
+            return
+        rearm = self._rearm_after_virtual(expiry, self.keepidle(), at_s)
+        if rearm is not None:  # a later last segment only shortens the elapsed time
+            self.kt.set(rearm)
+
+    def _expiry_needed(self) -> None:
+        """Something the virtual expiry's outcome assumed no longer holds: if it is still ahead,
+        queue it for real (an earlier deadline: the later entry is then ignored)."""
+        expiry = self.kt_virtual_s
+        if expiry is not None:
+            self.kt_virtual_s = None
+            if self.env._now < expiry:
+                self.kt.set(expiry)
+
+    def probe_unanswered(self) -> None:
+        """The peer got our probe and did not answer it (R22 rate limit, or not established)."""
+        self._expiry_needed()
 
     def _retransmit_timer(self) -> None:
         """TLP then RTO expiry (R28–R35)."""
@@ -331,7 +401,7 @@ class TcpSocket:
         if self.retransmits > 0:  # R32: death test before retransmitting
             limit = u_s if u_s else retries_timeout_s(self.host.sysctl["net.ipv4.tcp_retries2"])
             if clock.elapsed_at_least(now_t - self.retrans_stamp, clock.dur_ceil(limit)):
-                self._die(self.err_soft or ETIMEDOUT, "retrans", None)  # R33: no RST
+                self._die(ETIMEDOUT, "retrans", None)  # R33: no RST
                 return
         self.retransmits += 1
         if self.retransmits == 1:
@@ -377,6 +447,8 @@ class TcpSocket:
             return
         if self.pending_acks:
             self._settle()
+        if self.kt_virtual_s is not None:  # data in flight at the expiry would change it (R15)
+            self._expiry_needed()
         seq = self.snd_nxt
         self.snd_nxt += 1
         unacked = self.unacked
@@ -404,7 +476,9 @@ class TcpSocket:
         (self.rt or self._make_timer(False)).set(clock.fire_time(sent_s, clock.dur_ceil(pto)))
 
     def segment_lost(self) -> None:
-        """The network dropped a segment addressed to this socket: a deferred loss probe must run."""
+        """The network dropped a segment addressed to this socket (perhaps a probe's answer):
+        deferred timers must run."""
+        self._expiry_needed()
         sent = self.tlp_sent_s
         if sent is not None:
             self.tlp_sent_s = None
@@ -413,6 +487,7 @@ class TcpSocket:
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
         self._settle()
+        self._expiry_needed()
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
             self.tx(self, Seg(FIN, self.snd_nxt, self.rcv_nxt))
@@ -446,7 +521,8 @@ class TcpSocket:
         episode (R31)."""
         self.rcv_ts_s = at_s
         self.probes_out = 0
-        self.err_soft = None
+        if self.kt_virtual_s is not None:
+            self._virtual_expiry_sees(at_s)
         if ack > self.snd_una:
             unacked = self.unacked
             del unacked[: ack - self.snd_una]
@@ -525,7 +601,8 @@ class TcpSocket:
         if kind == PROBE:
             # R12, R22: seq = snd_una - 1 fails tcp_sequence(): answered with a dupACK and dropped
             # without touching rcv_tstamp or probes_out, so a probe never refreshes its receiver.
-            self._dupack(True)
+            if not self._dupack(True) and seg.src is not None:
+                seg.src.probe_unanswered()
             return
         if kind == DATA and state == FIN_WAIT and seg.seq >= self.rcv_nxt:
             # New data for a socket the application has closed: Linux answers with RST
@@ -552,16 +629,18 @@ class TcpSocket:
             else:
                 self.owner.on_peer_fin(self, seg)
 
-    def _dupack(self, probe: bool) -> None:
-        """Answer an out-of-window segment with a duplicate ACK, rate limited (R22)."""
+    def _dupack(self, probe: bool) -> bool:
+        """Answer an out-of-window segment with a duplicate ACK, rate limited (R22); False if the
+        rate limit held it back."""
         clock = self.clock
         now_j = clock.ticks(self.env._now)
         if now_j - self.last_dupack_j < clock.dur(TCP_INVALID_RATELIMIT_S):
-            return
+            return False
         self.last_dupack_j = now_j
         ack = Seg(ACK, self.snd_nxt, self.rcv_nxt)
         ack.probe_ack = probe
         self.tx(self, ack)
+        return True
 
     # ----------------------------------------------------------------- observation
     def is_open(self) -> bool:
