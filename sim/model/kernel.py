@@ -326,15 +326,15 @@ class TcpSocket:
         self.probes_sent += 1
         probe = Seg(PROBE, self.snd_una - 1, self.rcv_nxt)
         probe.src = self
-        if self.tx(self, probe) and DEFER_ANSWERED_PROBE_EXPIRY:
-            self._defer_after_probe(idle)
+        if self.tx(self, probe) and DEFER_ANSWERED_PROBE_EXPIRY:  # only a Path reports delivery
+            self._defer_after_probe(idle, self.tx.round_trip_end(self.env._now))
         else:
             self._arm(True, self.keepintvl())
 
-    def _defer_after_probe(self, idle: float) -> None:
+    def _defer_after_probe(self, idle: float, answer_s: float) -> None:
         """Arm the keepalive timer after a probe that reached the peer (R18: now + TCP_KEEPINTVL).
 
-        The peer answers with a dupACK that arrives one RTT from now and, being accepted (R10),
+        The peer answers with a dupACK that arrives at ``answer_s`` and, being accepted (R10),
         restarts the idle count; the expiry at E = now + interval then only re-arms for the rest of
         the idle time (R16), to E'. Both are known now, so the timer is queued at E' and E is kept
         as a virtual expiry (``kt_virtual_s``) instead of costing an event. Until E passes, what
@@ -344,7 +344,7 @@ class TcpSocket:
         clock = self.clock
         now = self.env._now
         expiry = clock.fire_time(now, self.keepintvl())
-        rearm = self._rearm_after_virtual(expiry, idle, now + self.srtt_s)
+        rearm = self._rearm_after_virtual(expiry, idle, answer_s)
         if rearm is None:  # E itself would probe or kill (an interval near the idle time)
             self.kt.set(expiry)
             return

@@ -91,6 +91,13 @@ class Path:
             self.sched.deliver_at(t_s + hop, seg, receiver)
         return True
 
+    def round_trip_end(self, t_s: float) -> float:
+        """When the answer to a segment sent at ``t_s`` gets back: the same float additions, hop by
+        hop, as the segment and the answer make in ``__call__``."""
+        for _ in range(2 * (len(self.mbs) + 1)):
+            t_s += self.hop_s
+        return t_s
+
     def announce_expiry(self, index: int, kind: int, origin: str, t_s: float) -> None:
         """``on_expiry`` rst_both / fin_both: the device tells both ends at ``t_s``."""
         for step in (1, -1):

@@ -1,0 +1,95 @@
+"""Shortcuts the model takes for speed must not change what it computes.
+
+* A keepalive expiry whose outcome is known when the probe is sent is kept virtual
+  (``DEFER_ANSWERED_PROBE_EXPIRY``): with it off, every expiry is an event. Both must give the same
+  records, counters and packet timeline, on configs where probes are answered, go unanswered
+  (blackholed flows), are rate limited, or meet requests that arrive inside the interval.
+* The loss probe (R29) retransmits the tail segment with its own sequence number.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import sim.model.kernel as kernel
+from sim.config.load import load_config
+from sim.model.clock import Clock, Scheduler
+from sim.model.kernel import ACK, DATA, ESTABLISHED, Host, Seg, TcpSocket
+from sim.model.scenario import run_one
+
+CASES = {
+    "nlb-wheel": ("configs/nlb.yaml", ["connections=60", "duration=4h"]),
+    # probes near the NLB's 350 s: flows expire, late probes meet RSTs or nothing
+    "nlb-near-edge": ("configs/nlb.yaml", ["connections=60", "duration=4h", "envoy.listener.keepalive.idle=345"]),
+    "nlb-exact": ("configs/nlb.yaml", ["connections=40", "duration=3h", "kernel.timers=exact",
+                                       "envoy.listener.keepalive.interval=75"]),
+    "fleet-idle": ("configs/fleet-idle.yaml", ["connections=50", "duration=2h"]),
+    "azure-blackhole": ("configs/azure-lb-blackhole.yaml", ["connections=40", "duration=3h"]),
+    "keepalive-inversion": ("configs/keepalive-inversion.yaml", ["connections=40", "duration=3h"]),
+    "grpc-pings": ("configs/grpc-pings.yaml", ["connections=30", "duration=2h"]),
+}
+
+
+def _run(path: str, overrides: list[str], defer: bool, monkeypatch) -> tuple:
+    monkeypatch.setattr(kernel, "DEFER_ANSWERED_PROBE_EXPIRY", defer)
+    sc = load_config(path, [*overrides, "replications=1"]).scenario
+    rec = run_one(sc, 3, trace_conn=0)
+    return rec, rec.run["events"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_virtual_keepalive_expiry_changes_nothing(case, monkeypatch):
+    path, overrides = CASES[case]
+    fast, fast_events = _run(path, overrides, True, monkeypatch)
+    slow, slow_events = _run(path, overrides, False, monkeypatch)
+    assert fast.columns == slow.columns
+    assert fast.counters == slow.counters
+    assert fast.trace == slow.trace
+    assert sorted(fast.flow_intervals) == sorted(slow.flow_intervals)
+    assert fast_events <= slow_events
+
+
+def test_the_shortcut_removes_events_where_probes_are_answered(monkeypatch):
+    path, overrides = CASES["fleet-idle"]
+    _, fast = _run(path, overrides, True, monkeypatch)
+    _, slow = _run(path, overrides, False, monkeypatch)
+    # every answered probe saves the expiry one interval later (probe at 300 s, expiry at 320 s)
+    assert fast < 0.8 * slow
+
+
+def test_loss_probe_retransmits_the_tail_with_its_own_sequence_number():
+    # R29: the first ACK back is lost, so the TLP fires at PTO and resends message 0 as
+    # (seq 0, ack = rcv_nxt, payload); the receiver, already past it, answers with a dupACK that
+    # acknowledges it, and the sender's retransmission episode ends.
+    env = __import__("simpy").Environment()
+    sched = Scheduler(env)
+    host = Host("h", sched, Clock(1000, True))
+    sent: list[tuple[str, int, int, object]] = []
+    dropped: list[Seg] = []
+
+    class Owner:
+        def on_established(self, sock): pass
+        def on_data(self, sock, payload): pass
+        def on_peer_fin(self, sock, seg): pass
+        def on_error(self, sock, errno, cause, seg): raise AssertionError(errno)
+
+    def wire(sock, seg):
+        dst = b if sock is a else a
+        if sock is a and seg.kind == DATA:
+            sent.append(("data", seg.seq, seg.ack, seg.payload))
+        if sock is b and seg.kind == ACK and not dropped and a.snd_nxt == 1:
+            dropped.append(seg)  # the ACK of message 0 vanishes
+            return False
+        sched.call_at(env.now + 0.001, dst.receive, seg)
+        return False  # not "delivered" as the network means it: timers are queued at once
+
+    a, b = TcpSocket(host, Owner(), wire), TcpSocket(host, Owner(), wire)
+    for s in (a, b):
+        s.set_rtt(0.002)
+        s.state = ESTABLISHED
+    a.send("m0")
+    sched.run(5.0)
+    assert len(dropped) == 1
+    assert sent[0] == ("data", 0, 0, "m0")
+    assert sent[1] == ("data", 0, 0, "m0")  # the TLP: same seq, an integer ack, the payload
+    assert a.unacked is None and a.snd_una == 1
