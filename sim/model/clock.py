@@ -56,15 +56,22 @@ class Scheduler:
     which is its own entry. ``run`` dispatches these directly; any other SimPy event on the queue
     is processed with SimPy's ``step`` semantics.
 
+    Segments in flight (due within a few hop delays) wait in a small heap of their own, ``near``;
+    timers, often minutes ahead, in SimPy's queue. Both draw ids from SimPy's counter and ``run``
+    always takes the smaller head, so the order is exactly one queue's. A fleet's timer queue holds
+    several entries per connection, and a packet pushed into and popped from it would walk its
+    whole depth, through memory no other event touches: the small heap stays in cache.
+
     ``horizon_s``: the end of the run, when the caller knows it. Nothing is queued at or after it,
     since such an entry could never run (``run`` stops before it) and would only hold memory.
     """
 
-    __slots__ = ("env", "_queue", "_eid", "horizon_s", "events_run")
+    __slots__ = ("env", "_queue", "near", "_eid", "horizon_s", "events_run")
 
     def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
         self.env = env
         self._queue = env._queue
+        self.near: list[tuple[float, int, int, Any]] = []
         self._eid = env._eid
         self.horizon_s = horizon_s
         self.events_run = 0
@@ -78,17 +85,28 @@ class Scheduler:
         """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
         if t_s < self.horizon_s:
             seg.dst = dst
-            heappush(self._queue, (t_s, 1, next(self._eid), seg))
+            heappush(self.near, (t_s, 1, next(self._eid), seg))
 
     def run(self, until_s: float) -> None:
         """Process every event before ``until_s`` and leave the clock there, as
         ``Environment.run(until=until_s)`` does."""
         env = self.env
         queue = self._queue
+        near = self.near
         pop = heappop
         call_cls, timer_cls = _Call, LazyTimer
         n = 0
-        while queue and queue[0][0] < until_s:
+        while True:
+            if near and not (queue and queue[0] < near[0]):
+                if near[0][0] >= until_s:
+                    break
+                n += 1
+                t, _, _, seg = pop(near)
+                env._now = t
+                seg.dst.receive(seg)
+                continue
+            if not queue or queue[0][0] >= until_s:
+                break
             n += 1
             t, _, _, ev = pop(queue)
             env._now = t
