@@ -242,7 +242,7 @@ class TcpSocket:
         self._settle()
         self.opts = replace(self.opts, idle_s=seconds)
         if self.opts.keepalive and self.state in (ESTABLISHED, FIN_WAIT):
-            remaining = self.keepidle() - self._elapsed()
+            remaining = self.keepidle() - self._elapsed(self.clock.ticks(self.env._now))
             self._arm(True, max(0, remaining))
 
     def set_keepintvl(self, seconds: int) -> None:
@@ -288,11 +288,10 @@ class TcpSocket:
             self.rt.clear()
         self.tlp_sent_s = None
 
-    def _elapsed(self) -> float:
-        """keepalive_time_elapsed(): ticks since the last received segment (§2.1)."""
-        ticks = self.clock.ticks
-        last = self.lrcv_s if self.lrcv_s > self.rcv_ts_s else self.rcv_ts_s
-        return ticks(self.env._now) - ticks(last)
+    def _elapsed(self, now_j: float) -> float:
+        """keepalive_time_elapsed() at ``now_j`` ticks: ticks since the last received segment (§2.1)."""
+        lrcv, rcv_ts = self.lrcv_s, self.rcv_ts_s
+        return now_j - self.clock.ticks(lrcv if lrcv > rcv_ts else rcv_ts)
 
     def _keepalive_timer(self) -> None:
         """tcp_keepalive_timer() (R14–R19)."""
@@ -304,12 +303,12 @@ class TcpSocket:
         opts = self.opts
         if not opts.keepalive or self.state in (CLOSED, SYN_SENT):  # R14
             return
-        clock = self.host.clock
+        clock = self.clock
         idle = self.keepidle()
         if self.snd_nxt != self.snd_una:  # R15: data outstanding, the RTO governs
             self._arm(True, idle)
             return
-        elapsed = self._elapsed()
+        elapsed = self._elapsed(clock.ticks(self.env._now))
         if not clock.elapsed_at_least(elapsed, idle):  # R16: lazy re-arm for the remainder
             self._arm(True, idle - elapsed)
             return

@@ -24,10 +24,11 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
+    __slots__ = ("sched", "env", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
+        self.env = sched.env
         self.a: TcpSocket | None = None
         self.b: TcpSocket | None = None
         self.mbs = mbs
@@ -52,7 +53,7 @@ class Path:
         mbs = self.mbs
         n = len(mbs)
         if pos < 0:
-            t_s = self.sched.env._now
+            t_s = self.env._now
             if sock is self.a:
                 pos = 0
             else:
@@ -63,14 +64,15 @@ class Path:
         if trace is not None and pos in (0, n + 1):
             trace.append((t_s, "client" if pos == 0 else "server", KIND_NAMES[kind], "sent"))
         q = pos + step
+        flows = self.flows
         while 0 < q <= n:
             t_s += hop
             i = q - 1
-            if i >= len(self.flows):  # the SYN creates each flow as it passes
-                self.flows += (mbs[i].open_flow(self, i, t_s),)
+            if i >= len(flows):  # the SYN creates each flow as it passes
+                self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
                 q += step
                 continue
-            verdict = mbs[i].handle(self.flows[i], kind, seg, step > 0, t_s)
+            verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
             if trace is not None:
                 trace.append((t_s, "lb", KIND_NAMES[kind] if verdict == FORWARD else ("drop" if verdict != BOUNCE
                               else "RST"), ("" if verdict == FORWARD else f"late {KIND_NAMES[kind]}")))
