@@ -27,6 +27,18 @@ CASES = {
     "azure-blackhole": ("configs/azure-lb-blackhole.yaml", ["connections=40", "duration=3h"]),
     "keepalive-inversion": ("configs/keepalive-inversion.yaml", ["connections=40", "duration=3h"]),
     "grpc-pings": ("configs/grpc-pings.yaml", ["connections=30", "duration=2h"]),
+    # a 1.2 s round trip: requests often land between a probe and its answer (and Envoy, waiting 8 s
+    # on the upstream, sends nothing before the next expiry); with a 1 s interval the answer comes
+    # after the next expiry, which must then probe again
+    "slow-path-requests": ("configs/nlb.yaml", ["connections=60", "duration=3h", "network.one_way_delay=300ms",
+                                                "traffic.request_gap={exponential: 2m}",
+                                                "envoy.listener.keepalive.idle=60",
+                                                "envoy.listener.keepalive.interval=5",
+                                                "traffic.service_time={fixed: 8s}"]),
+    "slow-path-short-interval": ("configs/nlb.yaml", ["connections=30", "duration=2h",
+                                                      "network.one_way_delay=300ms",
+                                                      "envoy.listener.keepalive.idle=60",
+                                                      "envoy.listener.keepalive.interval=1"]),
 }
 
 

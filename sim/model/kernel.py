@@ -343,8 +343,10 @@ class TcpSocket:
         clock = self.clock
         now = self.env._now
         expiry = clock.fire_time(now, self.keepintvl())
-        rearm = self._rearm_after_virtual(expiry, idle, answer_s)
-        if rearm is None:  # E itself would probe or kill (an interval near the idle time)
+        # E itself would probe or kill if the answer comes too late (a round trip longer than the
+        # interval) or the interval is near the idle time: then it is a real expiry.
+        rearm = self._rearm_after_virtual(expiry, idle, answer_s) if answer_s < expiry else None
+        if rearm is None:
             self.kt.set(expiry)
             return
         self.kt_virtual_s = expiry
@@ -367,7 +369,9 @@ class TcpSocket:
             self.kt_virtual_s = None  # the expiry happened before this segment
             return
         rearm = self._rearm_after_virtual(expiry, self.keepidle(), at_s)
-        if rearm is not None:  # a later last segment only shortens the elapsed time
+        # The queued re-arm already counts the probe's answer; a segment that comes before that
+        # answer moves nothing (the re-arm time only grows with the last segment's time).
+        if rearm is not None and rearm > self.kt.due_s:
             self.kt.set(rearm)
 
     def _expiry_needed(self) -> None:
