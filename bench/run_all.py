@@ -105,6 +105,9 @@ the per-connection records included.
 {_target(mem['bytes_per_connection'] <= 4096)} |
 | 2 workers ≥ 1.8× of 1 worker on the 64-point sweep | {sweep64['speedup']}× | \
 {_target(sweep64['speedup'] >= 1.8)} |
+
+The analytic screening (`sweep --method analytic`) is checked against the simulator on every
+deterministic test case by `pytest tests/test_analytic.py`, not here: it is a correctness claim.
 """
     (ROOT / "docs" / "performance.md").write_text(text)
     print(text)
