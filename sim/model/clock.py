@@ -15,11 +15,13 @@ import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 # LVL_START(1..7) in jiffies: the level of a timer is how many of these its delay reaches (§11).
 _LEVEL_THRESHOLDS_J = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
+#: Width of the scheduler's calendar buckets (seconds): a fleet's timers due in one second.
+_BUCKET_S = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
 EPS_S = 1e-9
 
@@ -56,17 +58,24 @@ class Scheduler:
     which is its own entry. ``run`` dispatches these directly; any other SimPy event on the queue
     is processed with SimPy's ``step`` semantics.
 
-    Segments in flight (due within a few hop delays) wait in a small heap of their own, ``near``;
-    timers, often minutes ahead, in SimPy's queue. Both draw ids from SimPy's counter and ``run``
-    always takes the smaller head, so the order is exactly one queue's. A fleet's timer queue holds
-    several entries per connection, and a packet pushed into and popped from it would walk its
-    whole depth, through memory no other event touches: the small heap stays in cache.
+    A fleet keeps several timers per connection pending, minutes ahead, and one heap of them all
+    would be walked from top to bottom, through memory nothing else touches, by every push and pop.
+    So the queue is split three ways, all drawing ids from SimPy's counter:
+
+    * segments in flight (due within a few hop delays) wait in a small heap of their own, ``near``;
+    * timers due before ``window_end_s`` wait in SimPy's queue;
+    * later timers wait unsorted in one-second buckets (a calendar queue), and the earliest bucket
+      is heaped into SimPy's queue when that runs dry.
+
+    ``run`` always takes the smaller head of the two heaps, and no bucket holds anything earlier
+    than them, so the order is exactly that of one queue ordered by ``(time, priority, id)``.
 
     ``horizon_s``: the end of the run, when the caller knows it. Nothing is queued at or after it,
     since such an entry could never run (``run`` stops before it) and would only hold memory.
     """
 
-    __slots__ = ("env", "_queue", "near", "_eid", "horizon_s", "events_run")
+    __slots__ = ("env", "_queue", "near", "_eid", "horizon_s", "events_run", "window_end_s", "buckets",
+                 "bucket_keys")
 
     def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
         self.env = env
@@ -75,11 +84,47 @@ class Scheduler:
         self._eid = env._eid
         self.horizon_s = horizon_s
         self.events_run = 0
+        self.window_end_s = 0.0
+        self.buckets: dict[int, list] = {}
+        self.bucket_keys: list[int] = []
+
+    def push(self, t_s: float, ev: Any) -> None:
+        """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
+        if t_s < self.window_end_s:
+            heappush(self._queue, (t_s, 1, next(self._eid), ev))
+            return
+        key = int(t_s // _BUCKET_S)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            self.buckets[key] = [(t_s, 1, next(self._eid), ev)]
+            heappush(self.bucket_keys, key)
+        else:
+            bucket.append((t_s, 1, next(self._eid), ev))
+
+    def _next_window(self) -> None:
+        """Heap the earliest bucket into SimPy's queue."""
+        key = heappop(self.bucket_keys)
+        entries = self.buckets.pop(key)
+        self.window_end_s = (key + 1) * _BUCKET_S
+        queue = self._queue
+        if queue:
+            for entry in entries:
+                heappush(queue, entry)
+        else:
+            queue.extend(entries)
+            heapify(queue)
+
+    def clear(self) -> None:
+        """Drop everything still queued (the end of a run)."""
+        self._queue.clear()
+        self.near.clear()
+        self.buckets.clear()
+        self.bucket_keys.clear()
 
     def call_at(self, t_s: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Run ``fn(arg)`` at simulated time ``t_s`` (never in the past)."""
         if t_s < self.horizon_s:
-            heappush(self._queue, (t_s, 1, next(self._eid), _Call(fn, arg)))
+            self.push(t_s, _Call(fn, arg))
 
     def deliver_at(self, t_s: float, seg: Any, dst: Any) -> None:
         """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
@@ -93,10 +138,13 @@ class Scheduler:
         env = self.env
         queue = self._queue
         near = self.near
+        bucket_keys = self.bucket_keys
         pop = heappop
         call_cls, timer_cls = _Call, LazyTimer
         n = 0
         while True:
+            while bucket_keys and (not queue or queue[0][0] >= self.window_end_s):
+                self._next_window()
             if near and not (queue and queue[0] < near[0]):
                 if near[0][0] >= until_s:
                     break
@@ -197,7 +245,7 @@ class LazyTimer:
         sched = self.sched
         if due_s < sched.horizon_s:
             self.pending_s = due_s
-            heappush(sched._queue, (due_s, 1, next(sched._eid), self))
+            sched.push(due_s, self)
 
     def set(self, due_s: float) -> None:
         """Fire ``fn(owner)`` at ``due_s`` unless moved or cleared before then."""

@@ -185,8 +185,7 @@ class World:
     def finish(self) -> Records:
         end = self.sc.duration
         # Entries still queued can never run now; their memory goes to the records instead.
-        self.env._queue.clear()
-        self.sched.near.clear()
+        self.sched.clear()
         conns = self.conns
         conns.sort(key=lambda c: c.conn_id)  # rows by id, however the fleet ran
         # Columns of their final length, filled a row at a time: no row objects are kept.
