@@ -355,8 +355,8 @@ class TcpSocket:
     def _rearm_after_virtual(self, expiry_s: float, idle: float, last_rcv_s: float) -> float | None:
         """R16 at a virtual expiry: when the timer re-arms to, or None if it would not re-arm."""
         clock = self.clock
-        last = max(self.lrcv_s, self.rcv_ts_s, last_rcv_s)
-        elapsed = clock.ticks(expiry_s) - clock.ticks(last)
+        expiry_j = clock.ticks(expiry_s)
+        elapsed = min(self._elapsed(expiry_j), expiry_j - clock.ticks(last_rcv_s))
         if clock.elapsed_at_least(elapsed, idle):
             return None
         return clock.fire_time(expiry_s, idle - elapsed)

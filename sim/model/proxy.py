@@ -12,6 +12,14 @@ from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 
 
+def request_limit(listener) -> tuple[float, str]:
+    """The shorter of Envoy's route timeout and stream idle timeout (seconds, reason), or
+    ``(0.0, "")`` when both are off."""
+    limits = [(t, r) for t, r in ((listener.route_timeout, "route_timeout"),
+                                  (listener.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
+    return min(limits) if limits else (0.0, "")
+
+
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
@@ -84,10 +92,7 @@ class EnvoyConn:
     def _request_timer(self) -> None:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
-        lst = self.cfg.listener
-        limits = [(t, r) for t, r in ((lst.route_timeout, "route_timeout"),
-                                      (lst.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
-        _, reason = min(limits)
+        _, reason = request_limit(self.cfg.listener)
         us = self.us
         if us is not None:
             us.failed += 1

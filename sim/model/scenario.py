@@ -17,7 +17,7 @@ from sim.model.clock import Clock, FifoTimeouts, Scheduler
 from sim.model.kernel import Host, SockOpts, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
-from sim.model.proxy import EnvoyConn
+from sim.model.proxy import EnvoyConn, request_limit
 from sim.model.records import COLUMNS, Conn
 from sim.model.terminating import TermProxyConn
 
@@ -100,10 +100,9 @@ class World:
                                               ClientSlot._request_timed_out) if sc.client.request_timeout > 0 else None)
         self.route_timeouts = None
         if sc.envoy and sc.envoy.listener.protocol != "tcp_proxy":
-            lst = sc.envoy.listener
-            first = min((t for t in (lst.route_timeout, lst.stream_idle_timeout) if t > 0), default=0)
-            if first > 0:
-                self.route_timeouts = FifoTimeouts(self.sched, first, "active", EnvoyConn._request_timer)
+            limit_s, _ = request_limit(sc.envoy.listener)
+            if limit_s > 0:
+                self.route_timeouts = FifoTimeouts(self.sched, limit_s, "active", EnvoyConn._request_timer)
         #: failed requests per simulated second (the burst of a reconnect storm)
         self.failed_per_s: list[int] = []
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
