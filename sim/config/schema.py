@@ -61,6 +61,7 @@ class Dist(Strict):
             return ("exponential", self.exponential, 0.0)
         if self.uniform is not None:
             return ("uniform", self.uniform[0], self.uniform[1])
+        assert self.lognormal is not None  # the validator requires exactly one form
         return ("lognormal", self.lognormal.median, self.lognormal.sigma)
 
 

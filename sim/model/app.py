@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sim.model.clock import LazyTimer
@@ -47,6 +49,7 @@ class Sampler:
             return self.a
         if self.i >= len(self.buf):
             n, rng = self.BLOCK, self.rng
+            assert rng is not None  # only a fixed sampler has none
             if self.kind == "exponential":
                 arr = rng.exponential(self.a, n)
             elif self.kind == "uniform":
@@ -73,7 +76,7 @@ class ClientSlot:
         self.server = server
         self.cfg = cfg  # ClientCfg
         self.conn_seq = 0
-        self.conn = None
+        self.conn: Any = None  # Conn
         self.gaps = gaps
         self.pending = True  # the first request goes out at open
         self.req_ids = 0

@@ -34,8 +34,10 @@ def wheel_granularity_j(delay_j: int) -> int:
     return _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
 
 
-def wheel_fire_j(armed_j: int, delay_j: int) -> int:
-    """Jiffy at which a timer armed at ``armed_j`` for ``delay_j`` jiffies fires (rule 40)."""
+def wheel_fire_j(armed_j: float, delay_j: int) -> float:
+    """Jiffy at which a timer armed at ``armed_j`` for ``delay_j`` jiffies fires (rule 40).
+    Jiffies are whole numbers, held as ``float`` where ticks of either timer mode are (exact below
+    2**53 jiffies)."""
     g = _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
     return (armed_j + delay_j) // g * g + g
 

@@ -109,6 +109,9 @@ class Seg:
 
     __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "dst", "src")
 
+    #: the socket it is on its way to, set when it is queued (``Scheduler.deliver_at``)
+    dst: TcpSocket
+
     def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
         self.kind = kind
         self.seq = seq
@@ -346,11 +349,13 @@ class TcpSocket:
         # E itself would probe or kill if the answer comes too late (a round trip longer than the
         # interval) or the interval is near the idle time: then it is a real expiry.
         rearm = self._rearm_after_virtual(expiry, idle, answer_s) if answer_s < expiry else None
+        kt = self.kt
+        assert kt is not None  # called from that timer's expiry
         if rearm is None:
-            self.kt.set(expiry)
+            kt.set(expiry)
             return
         self.kt_virtual_s = expiry
-        self.kt.set(rearm)
+        kt.set(rearm)
 
     def _rearm_after_virtual(self, expiry_s: float, idle: float, last_rcv_s: float) -> float | None:
         """R16 at a virtual expiry: when the timer re-arms to, or None if it would not re-arm."""
@@ -365,14 +370,16 @@ class TcpSocket:
         """A segment accepted at ``at_s`` (R10): if it comes before the virtual expiry, that expiry
         re-arms later (R16), which only moves the queued deadline later (no event)."""
         expiry = self.kt_virtual_s
+        kt = self.kt
+        assert expiry is not None and kt is not None  # a virtual expiry has its re-arm queued
         if at_s > expiry:
             self.kt_virtual_s = None  # the expiry happened before this segment
             return
         rearm = self._rearm_after_virtual(expiry, self.keepidle(), at_s)
         # The queued re-arm already counts the probe's answer; a segment that comes before that
         # answer moves nothing (the re-arm time only grows with the last segment's time).
-        if rearm is not None and rearm > self.kt.due_s:
-            self.kt.set(rearm)
+        if rearm is not None and kt.due_s is not None and rearm > kt.due_s:
+            kt.set(rearm)
 
     def _expiry_needed(self) -> None:
         """Something the virtual expiry's outcome assumed no longer holds: if it is still ahead,
@@ -381,6 +388,7 @@ class TcpSocket:
         if expiry is not None:
             self.kt_virtual_s = None
             if self.env._now < expiry:
+                assert self.kt is not None
                 self.kt.set(expiry)
 
     def probe_unanswered(self) -> None:
@@ -528,6 +536,7 @@ class TcpSocket:
             self._virtual_expiry_sees(at_s)
         if ack > self.snd_una:
             unacked = self.unacked
+            assert unacked is not None  # ack <= snd_nxt: there is data in flight
             del unacked[: ack - self.snd_una]
             self.snd_una = ack
             if not unacked:

@@ -8,6 +8,7 @@ only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sim.model.clock import EPS_S, LazyTimer
 from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
@@ -50,7 +51,7 @@ class Flow:
         "alive_at_end", "proxy",
     )
 
-    def __init__(self, mb: Middlebox, path: object, index: int, now_s: float) -> None:
+    def __init__(self, mb: Middlebox, path: Any, index: int, now_s: float) -> None:
         self.mb = mb
         self.path = path
         self.index = index
@@ -66,7 +67,7 @@ class Flow:
         self.timer: LazyTimer | None = None
         self.alive_at_end: bool | None = None
         #: the terminating proxy whose two legs share this flow (None for pass-through devices)
-        self.proxy = None
+        self.proxy: Any = None
 
 
 class Middlebox:
@@ -140,6 +141,7 @@ class Middlebox:
         deadline = flow.last_seen_s + self.timeout_s
         now = self.sched.env._now
         if deadline > now + EPS_S:
+            assert flow.timer is not None  # this method is that timer's callback
             flow.timer.set(deadline)
             return
         if flow.proxy is not None:  # a proxy's own idle timeout: it closes both legs cleanly (FIN)

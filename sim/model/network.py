@@ -78,7 +78,9 @@ class Path:
                               else "RST"), ("" if verdict == FORWARD else f"late {KIND_NAMES[kind]}")))
             if verdict != FORWARD:
                 # the receiver may be waiting for this segment (an ACK): let its timers run
-                (self.b if step > 0 else self.a).segment_lost()
+                waiting = self.b if step > 0 else self.a
+                assert waiting is not None  # attached before any segment is sent
+                waiting.segment_lost()
                 if verdict == BOUNCE:
                     rst = Seg(RST, seg.ack, 0)
                     rst.origin = mbs[i].spec.name
@@ -87,6 +89,7 @@ class Path:
                 return False
             q += step
         receiver = self.b if step > 0 else self.a
+        assert receiver is not None
         if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
             receiver.ack_later(t_s + hop, seg)  # applied when the receiver next acts (no event)
         else:

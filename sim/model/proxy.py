@@ -7,6 +7,8 @@ time with no active request, the upstream pool idle timeout likewise; probes cou
 
 from __future__ import annotations
 
+from typing import Any
+
 from sim.model.app import PING, PING_ACK, Msg
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
@@ -29,7 +31,7 @@ class EnvoyConn:
         self.world = world
         self.slot = slot
         self.ds = ds_conn
-        self.us = None
+        self.us: Any = None  # Conn of the upstream leg
         self.cfg = cfg  # EnvoyCfg
         self.active: Msg | None = None
         self.queued: Msg | None = None

@@ -6,6 +6,7 @@ import gc
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import simpy
@@ -33,7 +34,7 @@ class Records:
     """What one run produced: per-connection columns and per-run counters."""
 
     columns: dict[str, list] = field(default_factory=dict)
-    counters: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
     trace: list | None = None
@@ -156,6 +157,7 @@ class World:
         if self.term is not None:
             conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
                                  self.lb_host, None, SockOpts())
+            assert conn.ss is not None
             conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
             return conn
         return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
@@ -168,8 +170,10 @@ class World:
                    shared_flow=None) -> Conn:
         sc = self.sc
         if sc.envoy:
+            assert self.envoy_host is not None
             conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
                                  shared_flow)
+            assert conn.ss is not None
             conn.ss.owner = EnvoyConn(self, slot, conn, sc.envoy)
             return conn
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
@@ -178,6 +182,7 @@ class World:
     def open_upstream(self, owner: EnvoyConn) -> Conn:
         """Envoy opens its upstream (cluster) connection."""
         slot = owner.slot
+        assert self.envoy_host is not None
         return self._connect(slot, "upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
                              self.upstream_host, slot.server, self.upstream_spec)
 
@@ -195,7 +200,7 @@ class World:
                 col[i] = value
         columns = dict(zip(COLUMNS, cols, strict=True))
         mbs = self.ds_mbs + self.us_mbs
-        counters = {
+        counters: dict[str, int] = {
             "keepalive_packets": sum(m.keepalive_packets for m in mbs),
             "lb_rsts": sum(m.lb_rsts for m in mbs),
             "new_flows": sum(m.new_flows for m in mbs),
@@ -203,7 +208,7 @@ class World:
         intervals = [iv for m in mbs for iv in m.intervals]
         # capacity series of "the LB": the first middlebox the client's connections cross
         lb = self.ds_mbs[0] if self.ds_mbs else (self.us_mbs[0] if self.us_mbs else None)
-        series = {"failed_per_s": self.failed_per_s}
+        series: dict[str, Any] = {"failed_per_s": self.failed_per_s}
         if lb is not None:
             cap = all_profiles()[lb.spec.name].capacity
             series |= {"keepalive_per_min": lb.ka_per_min, "bytes_per_min": lb.bytes_per_min,

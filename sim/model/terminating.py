@@ -9,6 +9,8 @@ answers them (R22) and they are never forwarded (lb-catalog.md §2.14, HAProxy).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sim.model.app import Msg
 from sim.model.kernel import ESTABLISHED, PROBE, Seg, TcpSocket
 
@@ -22,9 +24,9 @@ class TermProxyConn:
         self.world = world
         self.slot = slot
         self.front = front_conn
-        self.back = None
+        self.back: Any = None  # Conn of the back leg
         self.spec = spec  # MiddleboxSpec of the LB
-        self.flow = None
+        self.flow: Any = None  # Flow shared by both legs
         self.queue: list[Msg] = []
         self.generating = False
 

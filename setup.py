@@ -1,0 +1,39 @@
+"""Build hook: compile the simulation core (sim/model) with mypyc.
+
+The same sources run as plain Python; compiled, the model runs about twice as fast (see
+docs/performance.md). ``SIM_PURE=1`` at install time skips the compilation; at run time it makes
+``sim`` ignore a compiled core. ``sim/model/native.py`` also ignores a compiled core whose sources
+changed after it was built (editable installs), so an edit is never shadowed by a stale build.
+Without a C compiler the install still succeeds, with the plain-Python core.
+"""
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+
+class BuildCoreOrFallBack(build_ext):
+    """Compile the core; if that fails (no compiler, no Python headers), install it uncompiled."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure leaves a working plain install
+            print(f"sim: compiling the core failed ({exc}); installing the plain-Python core", file=sys.stderr)
+            self.extensions = []
+
+
+def ext_modules() -> list:
+    if os.environ.get("SIM_PURE"):
+        return []
+    from mypyc.build import mypycify
+
+    from sim.model import native
+
+    native.write_manifest()
+    return mypycify(native.source_paths(), opt_level="3", group_name=native.GROUP)
+
+
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildCoreOrFallBack})
