@@ -7,8 +7,10 @@ changed after it was built (editable installs), so an edit is never shadowed by 
 Without a C compiler the install still succeeds, with the plain-Python core.
 """
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -30,8 +32,10 @@ def ext_modules() -> list:
         return []
     from mypyc.build import mypycify
 
-    from sim.model import native
-
+    # By path: the build environment has neither the project on sys.path nor its dependencies.
+    spec = importlib.util.spec_from_file_location("_sim_native", Path(__file__).parent / "sim/model/native.py")
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
     native.write_manifest()
     return mypycify(native.source_paths(), opt_level="3", group_name=native.GROUP)
 
