@@ -77,7 +77,7 @@ class Scheduler:
     """
 
     __slots__ = ("env", "_queue", "near", "_eid", "horizon_s", "events_run", "window_end_s", "buckets",
-                 "bucket_keys")
+                 "bucket_keys", "now_s")
 
     def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
         self.env = env
@@ -89,6 +89,9 @@ class Scheduler:
         self.window_end_s = 0.0
         self.buckets: dict[int, list] = {}
         self.bucket_keys: list[int] = []
+        #: the simulated time (seconds), kept with SimPy's ``env.now``; the model reads this copy,
+        #: a plain attribute of this object, on every event
+        self.now_s = float(env._now)
 
     def push(self, t_s: float, ev: Any) -> None:
         """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
@@ -152,14 +155,14 @@ class Scheduler:
                     break
                 n += 1
                 t, _, _, seg = pop(near)
-                env._now = t
+                env._now = self.now_s = t
                 seg.dst.receive(seg)
                 continue
             if not queue or queue[0][0] >= until_s:
                 break
             n += 1
             t, _, _, ev = pop(queue)
-            env._now = t
+            env._now = self.now_s = t
             cls = ev.__class__
             if cls is timer_cls:
                 ev.fired(t)
@@ -173,7 +176,7 @@ class Scheduler:
                     callback(ev)
                 if not ev._ok and not hasattr(ev, "_defused"):
                     raise ev._value
-        env._now = until_s
+        env._now = self.now_s = until_s
         self.events_run += n
 
 

@@ -141,7 +141,7 @@ class Host:
 
     @property
     def now(self) -> float:
-        return self.sched.env._now
+        return self.sched.now_s
 
 
 class SocketOwner(Protocol):
@@ -164,12 +164,12 @@ class TcpSocket:
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
         "kt", "rt", "tlp_sent_s", "last_dupack_j",
         "probes_sent", "error", "closed_at_s", "tag",
-        "env", "clock", "pending_acks",
+        "sched", "clock", "pending_acks",
     )
 
     def __init__(self, host: Host, owner: SocketOwner, tx: Any) -> None:
         self.host = host
-        self.env = host.sched.env
+        self.sched = host.sched
         self.clock = host.clock
         self.owner = owner
         #: ``tx(sock, seg)`` puts a segment on the wire.
@@ -245,7 +245,7 @@ class TcpSocket:
         self._settle()
         self.opts = replace(self.opts, idle_s=seconds)
         if self.opts.keepalive and self.state in (ESTABLISHED, FIN_WAIT):
-            remaining = self.keepidle() - self._elapsed(self.clock.ticks(self.env._now))
+            remaining = self.keepidle() - self._elapsed(self.clock.ticks(self.sched.now_s))
             self._arm(True, max(0, remaining))
 
     def set_keepintvl(self, seconds: int) -> None:
@@ -267,7 +267,7 @@ class TcpSocket:
     def _arm(self, keepalive: bool, delay_ticks: float) -> None:
         """sk_reset_timer(now + delay) on the keepalive or the retransmission timer: quantised in
         wheel mode (R40)."""
-        due = self.clock.fire_time(self.env._now, delay_ticks)
+        due = self.clock.fire_time(self.sched.now_s, delay_ticks)
         if keepalive:
             self.kt_virtual_s = None  # sk_reset_timer replaces any pending expiry
             timer = self.kt or self._make_timer(True)
@@ -311,7 +311,7 @@ class TcpSocket:
         if self.snd_nxt != self.snd_una:  # R15: data outstanding, the RTO governs
             self._arm(True, idle)
             return
-        elapsed = self._elapsed(clock.ticks(self.env._now))
+        elapsed = self._elapsed(clock.ticks(self.sched.now_s))
         if not clock.elapsed_at_least(elapsed, idle):  # R16: lazy re-arm for the remainder
             self._arm(True, idle - elapsed)
             return
@@ -329,7 +329,7 @@ class TcpSocket:
         probe = Seg(PROBE, self.snd_una - 1, self.rcv_nxt)
         probe.src = self
         if self.tx(self, probe) and DEFER_ANSWERED_PROBE_EXPIRY:  # only a Path reports delivery
-            self._defer_after_probe(idle, self.tx.round_trip_end(self.env._now))
+            self._defer_after_probe(idle, self.tx.round_trip_end(self.sched.now_s))
         else:
             self._arm(True, self.keepintvl())
 
@@ -344,7 +344,7 @@ class TcpSocket:
         answer (rate-limited or lost), data sent, a socket option or the socket closing puts the
         real expiry back at E (``_expiry_needed``)."""
         clock = self.clock
-        now = self.env._now
+        now = self.sched.now_s
         expiry = clock.fire_time(now, self.keepintvl())
         # E itself would probe or kill if the answer comes too late (a round trip longer than the
         # interval) or the interval is near the idle time: then it is a real expiry.
@@ -387,7 +387,7 @@ class TcpSocket:
         expiry = self.kt_virtual_s
         if expiry is not None:
             self.kt_virtual_s = None
-            if self.env._now < expiry:
+            if self.sched.now_s < expiry:
                 assert self.kt is not None
                 self.kt.set(expiry)
 
@@ -476,9 +476,9 @@ class TcpSocket:
                 # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
                 # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
-                self.tlp_sent_s = self.env._now
+                self.tlp_sent_s = self.sched.now_s
             else:
-                self._queue_tlp(self.env._now)
+                self._queue_tlp(self.sched.now_s)
 
     def _queue_tlp(self, sent_s: float) -> None:
         """R29: the TLP timer, armed at ``sent_s`` for PTO = 2*SRTT + rto_min, capped by the RTO."""
@@ -566,7 +566,7 @@ class TcpSocket:
             return
         # ACK numbers only grow along a FIFO path, so applying the latest ACK that has arrived
         # leaves R10's state exactly as applying each in turn would.
-        now = self.env._now
+        now = self.sched.now_s
         n = len(pending)
         if pending[n - 2] <= now:  # all of them have arrived (the usual case)
             self.pending_acks = None
@@ -625,7 +625,7 @@ class TcpSocket:
             self.tx(self, rst)
             self._finish()
             return
-        now = self.env._now
+        now = self.sched.now_s
         self._accept(seg.ack, now)
         if kind == DATA:
             if seg.seq == self.rcv_nxt:
@@ -645,7 +645,7 @@ class TcpSocket:
         """Answer an out-of-window segment with a duplicate ACK, rate limited (R22); False if the
         rate limit held it back."""
         clock = self.clock
-        now_j = clock.ticks(self.env._now)
+        now_j = clock.ticks(self.sched.now_s)
         if now_j - self.last_dupack_j < clock.dur(TCP_INVALID_RATELIMIT_S):
             return False
         self.last_dupack_j = now_j

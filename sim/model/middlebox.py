@@ -139,7 +139,7 @@ class Middlebox:
         if not flow.alive:
             return
         deadline = flow.last_seen_s + self.timeout_s
-        now = self.sched.env._now
+        now = self.sched.now_s
         if deadline > now + EPS_S:
             assert flow.timer is not None  # this method is that timer's callback
             flow.timer.set(deadline)

@@ -24,11 +24,10 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "env", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
-        self.env = sched.env
         self.a: TcpSocket | None = None
         self.b: TcpSocket | None = None
         self.mbs = mbs
@@ -53,7 +52,7 @@ class Path:
         mbs = self.mbs
         n = len(mbs)
         if pos < 0:
-            t_s = self.env._now
+            t_s = self.sched.now_s
             if sock is self.a:
                 pos = 0
             else:

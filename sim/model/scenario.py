@@ -126,7 +126,7 @@ class World:
             self.sched.call_at(i * sc.traffic.ramp / n, slot.open)
 
     def now(self) -> float:
-        return self.env._now
+        return self.sched.now_s
 
     def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
                  b_host: Host, b_owner, b_spec: SockOpts, shared_flow=None) -> Conn:
@@ -224,18 +224,19 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
     ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
     only these client slots (the rest of the fleet is independent of them)."""
     t0 = time.perf_counter()
-    world = World(sc, seed, trace_conn, slots)
     # The model's short-lived garbage (segments, heap entries) has no reference cycles and is freed
     # by reference counting; the cyclic collector would only re-walk every live connection, over and
-    # over, as a fleet grows. It is paused for the run and restored after.
+    # over, as a fleet is built, runs and is turned into columns. It is paused throughout and
+    # restored after.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        world = World(sc, seed, trace_conn, slots)
         world.sched.run(sc.duration)
+        rec = world.finish()
     finally:
         if gc_was_enabled:
             gc.enable()
-    rec = world.finish()
     events = world.sched.events_run
     from sim import __version__
 
