@@ -16,7 +16,10 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for types only: kernel imports this module
+    from sim.model.kernel import Seg, TcpSocket
 
 # LVL_START(1..7) in jiffies: the level of a timer is how many of these its delay reaches (§11).
 _LEVEL_THRESHOLDS_J = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
@@ -82,7 +85,7 @@ class Scheduler:
     def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
         self.env = env
         self._queue = env._queue
-        self.near: list[tuple[float, int, int, Any]] = []
+        self.near: list[tuple[float, int, int, Seg]] = []
         self._eid = env._eid
         self.horizon_s = horizon_s
         self.events_run = 0
@@ -131,7 +134,7 @@ class Scheduler:
         if t_s < self.horizon_s:
             self.push(t_s, _Call(fn, arg))
 
-    def deliver_at(self, t_s: float, seg: Any, dst: Any) -> None:
+    def deliver_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
         if t_s < self.horizon_s:
             seg.dst = dst
@@ -141,11 +144,12 @@ class Scheduler:
         """Process every event before ``until_s`` and leave the clock there, as
         ``Environment.run(until=until_s)`` does."""
         env = self.env
-        queue = self._queue
+        # Typed locals: compiled, the loop then compares floats and calls the model's methods
+        # directly instead of through Python's generic protocols.
+        queue: list[tuple[float, int, int, Any]] = self._queue
         near = self.near
         bucket_keys = self.bucket_keys
         pop = heappop
-        call_cls, timer_cls = _Call, LazyTimer
         n = 0
         while True:
             while bucket_keys and (not queue or queue[0][0] >= self.window_end_s):
@@ -163,10 +167,9 @@ class Scheduler:
             n += 1
             t, _, _, ev = pop(queue)
             env._now = self.now_s = t
-            cls = ev.__class__
-            if cls is timer_cls:
+            if isinstance(ev, LazyTimer):
                 ev.fired(t)
-            elif cls is call_cls:
+            elif isinstance(ev, _Call):
                 ev.fn(ev.arg)
             elif (dst := getattr(ev, "dst", None)) is not None:
                 dst.receive(ev)
