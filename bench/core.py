@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
+from sim.model import native  # noqa: E402
 from sim.model.scenario import run_one, run_split  # noqa: E402
 
 
@@ -86,6 +87,7 @@ def main() -> int:
         "events_per_connection_hour": round(events / (args.connections * sc.duration / 3600), 1),
         "essential_events": essential,
         "events_per_essential_event": round(events / essential, 3),
+        "core": native.describe(),
         "python": platform.python_version(), "machine": platform.machine(),
     }
     return report(fig, args.out)

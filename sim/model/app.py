@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -12,7 +12,9 @@ from sim.model.middlebox import bump
 from sim.model.records import CONN_ID_STRIDE
 
 #: Message kinds that are not requests or responses (``Msg.status``).
-PING, PING_ACK, GOAWAY = -1, -2, -3
+PING: Final = -1
+PING_ACK: Final = -2
+GOAWAY: Final = -3
 
 
 class Msg:

@@ -16,20 +16,20 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import Seg, TcpSocket
 
 # LVL_START(1..7) in jiffies: the level of a timer is how many of these its delay reaches (§11).
-_LEVEL_THRESHOLDS_J = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
+_LEVEL_THRESHOLDS_J: Final = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
 #: Width of the scheduler's calendar buckets (seconds): a fleet's timers due in one second.
-_BUCKET_S = 1.0
+_BUCKET_S: Final = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
-EPS_S = 1e-9
+EPS_S: Final = 1e-9
 
 
-_GRANULARITY_J = tuple(8**level for level in range(len(_LEVEL_THRESHOLDS_J) + 1))
+_GRANULARITY_J: Final = tuple(8**level for level in range(len(_LEVEL_THRESHOLDS_J) + 1))
 
 
 def wheel_granularity_j(delay_j: int) -> int:
@@ -154,7 +154,9 @@ class Scheduler:
         while True:
             while bucket_keys and (not queue or queue[0][0] >= self.window_end_s):
                 self._next_window()
-            if near and not (queue and queue[0] < near[0]):
+            # The earlier head of the two heaps; times decide, and the whole entry only on a tie.
+            if near and (not queue or near[0][0] < queue[0][0] or (near[0][0] == queue[0][0]
+                                                                   and near[0] < queue[0])):
                 if near[0][0] >= until_s:
                     break
                 n += 1

@@ -16,29 +16,41 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from sim.model.clock import Clock, LazyTimer, Scheduler
 
+# Constants are ``Final`` so that the compiled core inlines them (a module global is a dict lookup).
 # Segment kinds.
-SYN, SYNACK, ACK, DATA, PROBE, FIN, RST = range(7)
-KIND_NAMES = ("SYN", "SYNACK", "ACK", "DATA", "PROBE", "FIN", "RST")
+SYN: Final = 0
+SYNACK: Final = 1
+ACK: Final = 2
+DATA: Final = 3
+PROBE: Final = 4
+FIN: Final = 5
+RST: Final = 6
+KIND_NAMES: Final = ("SYN", "SYNACK", "ACK", "DATA", "PROBE", "FIN", "RST")
 
 # Socket states.
-SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSED, LISTEN = range(6)
+SYN_SENT: Final = 0
+SYN_RECV: Final = 1
+ESTABLISHED: Final = 2
+FIN_WAIT: Final = 3
+CLOSED: Final = 4
+LISTEN: Final = 5
 
 # Errors the application can see (errno names) and how the socket learnt of them.
-ECONNRESET = "ECONNRESET"
-ETIMEDOUT = "ETIMEDOUT"
+ECONNRESET: Final = "ECONNRESET"
+ETIMEDOUT: Final = "ETIMEDOUT"
 
 #: Kernel constants (include/net/tcp.h), in seconds unless noted.
-TCP_RTO_MIN_S = 0.2
-TCP_RTO_MAX_S = 120.0
-MAX_TCP_KEEPIDLE = 32767
-MAX_TCP_KEEPINTVL = 32767
-MAX_TCP_KEEPCNT = 127
+TCP_RTO_MIN_S: Final = 0.2
+TCP_RTO_MAX_S: Final = 120.0
+MAX_TCP_KEEPIDLE: Final = 32767
+MAX_TCP_KEEPINTVL: Final = 32767
+MAX_TCP_KEEPCNT: Final = 127
 #: Dup-ACK answers to out-of-window segments are rate limited per socket (R22).
-TCP_INVALID_RATELIMIT_S = 0.5
+TCP_INVALID_RATELIMIT_S: Final = 0.5
 #: Skip the event of a keepalive expiry whose outcome is known in advance (see
 #: TcpSocket._defer_after_probe). Off, every expiry is an event; tests check both agree.
 DEFER_ANSWERED_PROBE_EXPIRY = True
@@ -537,9 +549,11 @@ class TcpSocket:
         if ack > self.snd_una:
             unacked = self.unacked
             assert unacked is not None  # ack <= snd_nxt: there is data in flight
-            del unacked[: ack - self.snd_una]
+            newly_acked = ack - self.snd_una
             self.snd_una = ack
-            if not unacked:
+            if newly_acked < len(unacked):
+                del unacked[:newly_acked]
+            else:  # everything in flight is acknowledged (the usual case)
                 self.unacked = None
                 self.retransmits = 0
                 self.rto = self.rto0

@@ -8,14 +8,17 @@ only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sim.model.clock import EPS_S, LazyTimer
 from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
 
-FORWARD, DROP, BOUNCE = 0, 1, 2
+#: What a middlebox does with a segment (``Middlebox.handle``).
+FORWARD: Final = 0
+DROP: Final = 1
+BOUNCE: Final = 2
 #: IPv4 (20) + TCP (20) + timestamps option (12): a probe, an ACK, or a data segment's headers.
-SEGMENT_HEADER_BYTES = 52
+SEGMENT_HEADER_BYTES: Final = 52
 
 
 def bump(series: list[int], i: int, by: int = 1) -> None:
@@ -23,7 +26,9 @@ def bump(series: list[int], i: int, by: int = 1) -> None:
     if i >= len(series):
         series.extend([0] * (i + 1 - len(series)))
     series[i] += by
-RST_TO_SENDER, LATE_DROP, NEW_FLOW = "rst_to_sender", "drop", "new_flow"
+RST_TO_SENDER: Final = "rst_to_sender"
+LATE_DROP: Final = "drop"
+NEW_FLOW: Final = "new_flow"
 
 
 @dataclass(frozen=True)

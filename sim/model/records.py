@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from sim.model.kernel import DATA, PROBE, TcpSocket
 from sim.model.network import Path
@@ -17,7 +18,7 @@ OUTCOMES = (
 
 #: Connection ids are ``slot * CONN_ID_STRIDE + n`` for the n-th connection a slot (and Envoy on its
 #: behalf) opened, so ids do not depend on which other slots ran in the same process.
-CONN_ID_STRIDE = 1_000_000
+CONN_ID_STRIDE: Final = 1_000_000
 
 COLUMNS = (
     "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",

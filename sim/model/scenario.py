@@ -6,7 +6,7 @@ import gc
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import simpy
@@ -24,9 +24,11 @@ from sim.model.terminating import TermProxyConn
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
 # (seed, slot), so every grid point replays the same traffic (common random numbers).
-STREAM_GAPS, STREAM_SERVICE, STREAM_WHEEL = 1, 2, 3
+STREAM_GAPS: Final = 1
+STREAM_SERVICE: Final = 2
+STREAM_WHEEL: Final = 3
 #: Wheel phases are drawn below the largest granularity any timer here can use (level 7).
-_PHASE_SPAN_J = 8**7
+_PHASE_SPAN_J: Final = 8**7
 
 
 @dataclass
