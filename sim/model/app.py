@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 from sim.model.middlebox import bump
-from sim.model.records import CONN_ID_STRIDE
+from sim.model.records import CONN_ID_STRIDE, Conn
+
+if TYPE_CHECKING:  # for types only: scenario imports this module
+    from sim.model.scenario import World
 
 #: Message kinds that are not requests or responses (``Msg.status``).
 PING: Final = -1
@@ -72,13 +75,13 @@ class ClientSlot:
     __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq",
                  "pool_idle", "cfg")
 
-    def __init__(self, world, index: int, gaps: Sampler, server: Server, cfg) -> None:
+    def __init__(self, world: World, index: int, gaps: Sampler, server: Server, cfg: Any) -> None:
         self.world = world
         self.index = index
         self.server = server
         self.cfg = cfg  # ClientCfg
         self.conn_seq = 0
-        self.conn: Any = None  # Conn
+        self.conn: Conn | None = None
         self.gaps = gaps
         self.pending = True  # the first request goes out at open
         self.req_ids = 0
@@ -116,13 +119,15 @@ class ClientSlot:
         now = self.world.now()
         msg = Msg(self.req_ids, now)
         self.outstanding = msg
-        self.conn.requests += 1
-        self.conn.in_flight = 1
+        conn = self.conn
+        assert conn is not None  # sent on an established connection
+        conn.requests += 1
+        conn.in_flight = 1
         if self.pool_idle is not None:
             self.pool_idle.clear()
         if self.world.request_timeouts is not None:
             self.world.request_timeouts.add(now, self, msg)
-        self.conn.cs.send(msg)
+        conn.cs.send(msg)
 
     def _next_after_gap(self) -> None:
         world = self.world
@@ -133,6 +138,7 @@ class ClientSlot:
         if msg is not None:
             self.outstanding = None
             conn = self.conn
+            assert conn is not None  # a request is outstanding on it
             conn.failed += 1
             conn.in_flight = 0
             now = self.world.now()
@@ -148,6 +154,7 @@ class ClientSlot:
 
     def _close_and(self, reason: str, reopen: bool) -> None:
         conn = self.conn
+        assert conn is not None
         conn.record_close(conn.cs, reason)
         conn.cs.close()
         self.conn = None
@@ -162,17 +169,18 @@ class ClientSlot:
             self._close_and("client_timeout", reopen=True)  # HTTP/1.1 cannot reuse it
 
     def _pool_idle_fired(self) -> None:
-        if self.outstanding is None and self.conn is not None and self.conn.cs.state == ESTABLISHED:
+        conn = self.conn
+        if self.outstanding is None and conn is not None and conn.cs.state == ESTABLISHED:
             self._close_and("idle", reopen=False)
 
-    def _lifetime_over(self, conn) -> None:
+    def _lifetime_over(self, conn: Conn) -> None:
         if conn is self.conn and conn.cs.is_open():
             if self.outstanding is None:
                 self._close_and("lifetime", reopen=True)
             else:  # after the current request
                 self.world.sched.call_at(self.world.now() + 1.0, self._lifetime_over, conn)
 
-    def _ping(self, conn) -> None:
+    def _ping(self, conn: Conn) -> None:
         """HTTP/2 PING: counts as bytes for L7 idle timers and refreshes L4 middleboxes."""
         if conn is not self.conn or not conn.cs.is_open():
             return
@@ -192,6 +200,7 @@ class ClientSlot:
         if status < 0:
             if status == GOAWAY:  # the server refuses this connection: reconnect
                 conn = self.conn
+                assert conn is not None
                 conn.out_c = "goaway"
                 conn.count_failure("goaway")  # one per GOAWAY; a request in flight also fails
                 self._fail_outstanding()
@@ -204,12 +213,14 @@ class ClientSlot:
             self._idle_now()
             return
         self.outstanding = None
+        assert self.conn is not None  # the answer came on it
         self.conn.in_flight = 0
         self._idle_now()
         self._next_after_gap()
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
         conn = self.conn
+        assert conn is not None  # its socket is this connection's
         conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
         self._fail_outstanding()
@@ -217,6 +228,7 @@ class ClientSlot:
         self.open()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
+        assert self.conn is not None  # its socket is this connection's
         self.conn.record_error(sock, cause, seg)
         self._fail_outstanding()
         self.conn = None
@@ -229,7 +241,7 @@ class ServerConn:
 
     __slots__ = ("app", "conn", "idle", "last_ping_s", "strikes", "active")
 
-    def __init__(self, app: Server, conn) -> None:
+    def __init__(self, app: Server, conn: Conn) -> None:
         self.app = app
         self.conn = conn
         self.idle = LazyTimer(app.world.sched, self, ServerConn._idle_fired) if app.idle_timeout_s > 0 else None
@@ -299,7 +311,7 @@ class Server:
 
     __slots__ = ("world", "service", "idle_timeout_s", "grpc")
 
-    def __init__(self, world, service: Sampler, idle_timeout_s: float = 0.0, grpc=None) -> None:
+    def __init__(self, world: World, service: Sampler, idle_timeout_s: float = 0.0, grpc: Any = None) -> None:
         self.world = world
         self.service = service
         self.idle_timeout_s = idle_timeout_s

@@ -7,11 +7,15 @@ time with no active request, the upstream pool idle timeout likewise; probes cou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.model.app import PING, PING_ACK, Msg
+from sim.model.app import PING, PING_ACK, ClientSlot, Msg
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.records import Conn
+
+if TYPE_CHECKING:  # for types only: scenario imports this module
+    from sim.model.scenario import World
 
 
 def request_limit(listener) -> tuple[float, str]:
@@ -27,11 +31,11 @@ class EnvoyConn:
 
     __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried", "tcp_proxy")
 
-    def __init__(self, world, slot, ds_conn, cfg) -> None:
+    def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: Any) -> None:
         self.world = world
         self.slot = slot
         self.ds = ds_conn
-        self.us: Any = None  # Conn of the upstream leg
+        self.us: Conn | None = None  # the upstream leg
         self.cfg = cfg  # EnvoyCfg
         self.active: Msg | None = None
         self.queued: Msg | None = None
@@ -110,8 +114,10 @@ class EnvoyConn:
             return
         if self.queued is not None:
             msg, self.queued = self.queued, None
-            self.us.requests += 1
-            self.us.in_flight = 1
+            us = self.us
+            assert us is not None  # this is its socket
+            us.requests += 1
+            us.in_flight = 1
             sock.send(msg)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
@@ -134,6 +140,7 @@ class EnvoyConn:
             self._forward(msg)
         else:
             if self.active is not None and msg.req_id == self.active.req_id:
+                assert self.us is not None  # the answer came on it
                 self.us.in_flight = 0
                 self._answer(msg.status, msg.reason)
 

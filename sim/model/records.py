@@ -55,12 +55,13 @@ class Conn:
         "out_c", "out_s", "close_reason", "opened_s", "fail_reasons",
     )
 
-    def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float) -> None:
+    def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float, cs: TcpSocket, ss: TcpSocket) -> None:
         self.conn_id = conn_id
         self.leg = leg
         self.path = path
-        self.cs: TcpSocket | None = None
-        self.ss: TcpSocket | None = None
+        #: the client (connecting) and server (accepting) sockets
+        self.cs = cs
+        self.ss = ss
         self.requests = 0
         self.failed = 0
         self.hang_s = 0.0

@@ -135,17 +135,16 @@ class World:
         path = Path(self.sched, mbs, self.hop_s)
         if shared_flow is not None:  # the back leg of a terminating LB: its view's flow already exists
             path.flows = (shared_flow,)
-        conn = Conn(slot.new_conn_id(), leg, path, self.now())
-        if conn.conn_id == self.trace_conn:
-            path.trace = self.trace = []
         cs = TcpSocket(a_host, a_owner, None)
         ss = TcpSocket(b_host, b_owner, None)
+        conn = Conn(slot.new_conn_id(), leg, path, self.now(), cs, ss)
+        if conn.conn_id == self.trace_conn:
+            path.trace = self.trace = []
         # Set before connect() / on the listener before listen(), as STATE_PREBIND does (R5, R6);
         # an accepted child inherits SO_KEEPALIVE and TCP_KEEP* from its listener (checked on 6.18).
         cs.opts = a_spec
         ss.opts = b_spec
         cs.tag = ss.tag = conn
-        conn.cs, conn.ss = cs, ss
         if isinstance(b_owner, Server):
             ss.owner = b_owner.accept(conn)
         path.attach(cs, ss)
@@ -159,7 +158,6 @@ class World:
         if self.term is not None:
             conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
                                  self.lb_host, None, SockOpts())
-            assert conn.ss is not None
             conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
             return conn
         return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
@@ -175,7 +173,6 @@ class World:
             assert self.envoy_host is not None
             conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
                                  shared_flow)
-            assert conn.ss is not None
             conn.ss.owner = EnvoyConn(self, slot, conn, sc.envoy)
             return conn
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,

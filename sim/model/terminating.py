@@ -9,10 +9,15 @@ answers them (R22) and they are never forwarded (lb-catalog.md §2.14, HAProxy).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.model.app import Msg
+from sim.model.app import ClientSlot, Msg
 from sim.model.kernel import ESTABLISHED, PROBE, Seg, TcpSocket
+from sim.model.middlebox import MiddleboxSpec
+from sim.model.records import Conn
+
+if TYPE_CHECKING:  # for types only: scenario imports this module
+    from sim.model.scenario import World
 
 
 class TermProxyConn:
@@ -20,7 +25,7 @@ class TermProxyConn:
 
     __slots__ = ("world", "slot", "front", "back", "flow", "queue", "generating", "spec")
 
-    def __init__(self, world, slot, front_conn, spec) -> None:
+    def __init__(self, world: World, slot: ClientSlot, front_conn: Conn, spec: MiddleboxSpec) -> None:
         self.world = world
         self.slot = slot
         self.front = front_conn
