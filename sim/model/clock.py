@@ -27,6 +27,8 @@ _LEVEL_THRESHOLDS_J: Final = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
 _BUCKET_S: Final = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
 EPS_S: Final = 1e-9
+#: A timer's deadline when it has none (LazyTimer).
+NEVER: Final = math.inf
 
 
 _GRANULARITY_J: Final = tuple(8**level for level in range(len(_LEVEL_THRESHOLDS_J) + 1))
@@ -240,6 +242,9 @@ class LazyTimer:
     is pushed back on every packet (idle timers) costs one event per idle period, not per packet.
     The timer is its own heap entry and calls ``fn(owner)`` (an unbound method shared by every
     timer of its kind), so a timer costs one small object and no per-entry allocation.
+
+    "No deadline" and "no entry queued" are ``NEVER`` (infinity) rather than None, so both times
+    stay plain floats (compiled, they are compared as C doubles).
     """
 
     __slots__ = ("sched", "owner", "fn", "due_s", "pending_s")
@@ -248,8 +253,10 @@ class LazyTimer:
         self.sched = sched
         self.owner = owner
         self.fn = fn
-        self.due_s: float | None = None
-        self.pending_s: float | None = None
+        #: the deadline (seconds), or NEVER
+        self.due_s = NEVER
+        #: the time of this timer's queued heap entry, or NEVER
+        self.pending_s = NEVER
 
     def _queue(self, due_s: float) -> None:
         sched = self.sched
@@ -260,26 +267,25 @@ class LazyTimer:
     def set(self, due_s: float) -> None:
         """Fire ``fn(owner)`` at ``due_s`` unless moved or cleared before then."""
         self.due_s = due_s
-        pending = self.pending_s
-        if pending is None or pending > due_s:
+        if self.pending_s > due_s:
             self._queue(due_s)
 
     def clear(self) -> None:
         """Forget the deadline; a pending entry will find nothing to do."""
-        self.due_s = None
+        self.due_s = NEVER
 
     def fired(self, at_s: float) -> None:
         """The heap entry for ``at_s`` came up (called by ``Scheduler.run``)."""
         if self.pending_s != at_s:
             return  # an earlier entry replaced this one
-        self.pending_s = None
+        self.pending_s = NEVER
         due = self.due_s
-        if due is None:
+        if due == NEVER:
             return
         if due > at_s:
             self._queue(due)
             return
-        self.due_s = None
+        self.due_s = NEVER
         self.fn(self.owner)
 
 

@@ -224,8 +224,9 @@ class TcpSocket:
         #: the owner's handle for this socket (the model keeps its connection record here)
         self.tag: Any = None
         #: pure ACKs on their way here, applied when the socket next looks at its state:
-        #: ``[arrival_s, ack, arrival_s, ack, ...]`` in arrival order, None when there are none
-        self.pending_acks: list | None = None
+        #: ``[arrival_s, ack, arrival_s, ack, ...]`` in arrival order, None when there are none; the
+        #: ACK numbers are held as floats too (exact: they are small integers), so the list is typed
+        self.pending_acks: list[float] | None = None
 
     # ----------------------------------------------------------------- effective values (R1)
     def keepidle(self) -> float:
@@ -390,7 +391,7 @@ class TcpSocket:
         rearm = self._rearm_after_virtual(expiry, self.keepidle(), at_s)
         # The queued re-arm already counts the probe's answer; a segment that comes before that
         # answer moves nothing (the re-arm time only grows with the last segment's time).
-        if rearm is not None and kt.due_s is not None and rearm > kt.due_s:
+        if rearm is not None and rearm > kt.due_s:
             kt.set(rearm)
 
     def _expiry_needed(self) -> None:
@@ -530,7 +531,7 @@ class TcpSocket:
         pending = self.pending_acks
         if pending:  # still on their way: they will meet a closed socket
             for i in range(0, len(pending), 2):
-                self.host.sched.deliver_at(pending[i], Seg(ACK, 0, pending[i + 1]), self)
+                self.host.sched.deliver_at(pending[i], Seg(ACK, 0, int(pending[i + 1])), self)
             self.pending_acks = None
         self._finish()
         self.error = errno
@@ -569,9 +570,10 @@ class TcpSocket:
         their way are delivered for real (a closed socket answers them with RST, R23)."""
         pending = self.pending_acks
         if pending is None:
-            self.pending_acks = [arrival_s, seg.ack]
+            self.pending_acks = [arrival_s, float(seg.ack)]
         else:
-            pending += (arrival_s, seg.ack)
+            pending.append(arrival_s)
+            pending.append(float(seg.ack))
 
     def _settle(self) -> None:
         """Apply the pure ACKs that have arrived by now, in arrival order."""
@@ -584,13 +586,13 @@ class TcpSocket:
         n = len(pending)
         if pending[n - 2] <= now:  # all of them have arrived (the usual case)
             self.pending_acks = None
-            self._accept(pending[n - 1], pending[n - 2])
+            self._accept(int(pending[n - 1]), pending[n - 2])
             return
         i = 0
         while pending[i] <= now:
             i += 2
         if i:
-            self._accept(pending[i - 1], pending[i - 2])
+            self._accept(int(pending[i - 1]), pending[i - 2])
             del pending[:i]
 
     def receive(self, seg: Seg) -> None:
