@@ -45,7 +45,7 @@ class Sampler:
         self.a = a
         self.b = b
         self.rng = rng
-        self.buf: list[float] | tuple = ()
+        self.buf: list[float] = []
         self.i = 0
 
     def draw(self) -> float:

@@ -11,11 +11,11 @@ Two timer modes (DESIGN §2, kernel-keepalive.md §11):
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
@@ -27,6 +27,10 @@ _LEVEL_THRESHOLDS_J: Final = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
 _BUCKET_S: Final = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
 EPS_S: Final = 1e-9
+# Final module attributes are static variables when compiled (a plain import is a dict lookup).
+heapify: Final = heapq.heapify
+heappop: Final = heapq.heappop
+heappush: Final = heapq.heappush
 #: A timer's deadline when it has none (LazyTimer).
 NEVER: Final = math.inf
 

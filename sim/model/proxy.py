@@ -26,21 +26,36 @@ def request_limit(listener) -> tuple[float, str]:
     return min(limits) if limits else (0.0, "")
 
 
+class EnvoySettings:
+    """What every Envoy connection of a run reads from its configuration, read once per run."""
+
+    __slots__ = ("cfg", "ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset")
+
+    def __init__(self, cfg: Any) -> None:
+        #: the validated EnvoyCfg
+        self.cfg = cfg
+        #: listener (downstream) and upstream pool idle timeouts, seconds (0: off)
+        self.ds_idle_s: float = cfg.listener.idle_timeout
+        self.us_idle_s: float = cfg.upstream.idle_timeout
+        self.tcp_proxy: bool = cfg.listener.protocol == "tcp_proxy"
+        self.retry_on_reset: bool = cfg.upstream.retry_on_reset
+
+
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
     __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried", "tcp_proxy")
 
-    def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: Any) -> None:
+    def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: EnvoySettings) -> None:
         self.world = world
         self.slot = slot
         self.ds = ds_conn
         self.us: Conn | None = None  # the upstream leg
-        self.cfg = cfg  # EnvoyCfg
+        self.cfg = cfg
         self.active: Msg | None = None
         self.queued: Msg | None = None
         self.retried = False
-        self.tcp_proxy = cfg.listener.protocol == "tcp_proxy"
+        self.tcp_proxy = cfg.tcp_proxy
         # idle timers (listener and upstream pool), made when first set (set_timer)
         self.ds_idle: LazyTimer | None = None
         self.us_idle: LazyTimer | None = None
@@ -52,7 +67,7 @@ class EnvoyConn:
     def _idle_from_now(self) -> None:
         now = self._now()
         sched = self.world.sched
-        ds_s, us_s = self.cfg.listener.idle_timeout, self.cfg.upstream.idle_timeout
+        ds_s, us_s = self.cfg.ds_idle_s, self.cfg.us_idle_s
         if ds_s > 0:
             self.ds_idle = set_timer(self.ds_idle, sched, self, EnvoyConn._ds_idle_fired, now + ds_s)
         if us_s > 0 and self.us is not None:
@@ -98,7 +113,7 @@ class EnvoyConn:
     def _request_timer(self) -> None:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
-        _, reason = request_limit(self.cfg.listener)
+        _, reason = request_limit(self.cfg.cfg.listener)
         us = self.us
         if us is not None:
             us.failed += 1
@@ -155,7 +170,7 @@ class EnvoyConn:
         us.in_flight = 0
         us.hang_s += self._now() - active.sent_s
         us.count_failure(reason)
-        if self.cfg.upstream.retry_on_reset and not self.retried:
+        if self.cfg.retry_on_reset and not self.retried:
             self.retried = True  # retry_on: reset, once, on a new connection
             self._forward(active)
             return

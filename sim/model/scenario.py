@@ -18,7 +18,7 @@ from sim.model.clock import Clock, FifoTimeouts, Scheduler
 from sim.model.kernel import Host, SockOpts, TcpSocket
 from sim.model.middlebox import Middlebox
 from sim.model.network import Path
-from sim.model.proxy import EnvoyConn, request_limit
+from sim.model.proxy import EnvoyConn, EnvoySettings, request_limit
 from sim.model.records import COLUMNS, Conn
 from sim.model.terminating import TermProxyConn
 
@@ -79,6 +79,7 @@ class World:
 
         self.client_host = host("client", sc.client.kernel)
         self.envoy_host = host("envoy", sc.envoy.kernel) if sc.envoy else None
+        self.envoy_settings = EnvoySettings(sc.envoy) if sc.envoy else None
         self.upstream_host = host("upstream", sc.upstream.kernel)
         sizes = (sc.traffic.request_bytes, sc.traffic.response_bytes)
         self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.lb)]
@@ -170,10 +171,10 @@ class World:
                    shared_flow=None) -> Conn:
         sc = self.sc
         if sc.envoy:
-            assert self.envoy_host is not None
+            assert self.envoy_host is not None and self.envoy_settings is not None
             conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
                                  shared_flow)
-            conn.ss.owner = EnvoyConn(self, slot, conn, sc.envoy)
+            conn.ss.owner = EnvoyConn(self, slot, conn, self.envoy_settings)
             return conn
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
                              self.upstream_spec, shared_flow)
