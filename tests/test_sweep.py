@@ -102,7 +102,7 @@ def test_report_rebuilds_from_folder(tmp_path, capsys):
 
 
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
-    import sim.sweep.run as sweep_run
+    import sim.sweep.tasks as sweep_tasks  # local executors run and save each task in the worker
     from sim.sweep.tasks import run_task as real_task
 
     def flaky(task):
@@ -110,14 +110,14 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
             raise RuntimeError("boom")
         return real_task(task)
 
-    monkeypatch.setattr(sweep_run, "run_task", flaky)
+    monkeypatch.setattr(sweep_tasks, "run_task", flaky)
     out = tmp_path / "o"
     code = main(["sweep", SMALL, "--executor", "serial", "--out", str(out), "--quiet", "--no-report"])
     err = capsys.readouterr().err
     assert code == 1
     assert "1 point(s) failed" in err
     assert len(pd.read_parquet(out / "points.parquet")) == 6  # the 3 other points x 2 replications
-    monkeypatch.setattr(sweep_run, "run_task", real_task)
+    monkeypatch.setattr(sweep_tasks, "run_task", real_task)
     assert main(["sweep", SMALL, "--executor", "serial", "--out", str(out), "--quiet", "--no-report",
                  "--resume"]) == 0
     assert len(pd.read_parquet(out / "points.parquet")) == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sim.report.verdict import per_knob, per_point, predicted_margin_s, recommen
 from sim.sweep.executors import run_all
 from sim.sweep.grid import expand
 from sim.sweep.store import Store
-from sim.sweep.tasks import Task, run_task
+from sim.sweep.tasks import Task, run_and_save, run_task
 
 
 @dataclass
@@ -46,14 +47,19 @@ def run_sweep(loaded: Loaded, out: Path, *, executor: str = "process", workers: 
     done = store.done_keys()
     todo = [t for t in tasks if t.key not in done]
     bar = _progress(len(tasks), len(tasks) - len(todo), quiet)
-    for task, result, error in run_all(run_task, todo, executor, workers, scheduler):
+    # Local workers share this filesystem and write their own results; Dask's may not (a remote
+    # scheduler), so theirs come back here to be written.
+    in_worker = executor != "dask"
+    fn = functools.partial(run_and_save, out=out, connections=connections) if in_worker else run_task
+    for task, result, error in run_all(fn, todo, executor, workers, scheduler):
         if error:
             store.save_error(task.key, {"point_id": task.point_id, "point_index": task.point_index,
                                         "replication": task.replication, "error": error,
                                         **{k: json.dumps(v) for k, v in task.params.items()}})
         else:
-            row, conns, series = result
-            store.save(task.key, row, conns if connections else None, series)
+            if not in_worker:
+                row, conns, series = result
+                store.save(task.key, row, conns if connections else None, series)
             store.clear_error(task.key)
         if bar is not None:
             bar.update(1)
@@ -76,7 +82,7 @@ def summarize_sweep(loaded: Loaded, out: Path, points, knobs, conds, store: Stor
         pp["predicted_margin_s"] = pp["point_id"].map(margins).astype(float)
         table = per_knob(pp, knobs)
     rec = recommend(table, knobs) if not raw_points.empty and knobs else None
-    store.finalize(pp, connections)
+    store.finalize(pp, connections, raw_points)
     base = _base_safe(loaded, pp, knobs)
     outcome = SweepOutcome(out, pp, table, knobs, conds, rec, failed, base)
     meta = {"knobs": knobs, "conditions": conds, "recommended": rec, "failed_points": failed,

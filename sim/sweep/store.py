@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sim.output import atomic_write, write_parquet
 
@@ -38,7 +40,9 @@ class Store:
         files = sorted(self.parts.glob(pattern))
         if not files:
             return pd.DataFrame()
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        # One Arrow table, converted once: far cheaper than a DataFrame per part for a big sweep.
+        tables = [pq.read_table(f) for f in files]
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
     def points(self) -> pd.DataFrame:
         df = _uniform(self._concat("*.points.parquet"))
@@ -49,9 +53,10 @@ class Store:
     def errors(self) -> pd.DataFrame:
         return self._concat("*.error.parquet")
 
-    def finalize(self, summary: pd.DataFrame, write_connections: bool) -> None:
-        """points.parquet, summary.csv and (optionally) connections.parquet from the parts."""
-        write_parquet(_uniform(self.points()), self.root / "points.parquet")
+    def finalize(self, summary: pd.DataFrame, write_connections: bool, points: pd.DataFrame | None = None) -> None:
+        """points.parquet, summary.csv and (optionally) connections.parquet from the parts; ``points``:
+        ``self.points()`` when the caller has already read it."""
+        write_parquet(_uniform(self.points() if points is None else points), self.root / "points.parquet")
         if write_connections:
             conns = self._concat("*.conns.parquet")
             if not conns.empty:

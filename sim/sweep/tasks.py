@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,6 +13,7 @@ from sim.model.scenario import run_one
 from sim.report.capacity import series_frame
 from sim.report.summary import summarize_one
 from sim.sweep.seeds import replication_seed
+from sim.sweep.store import Store
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,11 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     series.insert(0, "replication", task.replication)
     series.insert(0, "point_id", task.point_id)
     return row, conns, series
+
+
+def run_and_save(task: Task, out: Path, connections: bool) -> None:
+    """``run_task``, its result written to ``out``'s store by the worker itself (local executors:
+    the parent then does no per-task work, which would otherwise cap the speed-up of a sweep whose
+    points are quick)."""
+    row, conns, series = run_task(task)
+    Store(out).save(task.key, row, conns if connections else None, series)
