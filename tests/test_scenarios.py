@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from sim.cli import main
@@ -146,6 +147,23 @@ def test_run_scenario_counts_replications():
     sc = _single({"lb": {"profile": "aws-nlb-tcp"}, "replications": 3})
     res = run_scenario(sc)
     assert len(res.records) == 3
+
+
+@pytest.mark.parametrize("config", [NLB, "configs/nlb-tls.yaml", "configs/keepalive-inversion.yaml"])
+def test_a_fleet_simulated_in_chunks_gives_the_same_records(config):
+    # run_one simulates big fleets a chunk of slots at a time (CHUNK_SLOTS); 7 slots per chunk here
+    from sim.report.capacity import series_frame
+
+    sc = load_config(config, ["connections=40", "duration=1h", "replications=1"]).scenario
+    whole = run_one(sc, 5, trace_conn=3_000_000, chunk_slots=0)
+    chunked = run_one(sc, 5, trace_conn=3_000_000, chunk_slots=7)
+    pd.testing.assert_frame_equal(pd.DataFrame(whole.columns), pd.DataFrame(chunked.columns))
+    assert whole.counters == chunked.counters
+    assert whole.trace == chunked.trace and whole.trace
+    assert sorted(whole.flow_intervals) == sorted(chunked.flow_intervals)
+    pd.testing.assert_frame_equal(series_frame(whole.series, sc.duration), series_frame(chunked.series, sc.duration))
+    a, b = summarize_one(whole, sc.duration), summarize_one(chunked, sc.duration)
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def test_split_fleet_gives_the_same_records_as_one_process():
