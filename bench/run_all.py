@@ -17,6 +17,9 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sim.model.scenario import CHUNK_SLOTS  # noqa: E402
 
 
 def _bench(script: str, *args: str, pure: bool = False) -> dict:
@@ -41,7 +44,8 @@ def main() -> int:
     big = _bench("core.py", "--connections", "100000", "--duration", "24h")
     sweep = _bench("sweep_scaling.py", "--points", "16")
     sweep64 = _bench("sweep_scaling.py", "--points", "64", "--connections", "200")
-    mem = _bench("memory.py", "--connections", "100000", "--duration", "1h")
+    mem = _bench("memory.py", "--connections", "100000", "--duration", "1h", "--chunk-slots", str(CHUNK_SLOTS))
+    mem_whole = _bench("memory.py", "--connections", "100000", "--duration", "1h")
     cpu = platform.processor() or platform.machine()
     rows = "\n".join(
         f"| {c['connections']:,} | {c['wall_s']} s | {c['events']:,} | {c['events_per_s']:,} | "
@@ -57,6 +61,11 @@ Regenerate this page with `python bench/run_all.py` (last run {date.today().isof
 
 `configs/nlb.yaml` (Istio gateway behind an NLB, keepalive 300/20/4, exponential 10-minute request
 gaps, HZ=250 wheel timers) over 24 h simulated, one process on one core. Core: {core['core']}.
+`run_one` simulates a fleet {CHUNK_SLOTS:,} client slots at a time, one chunk after another, and
+merges the records: slots are independent, so the records are the same as with the whole fleet at
+once (`tests/test_scenarios.py::test_a_fleet_simulated_in_chunks_gives_the_same_records`), but a
+chunk's state stays in the CPU caches (`CHUNK_SLOTS` in `sim/model/scenario.py` gives the
+measurements behind the size).
 
 | connections | wall time | events | events/s (model) | events/s, bare SimPy loop with as many processes | \
 ratio | events per connection-hour | events per essential event |
@@ -99,9 +108,16 @@ And 64 points (`python bench/sweep_scaling.py --points 64 --connections 200`): 1
 
 `configs/fleet-idle.yaml`: {mem['connections']:,} connections through Envoy (so 200,000 TCP
 connections, 400,000 sockets) that send one request and then only keepalives, all open for the
-whole hour ({mem['wall_s']} s wall). Peak RSS {mem['peak_rss_mib']} MiB against {mem['baseline_rss_mib']} MiB
-for one connection, i.e. **{mem['bytes_per_connection']:,} bytes per open connection**, both legs and
-the per-connection records included.
+whole hour ({mem['wall_s']} s wall, {mem['core']} core). Peak RSS {mem['peak_rss_mib']} MiB against
+{mem['baseline_rss_mib']} MiB for one connection, i.e. **{mem['bytes_per_connection']:,} bytes per open
+connection**, both legs and the per-connection records included, as `run_one` runs it (chunks of
+{CHUNK_SLOTS:,} slots; the records of every finished chunk are held).
+
+With the whole fleet in memory at once (`python bench/memory.py --chunk-slots 0`), which measures
+the model's state per connection: peak RSS {mem_whole['peak_rss_mib']} MiB, **{mem_whole['bytes_per_connection']:,}
+bytes per open connection**. The compiled core boxes every float it puts into the record columns,
+which the plain-Python core shares with the model's objects; that is most of the difference from the
+plain core's figure.
 
 ## Targets (issue 8)
 

@@ -166,6 +166,15 @@ def test_a_fleet_simulated_in_chunks_gives_the_same_records(config):
     assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
+def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
+    # Regression: a gRPC server sends GOAWAY and FIN (FIN_WAIT); the client's next request arrives
+    # first and is answered with RST (the socket closes), then the client's pure ACK of the GOAWAY,
+    # queued for the server (ack_later), was applied to the closed socket and crashed the run.
+    sc = load_config("configs/grpc-pings.yaml", ["connections=3000", "duration=2h", "replications=1"]).scenario
+    rec = run_one(sc, 7, slots=[2763])
+    assert rec.columns["client_outcome"].count("goaway") >= 10
+
+
 def test_split_fleet_gives_the_same_records_as_one_process():
     from sim.model.scenario import run_split
 

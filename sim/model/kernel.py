@@ -524,6 +524,10 @@ class TcpSocket:
         self.state = CLOSED
         self._clear_timers()
         self.unacked = None
+        # Pure ACKs still on their way only had R10 bookkeeping to update, which a closed socket no
+        # longer has. (After an RST the host would answer each with an RST of its own (R23); the
+        # model leaves those out. _die delivers them for real instead.)
+        self.pending_acks = None
 
     def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
         """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
