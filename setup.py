@@ -1,6 +1,6 @@
 """Build hook: compile the simulation core (sim/model) with mypyc.
 
-The same sources run as plain Python; compiled, the model runs about twice as fast (see
+The same sources run as plain Python; compiled, the model runs about three times as fast (see
 docs/performance.md). ``SIM_PURE=1`` at install time skips the compilation; at run time it makes
 ``sim`` ignore a compiled core. ``sim/model/native.py`` also ignores a compiled core whose sources
 changed after it was built (editable installs), so an edit is never shadowed by a stale build.

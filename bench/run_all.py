@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate docs/performance.md.
 
-    python bench/run_all.py            # about 30 minutes on the 2-core reference machine
+    python bench/run_all.py            # about 10 minutes on the 2-core reference machine
 
 Each figure in docs/performance.md comes from this command; nothing there is typed by hand.
 """
@@ -54,7 +54,7 @@ def main() -> int:
     text = f"""# Performance
 
 Regenerate this page with `python bench/run_all.py` (last run {date.today().isoformat()}, Python
-{platform.python_version()}, {cpu}, {_cores()} cores; about 30 minutes, most of it the
+{platform.python_version()}, {cpu}, {_cores()} cores; about 10 minutes, most of it the
 100,000-connection day). Timing claims live here, not in unit tests.
 
 ## One scenario at fleet scale: `python bench/core.py --connections N --duration 24h`

@@ -1,6 +1,6 @@
 """Which build of the simulation core runs: compiled by mypyc at install time, or plain Python.
 
-``setup.py`` compiles the modules in ``MODULES`` into C extensions (same sources, about twice as
+``setup.py`` compiles the modules in ``MODULES`` into C extensions (same sources, about three times as
 fast) and records a digest of their sources in ``_core.sha256``. Python would import a compiled
 module in preference to its ``.py`` file, so an edit to a source after an editable install would be
 silently shadowed; ``select`` prevents that. It runs when ``sim.model`` is imported and keeps the
