@@ -291,9 +291,9 @@ class TcpSocket:
 
     def _make_timer(self, keepalive: bool) -> LazyTimer:
         if keepalive:
-            self.kt = LazyTimer(self.host.sched, self, TcpSocket._keepalive_timer)
+            self.kt = LazyTimer(self.sched, self, TcpSocket._keepalive_timer)
             return self.kt
-        self.rt = LazyTimer(self.host.sched, self, TcpSocket._retransmit_timer)
+        self.rt = LazyTimer(self.sched, self, TcpSocket._retransmit_timer)
         return self.rt
 
     def _clear_timers(self) -> None:
@@ -535,7 +535,7 @@ class TcpSocket:
         pending = self.pending_acks
         if pending:  # still on their way: they will meet a closed socket
             for i in range(0, len(pending), 2):
-                self.host.sched.deliver_at(pending[i], Seg(ACK, 0, int(pending[i + 1])), self)
+                self.sched.deliver_at(pending[i], Seg(ACK, 0, int(pending[i + 1])), self)
             self.pending_acks = None
         self._finish()
         self.error = errno

@@ -29,22 +29,23 @@ def request_limit(listener) -> tuple[float, str]:
 class EnvoySettings:
     """What every Envoy connection of a run reads from its configuration, read once per run."""
 
-    __slots__ = ("cfg", "ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset")
+    __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason")
 
     def __init__(self, cfg: Any) -> None:
-        #: the validated EnvoyCfg
-        self.cfg = cfg
+        """``cfg``: the validated EnvoyCfg."""
         #: listener (downstream) and upstream pool idle timeouts, seconds (0: off)
         self.ds_idle_s: float = cfg.listener.idle_timeout
         self.us_idle_s: float = cfg.upstream.idle_timeout
         self.tcp_proxy: bool = cfg.listener.protocol == "tcp_proxy"
         self.retry_on_reset: bool = cfg.upstream.retry_on_reset
+        #: which of the route and stream idle timeouts ends a waiting request (request_limit)
+        self.request_timeout_reason: str = request_limit(cfg.listener)[1]
 
 
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried", "tcp_proxy")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried")
 
     def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: EnvoySettings) -> None:
         self.world = world
@@ -55,7 +56,6 @@ class EnvoyConn:
         self.active: Msg | None = None
         self.queued: Msg | None = None
         self.retried = False
-        self.tcp_proxy = cfg.tcp_proxy
         # idle timers (listener and upstream pool), made when first set (set_timer)
         self.ds_idle: LazyTimer | None = None
         self.us_idle: LazyTimer | None = None
@@ -101,7 +101,7 @@ class EnvoyConn:
 
     # -- timers
     def _ds_idle_fired(self) -> None:
-        if (self.active is None or self.tcp_proxy) and self.ds.ss.is_open():
+        if (self.active is None or self.cfg.tcp_proxy) and self.ds.ss.is_open():
             self.ds.record_close(self.ds.ss, "idle")
             self.ds.ss.close()
             self._close_upstream("idle")
@@ -113,7 +113,7 @@ class EnvoyConn:
     def _request_timer(self) -> None:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
-        _, reason = request_limit(self.cfg.cfg.listener)
+        reason = self.cfg.request_timeout_reason
         us = self.us
         if us is not None:
             us.failed += 1
@@ -137,7 +137,7 @@ class EnvoyConn:
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
         if msg.status < 0:
-            if self.tcp_proxy:  # tcp_proxy forwards bytes, whatever they are
+            if self.cfg.tcp_proxy:  # tcp_proxy forwards bytes, whatever they are
                 self._idle_from_now()
                 other = self.us.cs if sock is self.ds.ss and self.us is not None else self.ds.ss
                 if other is not None and other.state == ESTABLISHED:
@@ -150,7 +150,7 @@ class EnvoyConn:
             self.retried = False
             if self.world.route_timeouts is not None:
                 self.world.route_timeouts.add(self._now(), self, msg)
-            if self.tcp_proxy:
+            if self.cfg.tcp_proxy:
                 self._idle_from_now()
             self._forward(msg)
         else:
