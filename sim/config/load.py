@@ -10,16 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
 from sim.config.sockopts import MODELLED, option_name
+from sim.config.yamlio import Lines, read_yaml
+from sim.config.yamlio import dotted as _dotted
 from sim.errors import ConfigError
 from sim.model.kernel import SockOptError, check_keepalive_option
-
-Lines = dict[tuple, int]
 
 
 @dataclass
@@ -31,63 +30,6 @@ class Loaded:
     file: str
     lines: Lines = field(default_factory=dict)
     sets: list[str] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------- YAML with lines
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, lines: Lines, file: str,
-               active: frozenset = frozenset()) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if id(node) in active:
-        raise ConfigError("invalid YAML: recursive alias", file=file, line=node.start_mark.line + 1,
-                          key=_dotted(path))
-    active = active | {id(node)}
-    if isinstance(node, yaml.MappingNode):
-        out: dict = {}
-        for knode, vnode in node.value:
-            key = loader.construct_object(knode, deep=True)
-            if isinstance(key, bool):  # YAML 1.1 reads a bare `on`/`off` key as a bool
-                key = knode.value
-            if key in out:
-                raise ConfigError("duplicate key", file=file, line=knode.start_mark.line + 1,
-                                  key=_dotted(path + (key,)))
-            lines[path + (key,)] = knode.start_mark.line + 1
-            out[key] = _construct(loader, vnode, path + (key,), lines, file, active)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, v, path + (i,), lines, file, active) for i, v in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-def read_yaml(text: str, file: str) -> tuple[Any, Lines]:
-    """Parse YAML safely, recording the line of every key."""
-    lines: Lines = {}
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return {}, lines
-        return _construct(loader, node, (), lines, file), lines
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line = mark.line + 1 if mark else None
-        key = ""
-        if mark is not None:
-            src = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-            m = re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)\s*:", src)
-            key = m.group(1) if m else ""
-        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line, key=key) from None
-    except RecursionError:
-        raise ConfigError("invalid YAML: recursive alias", file=file) from None
-    finally:
-        loader.dispose()
-
-
-def _dotted(path: tuple) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + str(p))
-    return out
 
 
 # ----------------------------------------------------------------------------- dotted keys

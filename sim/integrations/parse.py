@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.config.durations import whole_seconds
-from sim.config.load import _construct  # line-numbered YAML; duplicate keys are errors there too
 from sim.config.schema import SYSCTL_RANGES
 from sim.config.sockopts import option_name
+from sim.config.yamlio import read_yaml_docs
 from sim.errors import ConfigError
 from sim.model.kernel import MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, SockOptError, check_keepalive_option
 
@@ -428,22 +426,8 @@ def _cluster_from_dump(obj: dict, path: tuple, file: str, lines: Lines | None) -
 # ----------------------------------------------------------------------------- YAML (Istio)
 def _yaml_docs(text: str, file: str) -> list[tuple[Any, Lines]]:
     """Every document of a multi-document YAML stream, each with its key → line map."""
-    loader = yaml.SafeLoader(text)
-    docs = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            lines: Lines = {}
-            docs.append((_construct(loader, node, (), lines, file), lines))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not a recognised input: neither JSON, `ss` output, sysctl lines nor valid YAML "
-                          f"({problem})", file=file, line=mark.line + 1 if mark else None,
-                          allowed=ALLOWED_INPUTS) from None
-    finally:
-        loader.dispose()
-    return [(d, ln) for d, ln in docs if d is not None]
+    return read_yaml_docs(text, file, what="not a recognised input: neither JSON, `ss` output, sysctl lines nor "
+                                           "valid YAML")
 
 
 def _parse_yaml(text: str, file: str) -> Parsed:
