@@ -181,13 +181,13 @@ def _sweep_text(res) -> str:
     from sim.report.markdown import fmt, fmt_param
 
     knobs = res.knobs or ["point_id"]
-    from sim.report.verdict import other_failures
+    from sim.report.verdict import failure_split
 
     cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
             "failed_requests"]
     heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k", "failed", "why"]
     rows = [[fmt_param(r[k]) for k in knobs] + [("yes" if r["safe"] else "NO")]
-            + [fmt(r[c]) for c in cols[1:]] + [other_failures(r) or "-"] for _, r in res.table.iterrows()]
+            + [fmt(r[c]) for c in cols[1:]] + [failure_split(r) or "-"] for _, r in res.table.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
     lines = []
     if res.conditions:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sim.config.load import load_config
 from sim.model.scenario import run_one
-from sim.report.capacity import active_flows_per_minute
+from sim.report.capacity import active_flows_at
 from sim.report.summary import summarize_one
 from sim.report.verdict import idle_keepalive_pps
 
@@ -35,5 +36,5 @@ def test_reconnect_storm_peak_new_flows_and_nlcu():
 
 
 def test_active_flows_sampled_per_minute():
-    got = active_flows_per_minute([(0.0, 90.0), (30.0, 200.0), (150.0, 400.0)], 300.0)
+    got = active_flows_at([(0.0, 90.0), (30.0, 200.0), (150.0, 400.0)], np.arange(0.0, 300.0, 60.0))
     assert list(got) == [1, 2, 1, 2, 1]  # at minutes 0, 1, 2, 3, 4

@@ -8,8 +8,8 @@ import numpy as np
 
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
-from sim.model.middlebox import bump
-from sim.model.records import CONN_ID_STRIDE, Conn
+from sim.model.middlebox import count_at
+from sim.model.records import CONN_ID_STRIDE, Conn, failure_reason
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -121,8 +121,7 @@ class ClientSlot:
         self.outstanding = msg
         conn = self.conn
         assert conn is not None  # sent on an established connection
-        conn.requests += 1
-        conn.in_flight = 1
+        conn.start_request(now)
         if self.pool_idle is not None:
             self.pool_idle.clear()
         if self.world.request_timeouts is not None:
@@ -133,19 +132,17 @@ class ClientSlot:
         world = self.world
         world.sched.call_at(world.now() + self.gaps.draw(), self._request_due)
 
-    def _fail_outstanding(self, reason: str = "") -> None:
+    def _fail_outstanding(self, reason: str) -> None:
+        """The request in flight failed for ``reason`` (records.FAILURE_REASONS)."""
         msg = self.outstanding
         if msg is not None:
             self.outstanding = None
             conn = self.conn
             assert conn is not None  # a request is outstanding on it
-            conn.failed += 1
-            conn.in_flight = 0
             now = self.world.now()
             conn.hang_s += now - msg.sent_s
-            bump(self.world.failed_per_s, int(now))
-            if reason:
-                conn.count_failure(reason)
+            conn.count_failure(reason)
+            count_at(self.world.failed_per_s, int(now))
             self._next_after_gap()
 
     def _idle_now(self) -> None:
@@ -202,14 +199,17 @@ class ClientSlot:
                 conn = self.conn
                 assert conn is not None
                 conn.out_c = "goaway"
-                conn.count_failure("goaway")  # one per GOAWAY; a request in flight also fails
-                self._fail_outstanding()
+                conn.goaways += 1
+                self._fail_outstanding("goaway")
                 self._close_and("goaway", reopen=True)
             return
         if self.outstanding is None or msg.req_id != self.outstanding.req_id:
             return
         if status != 200:
-            self._fail_outstanding(msg.reason or f"status_{status}")
+            if status == 503:
+                assert self.conn is not None
+                self.conn.status_503 += 1
+            self._fail_outstanding(msg.reason)
             self._idle_now()
             return
         self.outstanding = None
@@ -223,14 +223,16 @@ class ClientSlot:
         assert conn is not None  # its socket is this connection's
         conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
-        self._fail_outstanding()
+        # the server closed its idle connection as the request went out (the keep-alive race), or a
+        # middlebox closed it (fin_both, a byte-counting LB's idle timeout)
+        self._fail_outstanding("race_reset" if seg.origin == "host" else "reset")
         self.conn = None
         self.open()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
         assert self.conn is not None  # its socket is this connection's
         self.conn.record_error(sock, cause, seg)
-        self._fail_outstanding()
+        self._fail_outstanding(failure_reason(cause, seg))
         self.conn = None
         self.open()
 

@@ -7,6 +7,7 @@ only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,6 +27,23 @@ def bump(series: list[int], i: int, by: int = 1) -> None:
     if i >= len(series):
         series.extend([0] * (i + 1 - len(series)))
     series[i] += by
+
+
+def count_at(counts: dict[int, int], second: int) -> None:
+    """counts[second] += 1: a sparse per-second count, whose memory grows with the events counted,
+    not with the simulated time (a year-long run of two connections stays small)."""
+    counts[second] = counts.get(second, 0) + 1
+
+
+#: Capacity series have at most this many buckets: one per minute up to 14 days, coarser (whole
+#: minutes) beyond, so their memory does not grow with the simulated duration.
+MAX_SERIES_BUCKETS: Final = 20_160
+
+
+def series_bucket_s(duration_s: float) -> float:
+    """Width of a capacity-series bucket for a run of ``duration_s``: 60 s, or whole minutes."""
+    minutes = max(1, -(-int(math.ceil(duration_s)) // 60))
+    return 60.0 * max(1, -(-minutes // MAX_SERIES_BUCKETS))
 RST_TO_SENDER: Final = "rst_to_sender"
 LATE_DROP: Final = "drop"
 NEW_FLOW: Final = "new_flow"
@@ -80,17 +98,23 @@ class Middlebox:
 
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
-        "intervals", "refresh_any", "ka_per_min", "bytes_per_min", "new_per_s", "payload_bytes",
+        "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
+        "leg", "bucket_s",
     )
 
-    def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
+                 leg: str = "downstream", bucket_s: float = 60.0) -> None:
         self.spec = spec
+        #: which leg it stands on: ``downstream`` (client side of Envoy) or ``upstream``
+        self.leg = leg
         #: application bytes of a request (from the client) and of a response, for byte counts
         self.payload_bytes = payload_bytes
-        #: capacity time series: keepalive packets and bytes per minute, new flows per second
-        self.ka_per_min: list[int] = []
-        self.bytes_per_min: list[int] = []
-        self.new_per_s: list[int] = []
+        #: capacity time series: keepalive packets and bytes per bucket of ``bucket_s`` seconds
+        #: (series_bucket_s), new flows per second (sparse)
+        self.bucket_s = bucket_s
+        self.ka_per_bucket: list[int] = []
+        self.bytes_per_bucket: list[int] = []
+        self.new_per_s: dict[int, int] = {}
         self.sched = sched
         self.timeout_s = spec.idle_timeout_s
         self.refresh_any = spec.refreshed_by == "any_packet"
@@ -109,7 +133,7 @@ class Middlebox:
 
     def _start(self, flow: Flow, t_s: float) -> None:
         self.new_flows += 1
-        bump(self.new_per_s, int(t_s))
+        count_at(self.new_per_s, int(t_s))
         flow.created_s = t_s
         flow.alive = True
         flow.last_seen_s = t_s
@@ -183,17 +207,17 @@ class Middlebox:
                 return DROP
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
-        minute = int(t_s // 60)
+        bucket = int(t_s // self.bucket_s)
         size = SEGMENT_HEADER_BYTES + (self.payload_bytes[0 if from_client else 1] if kind == DATA else 0)
-        per_min = self.bytes_per_min
-        if minute < len(per_min):  # inline bump(): this runs for every packet
-            per_min[minute] += size
+        per_bucket = self.bytes_per_bucket
+        if bucket < len(per_bucket):  # inline bump(): this runs for every packet
+            per_bucket[bucket] += size
         else:
-            bump(per_min, minute, size)
+            bump(per_bucket, bucket, size)
         if kind != DATA:
             if kind == PROBE or (kind == ACK and seg.probe_ack):
                 self.keepalive_packets += 1
-                bump(self.ka_per_min, minute)
+                bump(self.ka_per_bucket, bucket)
                 if kind == PROBE and flow.proxy is not None and seg.origin == "host":
                     flow.proxy.saw_keepalive()
         if self.refresh_any or (kind == DATA and getattr(seg.payload, "status", 0) >= 0):
@@ -225,3 +249,11 @@ class Middlebox:
             if end_s - flow.last_data_s >= self.timeout_s:
                 flow.at_risk_gaps += 1
             self._end(flow, end_s)
+
+    def export(self, nlcu: dict | None) -> dict:
+        """This device's capacity record for the run (sim.report.capacity reads it): its name and
+        leg, counters, flow-table intervals and series. ``nlcu``: its profile's NLCU figures."""
+        return {"name": self.spec.name, "leg": self.leg, "keepalive_packets": self.keepalive_packets,
+                "lb_rsts": self.lb_rsts, "new_flows": self.new_flows, "intervals": self.intervals,
+                "keepalive_per_bucket": self.ka_per_bucket, "bytes_per_bucket": self.bytes_per_bucket,
+                "new_flows_per_s": self.new_per_s, "nlcu": nlcu}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sim.model.app import PING, PING_ACK, ClientSlot, Msg
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
-from sim.model.records import Conn
+from sim.model.records import Conn, failure_reason
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -95,8 +95,7 @@ class EnvoyConn:
         elif us.cs.state != ESTABLISHED:
             self.queued = msg
         else:
-            us.requests += 1
-            us.in_flight = 1
+            us.start_request(self._now())
             us.cs.send(msg)
 
     # -- timers
@@ -115,9 +114,7 @@ class EnvoyConn:
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
         reason = self.cfg.request_timeout_reason
         us = self.us
-        if us is not None:
-            us.failed += 1
-            us.in_flight = 0
+        if us is not None and us.in_flight:
             us.count_failure(reason)
         self._close_upstream(reason)  # Envoy resets the upstream stream; HTTP/1.1 loses the connection
         self._answer(504 if reason == "route_timeout" else 408, reason)
@@ -131,8 +128,7 @@ class EnvoyConn:
             msg, self.queued = self.queued, None
             us = self.us
             assert us is not None  # this is its socket
-            us.requests += 1
-            us.in_flight = 1
+            us.start_request(self._now())
             sock.send(msg)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
@@ -160,16 +156,17 @@ class EnvoyConn:
                 self._answer(msg.status, msg.reason)
 
     def _upstream_failed(self, reason: str) -> None:
+        """The upstream connection died (``reason``: a FAILURE_REASONS value, or ``upstream_closed``
+        when nothing was in flight); a request in flight gets a 503 with that reason, or a retry."""
         us = self.us
         self.us = None
         self.queued = None
         active = self.active
         if active is None or us is None:
             return
-        us.failed += 1
-        us.in_flight = 0
-        us.hang_s += self._now() - active.sent_s
-        us.count_failure(reason)
+        if us.in_flight:  # else it was still queued for the handshake, never sent on this connection
+            us.hang_s += self._now() - us.sent_s
+            us.count_failure(reason)
         if self.cfg.retry_on_reset and not self.retried:
             self.retried = True  # retry_on: reset, once, on a new connection
             self._forward(active)
@@ -183,11 +180,14 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self._close_upstream("peer")
         else:
+            reason = "upstream_closed"
             if self.active is not None:
-                # the server closed an idle connection while this request was on its way: Envoy's
-                # "upstream connect error or disconnect/reset before headers ... connection termination"
-                conn.out_c = "race_reset"
-            self._upstream_failed("race_reset" if self.active is not None else "upstream_closed")
+                reason = "reset"  # a middlebox's FIN (fin_both, an LB idle timeout)
+                if seg.origin == "host":
+                    # the server closed an idle connection while this request was on its way: Envoy's
+                    # "upstream connect error or disconnect/reset before headers ... connection termination"
+                    conn.out_c = reason = "race_reset"
+            self._upstream_failed(reason)
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
         conn = sock.tag
@@ -196,4 +196,4 @@ class EnvoyConn:
             self.active = None
             self._close_upstream("peer")
         else:
-            self._upstream_failed("race_reset" if conn.out_c == "race_reset" else "upstream_reset")
+            self._upstream_failed("race_reset" if conn.out_c == "race_reset" else failure_reason(cause, seg))

@@ -20,15 +20,42 @@ OUTCOMES = (
 #: behalf) opened, so ids do not depend on which other slots ran in the same process.
 CONN_ID_STRIDE: Final = 1_000_000
 
+#: Why a request failed (DESIGN §6): each failed request has exactly one reason.
+#: ``reset``: the connection was reset (an RST) or closed by a middlebox under the request;
+#: ``timeout``: retransmission or keepalive ETIMEDOUT; ``hung``: still waiting at the end of the run
+#: on a connection a middlebox had silently forgotten; ``race_reset``: the keep-alive race (the peer
+#: closed the idle connection as the request went out); ``route_timeout`` (Envoy 504),
+#: ``stream_idle_timeout`` (Envoy 408), ``client_timeout`` (the client's own request timeout) and
+#: ``goaway`` (a gRPC server's GOAWAY).
+FAILURE_REASONS = ("reset", "timeout", "hung", "race_reset", "route_timeout", "stream_idle_timeout",
+                   "client_timeout", "goaway")
+
+
+def reason_column(reason: str) -> str:
+    """The per-connection (and summary) count column of a failure reason: ``resets``, ``hung``,
+    ``goaway_failures`` (``goaways`` counts the GOAWAY frames received) ..."""
+    return {"hung": "hung", "goaway": "goaway_failures"}.get(reason, f"{reason}s")
+
+
+#: Per-reason count columns: failed requests by reason; they sum to ``failed_requests``.
+REASON_COLUMNS = tuple(reason_column(r) for r in FAILURE_REASONS)
+
 COLUMNS = (
     "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",
     "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",
     "requests_in_flight_at_end", "keepalive_probes", "client_zombie_s", "server_zombie_s",
     "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps", "client_closed_at_s", "server_closed_at_s",
-    *(f"{r}s" for r in ("race_reset", "route_timeout", "stream_idle_timeout", "client_timeout", "goaway")),
+    *REASON_COLUMNS, "goaways", "envoy_503s", "hang_s_open",
 )
-#: Why a request failed, for the per-reason columns (``race_resets`` ...).
-FAILURE_REASONS = ("race_reset", "route_timeout", "stream_idle_timeout", "client_timeout", "goaway")
+
+
+def failure_reason(cause: str, seg) -> str:
+    """The failure reason of a request whose connection died under it (a kernel error)."""
+    if cause == "keepalive" or cause == "retrans":
+        return "timeout"
+    if seg is not None and seg.origin == "host" and seg.provoked_by == DATA:
+        return "race_reset"
+    return "reset"
 
 
 def error_outcome(cause: str, seg) -> str:
@@ -52,7 +79,8 @@ class Conn:
 
     __slots__ = (
         "conn_id", "leg", "path", "cs", "ss", "requests", "failed", "hang_s", "in_flight",
-        "out_c", "out_s", "close_reason", "opened_s", "fail_reasons",
+        "out_c", "out_s", "close_reason", "opened_s", "fail_reasons", "sent_s", "goaways", "status_503",
+        "hang_open_s",
     )
 
     def __init__(self, conn_id: int, leg: str, path: Path, opened_s: float, cs: TcpSocket, ss: TcpSocket) -> None:
@@ -71,14 +99,39 @@ class Conn:
         self.out_s: str | None = None
         self.close_reason: str | None = None
         self.opened_s = opened_s
+        #: failed requests by reason (FAILURE_REASONS), made at the first failure
         self.fail_reasons: dict[str, int] | None = None
+        #: when the request in flight was sent (valid while ``in_flight``)
+        self.sent_s = 0.0
+        #: GOAWAYs received, and requests Envoy answered with 503 (both counted on the client's row)
+        self.goaways = 0
+        self.status_503 = 0
+        #: the age at the end of the run of a request that hung (failure reason ``hung``)
+        self.hang_open_s = 0.0
+
+    def start_request(self, now_s: float) -> None:
+        """A request goes out on this connection."""
+        self.requests += 1
+        self.in_flight = 1
+        self.sent_s = now_s
 
     def count_failure(self, reason: str) -> None:
-        """A request (or, for goaway, the connection) failed for ``reason`` (FAILURE_REASONS)."""
-        if reason in FAILURE_REASONS:
-            if self.fail_reasons is None:
-                self.fail_reasons = {}
-            self.fail_reasons[reason] = self.fail_reasons.get(reason, 0) + 1
+        """A request failed for ``reason`` (one of FAILURE_REASONS)."""
+        self.failed += 1
+        self.in_flight = 0
+        if self.fail_reasons is None:
+            self.fail_reasons = {}
+        self.fail_reasons[reason] = self.fail_reasons.get(reason, 0) + 1
+
+    def lost_at_end(self) -> bool:
+        """A middlebox on this leg forgot the flow and it was not re-created (after ``path.finish``)."""
+        return any(f.first_drop_s is not None and f.alive_at_end is False for f in self.path.flows)
+
+    def hang_at_end(self, end_s: float) -> None:
+        """The request in flight will never be answered (reason ``hung``): failed, yet still in flight."""
+        self.count_failure("hung")
+        self.in_flight = 1
+        self.hang_open_s = end_s - self.sent_s
 
     def record_error(self, sock: TcpSocket, cause: str, seg) -> None:
         client = sock is self.cs
@@ -158,4 +211,5 @@ class Conn:
             min_slack, at_risk,
             *(math.nan if s is None or s.closed_at_s is None else s.closed_at_s for s in (self.cs, self.ss)),
             *((self.fail_reasons or {}).get(r, 0) for r in FAILURE_REASONS),
+            self.goaways, self.status_503, self.hang_open_s,
         )

@@ -16,7 +16,7 @@ from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.clock import Clock, FifoTimeouts, Scheduler
 from sim.model.kernel import Host, SockOpts, TcpSocket
-from sim.model.middlebox import Middlebox
+from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
 from sim.model.proxy import EnvoyConn, EnvoySettings, request_limit
 from sim.model.records import COLUMNS, Conn
@@ -89,7 +89,8 @@ class World:
         self.envoy_settings = EnvoySettings(sc.envoy) if sc.envoy else None
         self.upstream_host = host("upstream", sc.upstream.kernel)
         sizes = (sc.traffic.request_bytes, sc.traffic.response_bytes)
-        self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.lb)]
+        bucket_s = series_bucket_s(sc.duration)
+        self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes, "downstream", bucket_s) for c in lb_list(sc.lb)]
         # A terminating LB splits the client's path in two legs; its flow-table view sits on both.
         self.term = next((m for m in self.ds_mbs if m.spec.terminating), None)
         self.front_mbs, self.back_mbs = self.ds_mbs, []
@@ -98,7 +99,8 @@ class World:
             self.front_mbs = self.ds_mbs[: k + 1]
             self.back_mbs = self.ds_mbs[k:]
             self.lb_host = host("lb", KernelCfg())
-        self.us_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes) for c in lb_list(sc.upstream.lb)]
+        self.us_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes, "upstream", bucket_s)
+                       for c in lb_list(sc.upstream.lb)]
         self.client_spec = sock_spec(sc.client.keepalive, sc.client.user_timeout)
         self.upstream_spec = sock_spec(sc.upstream.keepalive, sc.upstream.user_timeout)
         if sc.envoy:
@@ -114,8 +116,8 @@ class World:
             limit_s, _ = request_limit(sc.envoy.listener)
             if limit_s > 0:
                 self.route_timeouts = FifoTimeouts(self.sched, limit_s, "active", EnvoyConn._request_timer)
-        #: failed requests per simulated second (the burst of a reconnect storm)
-        self.failed_per_s: list[int] = []
+        #: failed requests per simulated second, sparse (the burst of a reconnect storm)
+        self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
         # slots simulates exactly as it would within the whole fleet (see run_split).
         sk, sa, sb = sc.traffic.service_time.spec()
@@ -201,8 +203,10 @@ class World:
         conns.sort(key=lambda c: c.conn_id)  # rows by id, however the fleet ran
         # Columns of their final length, filled a row at a time: no row objects are kept.
         cols: list[list] = [[None] * len(conns) for _ in COLUMNS]
-        for i, conn in enumerate(conns):
+        for conn in conns:
             conn.path.finish(end)
+        self._hung_at_end(end)
+        for i, conn in enumerate(conns):
             for col, value in zip(cols, conn.row(end), strict=True):
                 col[i] = value
         columns = dict(zip(COLUMNS, cols, strict=True))
@@ -213,16 +217,44 @@ class World:
             "new_flows": sum(m.new_flows for m in mbs),
         }
         intervals = [iv for m in mbs for iv in m.intervals]
-        # capacity series of "the LB": the first middlebox the client's connections cross
-        lb = self.ds_mbs[0] if self.ds_mbs else (self.us_mbs[0] if self.us_mbs else None)
-        series: dict[str, Any] = {"failed_per_s": self.failed_per_s}
-        if lb is not None:
-            cap = all_profiles()[lb.spec.name].capacity
-            series |= {"keepalive_per_min": lb.ka_per_min, "bytes_per_min": lb.bytes_per_min,
-                      "new_flows_per_s": lb.new_per_s, "lb_intervals": lb.intervals,
-                      "nlcu": cap.nlcu.model_dump() if cap and cap.nlcu else None}
+        profiles = all_profiles()
+        devices = []
+        for m in mbs:
+            cap = profiles[m.spec.name].capacity
+            devices.append(m.export(cap.nlcu.model_dump() if cap and cap.nlcu else None))
+        # devices in path order, downstream first: the first is "the LB" of the lb_* figures
+        series: dict[str, Any] = {"bucket_s": series_bucket_s(end), "failed_per_s": self.failed_per_s,
+                                  "devices": devices}
         return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace,
                        series=series)
+
+    def _hung_at_end(self, end_s: float) -> None:
+        """Requests still waiting at the end on a path a middlebox forgot fail as ``hung`` (and stay in
+        flight): on the client's row when any leg that carries the request lost its flow, and on
+        Envoy's upstream row when that leg lost it."""
+        for conn in self.conns:
+            if not conn.in_flight:
+                continue
+            if conn.leg == "upstream":
+                if conn.lost_at_end():
+                    conn.hang_at_end(end_s)
+            elif conn.leg == "downstream" and any(c.lost_at_end() for c in _legs_serving(conn)):
+                conn.hang_at_end(end_s)
+
+
+def _legs_serving(conn: Conn) -> list[Conn]:
+    """A client connection and the legs a terminating LB and Envoy opened to carry its request."""
+    legs = [conn]
+    owner = conn.ss.owner
+    if isinstance(owner, TermProxyConn):
+        back = owner.back
+        if back is None:
+            return legs
+        legs.append(back)
+        owner = back.ss.owner
+    if isinstance(owner, EnvoyConn) and owner.us is not None and owner.us.in_flight:
+        legs.append(owner.us)
+    return legs
 
 
 def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
@@ -273,20 +305,38 @@ def merge(parts: list[Records]) -> Records:
     counters = {k: sum(p.counters[k] for p in parts) for k in parts[0].counters}
     intervals = [iv for p in parts for iv in p.flow_intervals]
     trace = next((p.trace for p in parts if p.trace is not None), None)
-    series = {}
-    n = max(len(p.series.get("failed_per_s", [])) for p in parts)
-    series["failed_per_s"] = [sum(p.series["failed_per_s"][i] for p in parts if i < len(p.series["failed_per_s"]))
-                              for i in range(n)]
-    if parts[0].series.get("lb_intervals") is not None:
-        for key in ("keepalive_per_min", "bytes_per_min", "new_flows_per_s"):
-            n = max(len(p.series[key]) for p in parts)
-            series[key] = [sum(p.series[key][i] for p in parts if i < len(p.series[key])) for i in range(n)]
-        series["lb_intervals"] = [iv for p in parts for iv in p.series["lb_intervals"]]
-        series["nlcu"] = parts[0].series["nlcu"]
+    series = {"bucket_s": parts[0].series["bucket_s"],
+              "failed_per_s": _sum_counts([p.series["failed_per_s"] for p in parts]),
+              "devices": [_merge_device([p.series["devices"][i] for p in parts])
+                          for i in range(len(parts[0].series["devices"]))]}
     run = {"events": sum(p.run["events"] for p in parts), "wall_s": max(p.run["wall_s"] for p in parts),
            "version": parts[0].run["version"]}
     return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace,
                    series=series)
+
+
+def _sum_counts(counts: list[dict[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _sum_lists(lists: list[list[int]]) -> list[int]:
+    n = max((len(x) for x in lists), default=0)
+    return [sum(x[i] for x in lists if i < len(x)) for i in range(n)]
+
+
+def _merge_device(parts: list[dict]) -> dict:
+    """One device's capacity records of disjoint slot sets, as one run's."""
+    first = parts[0]
+    return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"],
+            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows")},
+            "intervals": [iv for p in parts for iv in p["intervals"]],
+            "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),
+            "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),
+            "new_flows_per_s": _sum_counts([p["new_flows_per_s"] for p in parts])}
 
 
 def _run_part(args: tuple) -> Records:

@@ -1,22 +1,48 @@
-"""Capacity figures for the client-facing LB: keepalive load, bytes, flows, NLCU (an estimate)."""
+"""Capacity figures per middlebox (``devices``) and for the capacity LB (the ``lb_*`` fields).
+
+A run's ``series`` (sim.model.scenario.World.finish) holds one record per middlebox, in path order,
+downstream leg first. **The capacity LB** is the first of them: the client-facing LB, or the first
+middlebox of ``upstream.lb`` when the client's leg has none. Every ``lb_*`` figure and the other
+CAPACITY_FIELDS describe it alone; ``devices`` gives each middlebox's own figures. Time series are
+kept in buckets of ``series["bucket_s"]`` seconds (one minute, coarser for runs over 14 days).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
 from sim.model.middlebox import SEGMENT_HEADER_BYTES
 
 CAPACITY_FIELDS = (
-    "failed_requests_peak_per_s", "keepalive_pps_steady", "keepalive_bytes_per_s", "lb_bytes_per_s",
-    "lb_active_flows_mean", "new_flows_per_s", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd",
+    "failed_requests_peak_per_s", "lb_keepalive_pps", "keepalive_pps_steady", "keepalive_bytes_per_s",
+    "lb_bytes_per_s", "lb_active_flows_peak", "lb_active_flows_mean", "new_flows_per_s", "new_flows_peak_per_s",
+    "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd",
 )
+#: The figures of each middlebox in ``devices`` (besides ``name`` and ``leg``).
+DEVICE_FIELDS = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean",
+                 "keepalive_packets", "new_flows", "lb_rsts")
 
 
-def active_flows_per_minute(intervals: list[tuple[float, float]], duration_s: float) -> np.ndarray:
-    """Flows in the table at each whole minute (the NLB samples active flows per minute)."""
-    marks = np.arange(0.0, duration_s, 60.0)
+def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
+    """The most intervals [start, end) open at one instant."""
+    events = []
+    for start, end in intervals:
+        if end > start:
+            events.append((start, 1))
+            events.append((end, -1))
+    events.sort()
+    cur = best = 0
+    for _, delta in events:
+        cur += delta
+        best = max(best, cur)
+    return best
+
+
+def active_flows_at(intervals: list[tuple[float, float]], marks: np.ndarray) -> np.ndarray:
+    """Flows in the table at each mark (the NLB samples active flows once a minute)."""
     if not intervals:
         return np.zeros(len(marks), dtype=int)
     iv = np.asarray(intervals, dtype=float)
@@ -25,66 +51,136 @@ def active_flows_per_minute(intervals: list[tuple[float, float]], duration_s: fl
     return np.searchsorted(starts, marks, side="right") - np.searchsorted(ends, marks, side="right")
 
 
+def _buckets(duration_s: float, bucket_s: float) -> int:
+    return max(1, int(math.ceil(duration_s / bucket_s)))
+
+
+def _per_bucket(values: list[int], n: int) -> np.ndarray:
+    out = np.zeros(n)
+    v = np.asarray(values[:n], dtype=float)
+    out[: len(v)] = v
+    return out
+
+
+def _new_per_bucket(per_s: dict[int, int], n: int, bucket_s: float) -> np.ndarray:
+    out = np.zeros(n)
+    for sec, count in per_s.items():
+        b = int(sec // bucket_s)
+        if b < n:
+            out[b] += count
+    return out
+
+
+def _flows_mean(intervals: list[tuple[float, float]], duration_s: float) -> float:
+    # fsum: exact, so the figure does not depend on the order the flows were recorded in
+    return math.fsum(min(end, duration_s) - start for start, end in intervals if end > start) / duration_s
+
+
+def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarray | None:
+    """NLB capacity units per bucket: the largest of its three dimensions (an estimate)."""
+    nlcu = dev["nlcu"]
+    if not nlcu:
+        return None
+    n = _buckets(duration_s, bucket_s)
+    marks = np.arange(n) * bucket_s
+    new = _new_per_bucket(dev["new_flows_per_s"], n, bucket_s)
+    active = active_flows_at(dev["intervals"], marks)
+    by = _per_bucket(dev["bytes_per_bucket"], n)
+    return np.maximum.reduce([new / bucket_s / nlcu["new_flows_per_s"], active / nlcu["active_flows"],
+                              by * (3600.0 / bucket_s) / nlcu["bytes_per_hour"]])
+
+
+def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
+    """One middlebox's capacity figures for one run (DEVICE_FIELDS)."""
+    per_bucket = _nlcu_per_bucket(dev, duration_s, bucket_s)
+    return {
+        "name": dev["name"], "leg": dev["leg"],
+        "flows_peak": peak_overlap(dev["intervals"]),
+        "flows_mean": _flows_mean(dev["intervals"], duration_s),
+        "new_flows_peak_per_s": float(max(dev["new_flows_per_s"].values(), default=0)),
+        "keepalive_pps": dev["keepalive_packets"] / duration_s,
+        "nlcu_mean": float(per_bucket.mean()) if per_bucket is not None else math.nan,
+        "keepalive_packets": dev["keepalive_packets"], "new_flows": dev["new_flows"], "lb_rsts": dev["lb_rsts"],
+    }
+
+
 def capacity(series: dict, duration_s: float) -> dict:
-    """The CAPACITY_FIELDS from a run's LB series (empty series: all NaN)."""
-    out = dict.fromkeys(CAPACITY_FIELDS, math.nan)
-    out["failed_requests_peak_per_s"] = float(max(series.get("failed_per_s") or [0]))
-    if "lb_intervals" not in series:
+    """The CAPACITY_FIELDS of one run: the capacity LB's (all NaN without a middlebox)."""
+    out: dict = dict.fromkeys(CAPACITY_FIELDS, math.nan)
+    out["failed_requests_peak_per_s"] = float(max(series["failed_per_s"].values(), default=0))
+    if not series["devices"]:
         return out
-    minutes = int(math.ceil(duration_s / 60.0))
-    ka = np.zeros(minutes)
-    ka[: len(series["keepalive_per_min"][:minutes])] = series["keepalive_per_min"][:minutes]
-    by = np.zeros(minutes)
-    by[: len(series["bytes_per_min"][:minutes])] = series["bytes_per_min"][:minutes]
-    nf = np.asarray(series["new_flows_per_s"] or [0], dtype=float)
-    intervals = series["lb_intervals"]
-    # steady state: the second half of the run, whole minutes only (keepalive has no warm-up there
+    dev = series["devices"][0]
+    bucket_s = series["bucket_s"]
+    n = _buckets(duration_s, bucket_s)
+    ka = _per_bucket(dev["keepalive_per_bucket"], n)
+    by = _per_bucket(dev["bytes_per_bucket"], n)
+    # steady state: the second half of the run, whole buckets only (keepalive has no warm-up there
     # as long as TCP_KEEPIDLE + ramp is shorter than half the run)
-    half = minutes // 2
-    full = int(duration_s // 60)
+    half, full = n // 2, int(duration_s // bucket_s)
     steady = ka[half:full] if full > half else ka[half:]
-    out["keepalive_pps_steady"] = float(steady.mean() / 60.0) if len(steady) else math.nan
+    out["lb_keepalive_pps"] = dev["keepalive_packets"] / duration_s
+    out["keepalive_pps_steady"] = float(steady.mean() / bucket_s) if len(steady) else math.nan
     out["keepalive_bytes_per_s"] = float(ka.sum() * SEGMENT_HEADER_BYTES / duration_s)
     out["lb_bytes_per_s"] = float(by.sum() / duration_s)
-    # fsum: exact, so the figure does not depend on the order the flows were recorded in
-    covered = math.fsum(min(end, duration_s) - start for start, end in intervals if end > start)
-    out["lb_active_flows_mean"] = covered / duration_s
-    out["new_flows_per_s"] = float(nf.sum() / duration_s)
-    out["new_flows_peak_per_s"] = float(nf.max())
-    nlcu = series.get("nlcu")
-    if nlcu:
-        active = active_flows_per_minute(intervals, duration_s)
-        new_min = np.add.reduceat(np.pad(nf, (0, max(0, minutes * 60 - len(nf))))[: minutes * 60],
-                                  np.arange(0, minutes * 60, 60))
-        per_min = np.maximum.reduce([new_min / 60.0 / nlcu["new_flows_per_s"],
-                                     active[:minutes] / nlcu["active_flows"],
-                                     by * 60.0 / nlcu["bytes_per_hour"]])
-        out["nlcu_mean"] = float(per_min.mean())
-        out["nlcu_peak"] = float(per_min.max())
+    out["lb_active_flows_peak"] = peak_overlap(dev["intervals"])
+    out["lb_active_flows_mean"] = _flows_mean(dev["intervals"], duration_s)
+    out["new_flows_per_s"] = dev["new_flows"] / duration_s
+    out["new_flows_peak_per_s"] = float(max(dev["new_flows_per_s"].values(), default=0))
+    per_bucket = _nlcu_per_bucket(dev, duration_s, bucket_s)
+    if per_bucket is not None:
+        out["nlcu_mean"] = float(per_bucket.mean())
+        out["nlcu_peak"] = float(per_bucket.max())
+        nlcu = dev["nlcu"]
         out["lb_cost_per_hour_usd"] = out["nlcu_mean"] * nlcu["price_per_nlcu_hour_usd"] + nlcu["price_per_hour_usd"]
     return out
 
 
+def devices(series: dict, duration_s: float) -> list[dict]:
+    """Every middlebox's figures for one run, in path order (downstream leg first)."""
+    return [device_figures(d, duration_s, series["bucket_s"]) for d in series["devices"]]
+
+
+def combine_devices(runs: list[list[dict]]) -> list[dict]:
+    """Per-device figures of several replications (the same topology): peaks maxed, rates and means
+    averaged, counts summed."""
+    if not runs or not runs[0]:
+        return []
+    out = []
+    for i, first in enumerate(runs[0]):
+        rows = [r[i] for r in runs]
+        dev = {"name": first["name"], "leg": first["leg"]}
+        for f in DEVICE_FIELDS:
+            vals = [r[f] for r in rows if not (isinstance(r[f], float) and math.isnan(r[f]))]
+            if "peak" in f:
+                dev[f] = max(vals) if vals else math.nan
+            elif f in ("keepalive_packets", "new_flows", "lb_rsts"):
+                dev[f] = sum(vals)
+            else:
+                dev[f] = sum(vals) / len(vals) if vals else math.nan
+        out.append(dev)
+    return out
+
+
+SERIES_COLUMNS = ["minute", "bucket_s", "active_flows", "keepalive_packets", "bytes", "new_flows"]
+
+
 def series_frame(series: dict, duration_s: float):
-    """Per-minute capacity time series of one run: active flows, keepalive packets, bytes, new flows."""
+    """The capacity LB's time series of one run, one row per bucket (a minute up to 14-day runs):
+    active flows at the bucket's start, keepalive packets, bytes and new flows in it."""
     import pandas as pd
 
-    minutes = int(math.ceil(duration_s / 60.0))
-    if "lb_intervals" not in series:
-        return pd.DataFrame(columns=["minute", "active_flows", "keepalive_packets", "bytes", "new_flows"])
-
-    def per_min(values, scale=1):
-        arr = np.zeros(minutes)
-        v = np.asarray(values[: minutes * scale], dtype=float)
-        if scale > 1:
-            v = np.add.reduceat(np.pad(v, (0, minutes * scale - len(v))), np.arange(0, minutes * scale, scale))
-        arr[: len(v)] = v[:minutes]
-        return arr
-
+    if not series["devices"]:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    dev = series["devices"][0]
+    bucket_s = series["bucket_s"]
+    n = _buckets(duration_s, bucket_s)
+    marks = np.arange(n) * bucket_s
     return pd.DataFrame({
-        "minute": np.arange(minutes),
-        "active_flows": active_flows_per_minute(series["lb_intervals"], duration_s)[:minutes],
-        "keepalive_packets": per_min(series["keepalive_per_min"]),
-        "bytes": per_min(series["bytes_per_min"]),
-        "new_flows": per_min(series["new_flows_per_s"], 60),
+        "minute": (marks // 60).astype(int),
+        "bucket_s": np.full(n, bucket_s),
+        "active_flows": active_flows_at(dev["intervals"], marks),
+        "keepalive_packets": _per_bucket(dev["keepalive_per_bucket"], n),
+        "bytes": _per_bucket(dev["bytes_per_bucket"], n),
+        "new_flows": _new_per_bucket(dev["new_flows_per_s"], n, bucket_s),
     })

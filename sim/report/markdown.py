@@ -50,9 +50,9 @@ def fmt_param(v: Any) -> str:
 
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
     if "failed_why" in columns and "failed_why" not in df:
-        from sim.report.verdict import other_failures
+        from sim.report.verdict import failure_split
 
-        df = df.assign(failed_why=[other_failures(r) or "–" for _, r in df.iterrows()])
+        df = df.assign(failed_why=[failure_split(r) or "–" for _, r in df.iterrows()])
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     rows = []
     for _, r in df.iterrows():

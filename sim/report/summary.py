@@ -4,36 +4,27 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
 
-from sim.model.records import FAILURE_REASONS, OUTCOMES
-from sim.report.capacity import CAPACITY_FIELDS, capacity
+from sim.model.records import FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
+from sim.report.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
 
-#: failed requests by reason, as the client saw them (downstream leg)
-REASON_FIELDS = tuple(f"{r}s" for r in FAILURE_REASONS)
+#: failed requests by reason, as the client saw them (downstream leg): they sum to failed_requests
+REASON_FIELDS = REASON_COLUMNS
+#: counts on the downstream leg besides the reasons: GOAWAY frames, Envoy's 503 answers
+OTHER_FAILURE_FIELDS = ("goaways", "envoy_503s")
 
 SUMMARY_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
-    "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "zombie_s_total", "zombies_peak",
-    "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
-    "lb_active_flows_peak", "new_flows", "min_slack_s", "at_risk_gaps", *REASON_FIELDS, *CAPACITY_FIELDS,
-    "outcomes",
+    "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "hang_s_open_total", "zombie_s_total",
+    "zombies_peak", "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
+    "new_flows", "min_slack_s", "at_risk_gaps", *REASON_FIELDS, *OTHER_FAILURE_FIELDS, *CAPACITY_FIELDS,
+    "failure_reasons", "devices", "outcomes",
 )
 
 
-def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
-    """The most intervals [start, end) open at one instant."""
-    events = []
-    for start, end in intervals:
-        if end > start:
-            events.append((start, 1))
-            events.append((end, -1))
-    events.sort()
-    cur = best = 0
-    for _, delta in events:
-        cur += delta
-        best = max(best, cur)
-    return best
+def failure_reasons(row) -> dict[str, int]:
+    """``{reason: count}`` for every reason, from a row (or summary) with the REASON_FIELDS."""
+    return {r: int(row[f]) for r, f in zip(FAILURE_REASONS, REASON_FIELDS, strict=True)}
 
 
 def _median(values: list[float]) -> float:
@@ -59,7 +50,7 @@ def summarize_one(rec, duration_s: float) -> dict:
         peaks.append(peak_overlap(ivs))
     slack = [x for x in c["min_slack_s"] if not math.isinf(x)]
     ka = rec.counters["keepalive_packets"]
-    return {
+    out = {
         "connections": len(down),
         "silent_drops": silent,
         "silent_drop_rate": silent / n if n else 0.0,
@@ -68,6 +59,7 @@ def summarize_one(rec, duration_s: float) -> dict:
         "failed_request_rate": failed / requests if requests else 0.0,
         "requests_in_flight_at_end": sum(c["requests_in_flight_at_end"][i] for i in down),
         "hang_s_total": sum(c["hang_s"][i] for i in down),
+        "hang_s_open_total": sum(c["hang_s_open"][i] for i in down),
         "zombie_s_total": sum(c["client_zombie_s"]) + sum(c["server_zombie_s"]),
         "zombies_peak": max(peaks) if peaks else 0,
         "detect_s_p50": _median(detects),
@@ -75,21 +67,22 @@ def summarize_one(rec, duration_s: float) -> dict:
         "keepalive_packets": ka,
         "keepalive_pps": ka / duration_s,
         "lb_rsts": rec.counters["lb_rsts"],
-        "lb_active_flows_peak": peak_overlap(rec.flow_intervals),
         "new_flows": rec.counters["new_flows"],
         "min_slack_s": min(slack) if slack else math.nan,
         "at_risk_gaps": sum(c["at_risk_gaps"]),
-        **{f: sum(c[f][i] for i in down) for f in REASON_FIELDS},
+        **{f: sum(c[f][i] for i in down) for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
         **capacity(rec.series, duration_s),
+        "devices": devices(rec.series, duration_s),
         "outcomes": dict(sorted(Counter(c["outcome"]).items())),
         "_detects": detects,
     }
+    out["failure_reasons"] = failure_reasons(out)
+    return out
 
 
 def combine(per_rep: list[dict], runs: list[dict]) -> dict:
     """Counts summed over replications; rates and peaks averaged / maxed (DESIGN §3)."""
     out: dict = {}
-    len(per_rep)
     for key in SUMMARY_FIELDS:
         vals = [s[key] for s in per_rep]
         if key == "outcomes":
@@ -97,6 +90,10 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             for v in vals:
                 total.update(v)
             out[key] = {o: total[o] for o in OUTCOMES if total[o]}
+        elif key == "devices":
+            out[key] = combine_devices(vals)
+        elif key == "failure_reasons":
+            continue  # from the summed reason fields, below
         elif key in ("silent_drop_rate", "failed_request_rate", "keepalive_pps") or (
                 key in CAPACITY_FIELDS and "peak" not in key):
             finite = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
@@ -111,6 +108,7 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             out[key] = _median([d for s in per_rep for d in s.get("_detects", [])])
         else:
             out[key] = sum(vals)
+    out["failure_reasons"] = failure_reasons(out)
     out["run"] = {
         "events": sum(r["events"] for r in runs),
         "wall_s": round(sum(r["wall_s"] for r in runs), 3),

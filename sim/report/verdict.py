@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -10,11 +11,14 @@ import pandas as pd
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.model.clock import wheel_granularity_j
-from sim.report.capacity import CAPACITY_FIELDS
-from sim.report.summary import REASON_FIELDS
+from sim.model.records import FAILURE_REASONS
+from sim.report.capacity import CAPACITY_FIELDS, combine_devices
+from sim.report.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+
+Side = tuple[str, KeepaliveCfg, KernelCfg]
 
 
-def keepalive_sides(sc: Scenario) -> list[tuple[str, KeepaliveCfg, KernelCfg]]:
+def keepalive_sides(sc: Scenario) -> list[Side]:
     """The sockets on either side of the client-facing middlebox(es), with their kernels."""
     sides = [("client", sc.client.keepalive, sc.kernel.merged(sc.client.kernel))]
     if sc.envoy:
@@ -22,6 +26,13 @@ def keepalive_sides(sc: Scenario) -> list[tuple[str, KeepaliveCfg, KernelCfg]]:
     else:
         sides.append(("upstream", sc.upstream.keepalive, sc.kernel.merged(sc.upstream.kernel)))
     return sides
+
+
+def upstream_sides(sc: Scenario) -> list[Side]:
+    """The sockets on either side of ``upstream.lb`` (Envoy's cluster side and the server)."""
+    assert sc.envoy is not None  # upstream.lb needs an envoy block
+    return [("envoy upstream", sc.envoy.upstream.keepalive, sc.kernel.merged(sc.envoy.kernel)),
+            ("upstream", sc.upstream.keepalive, sc.kernel.merged(sc.upstream.kernel))]
 
 
 def probe_lateness_max_s(idle_s: int, kernel: KernelCfg) -> float:
@@ -38,18 +49,27 @@ def probe_lateness_max_s(idle_s: int, kernel: KernelCfg) -> float:
 
 def predicted_margin_s(sc: Scenario) -> float | None:
     """LB idle timeout minus the latest moment a keepalive probe can reach it after the LB's last
-    refresh: I + worst wheel lateness + the hops between the LB and the prober, both ways.
-    ``None`` when nothing sends keepalives towards the client-facing middlebox."""
-    chain = lb_list(sc.lb)
-    if not chain:
+    refresh: I + worst wheel lateness + the hops between the LB and the prober, both ways; the
+    smaller of the client's leg (``lb``) and Envoy's upstream leg (``upstream.lb``). ``None`` when no
+    leg has a middlebox, or a leg with one has nothing sending keepalives through it (its safety
+    then depends on the traffic) or counts bytes (ALB, proxies: TCP keepalive cannot hold it)."""
+    legs = [(lb_list(sc.lb), keepalive_sides(sc))]
+    if sc.upstream.lb is not None and sc.envoy is not None:
+        legs.append((lb_list(sc.upstream.lb), upstream_sides(sc)))
+    margins = [_leg_margin_s(sc, chain, sides) for chain, sides in legs if chain]
+    if not margins or any(m is None for m in margins):
         return None
+    return min(m for m in margins if m is not None)
+
+
+def _leg_margin_s(sc: Scenario, chain: list, sides: list[Side]) -> float | None:
     specs = [middlebox_spec(c) for c in chain]
     if any(s.refreshed_by != "any_packet" for s in specs):
         return None  # a byte-counting device (ALB, proxies): TCP keepalive cannot hold it open
     timeout = min(s.idle_timeout_s for s in specs)
     hops = len(chain)  # farthest middlebox from either end
     best = None
-    for _, ka, kernel in keepalive_sides(sc):
+    for _, ka, kernel in sides:
         if not ka.enabled:
             continue
         _, _, sysctl = kernel.resolved()
@@ -73,27 +93,40 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         min_slack_s=("min_slack_s", "min"),
         at_risk_gaps=("at_risk_gaps", "sum"),
         keepalive_pps=("keepalive_pps", "mean"),
-        lb_active_flows_peak=("lb_active_flows_peak", "max"),
         detect_s_max=("detect_s_max", "max"),
         zombie_s_total=("zombie_s_total", "sum"),
         hang_s_total=("hang_s_total", "sum"),
+        hang_s_open_total=("hang_s_open_total", "sum"),
+        requests_in_flight_at_end=("requests_in_flight_at_end", "sum"),
         zombies_peak=("zombies_peak", "max"),
         keepalive_packets=("keepalive_packets", "sum"),
         lb_rsts=("lb_rsts", "sum"),
         new_flows=("new_flows", "sum"),
         **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
-        **{f: (f, "sum") for f in REASON_FIELDS},
+        **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
     ).reset_index()
     firsts = ok.groupby("point_id", sort=False)[param_keys].first().reset_index()
     out = firsts.merge(agg, on="point_id").sort_values("point_index", ignore_index=True)
+    out["failure_reasons"] = [json.dumps(failure_reasons(r)) for _, r in out.iterrows()]
+    if "devices" in ok:
+        devs = {pid: json.dumps(combine_devices([_json(v) for v in g["devices"]]))
+                for pid, g in ok.groupby("point_id", sort=False)}
+        out["devices"] = out["point_id"].map(devs)
     out["safe"] = out["silent_drops"] == 0
     out["p_drop_upper"] = [
         (3.0 / n if n else math.nan) if d == 0 else d / max(n + d, 1)
         for d, n in zip(out["silent_drops"], out["at_risk_gaps"], strict=True)
     ]
     fleet = out["connections"] if "connections" in out else connections  # a swept fleet size wins
-    out["ka_pps_per_1000"] = out["keepalive_pps"] / fleet * 1000
+    # the cost column is the capacity LB's (the client-facing one); all middleboxes break ties
+    out["ka_pps_per_1000"] = out["lb_keepalive_pps"] / fleet * 1000
+    out["ka_pps_all_per_1000"] = out["keepalive_pps"] / fleet * 1000
     return out
+
+
+def _json(v: Any) -> Any:
+    """A nested summary field as stored in a results folder (JSON text) or in memory."""
+    return json.loads(v) if isinstance(v, str) else v
 
 
 def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
@@ -108,15 +141,23 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         predicted_margin_s=("predicted_margin_s", "min"),
         p_drop_upper=("p_drop_upper", "max"),
         ka_pps_per_1000=("ka_pps_per_1000", "max"),
+        ka_pps_all_per_1000=("ka_pps_all_per_1000", "max"),
         lb_active_flows_peak=("lb_active_flows_peak", "max"),
-        **{f: (f, "sum") for f in REASON_FIELDS},
+        hang_s_total=("hang_s_total", "sum"),
+        hang_s_open_total=("hang_s_open_total", "sum"),
+        requests_in_flight_at_end=("requests_in_flight_at_end", "sum"),
+        **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
         points=("point_id", "count"),
     ).reset_index()
-    # safe settings cheapest first; unsafe ones after, fewest drops first
-    table["_cost"] = [c if s else d for s, c, d in zip(table["safe"], table["ka_pps_per_1000"].fillna(0),
-                                                      table["silent_drops"], strict=True)]
-    table = table.sort_values(["safe", "_cost"], ascending=[False, True], kind="stable", ignore_index=True)
-    return table.drop(columns="_cost")
+    table["failure_reasons"] = [json.dumps(failure_reasons(r)) for _, r in table.iterrows()]
+    # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
+    # fewest drops first
+    safe = table["safe"]
+    table["_cost"] = table["ka_pps_per_1000"].fillna(0).where(safe, table["silent_drops"])
+    table["_cost2"] = table["ka_pps_all_per_1000"].fillna(0).where(safe, 0)
+    table = table.sort_values(["safe", "_cost", "_cost2"], ascending=[False, True, True], kind="stable",
+                              ignore_index=True)
+    return table.drop(columns=["_cost", "_cost2"])
 
 
 def recommend(table: pd.DataFrame, knobs: list[str]) -> dict[str, Any] | None:
@@ -124,7 +165,7 @@ def recommend(table: pd.DataFrame, knobs: list[str]) -> dict[str, Any] | None:
     reason: resets, timeouts, GOAWAY) and whose predicted margin is not negative (the nominal
     margin covers one full timer granularity)."""
     clean = table["failed_requests"] == 0
-    for f in REASON_FIELDS:  # a GOAWAY storm is no fix even when nothing is dropped
+    for f in REASON_FIELDS + OTHER_FAILURE_FIELDS:  # a GOAWAY storm is no fix even when nothing is dropped
         if f in table:
             clean &= table[f] == 0
     ok = table[table["safe"] & clean & ((table["predicted_margin_s"] >= 0) | table["predicted_margin_s"].isna())]
@@ -172,7 +213,19 @@ def idle_keepalive_pps(sc: Scenario) -> float | None:
     return None
 
 
-def other_failures(row) -> str:
-    """Failed requests by reason, e.g. ``race_reset 12, goaway 3`` (empty when none)."""
-    parts = [f"{f[:-1]} {int(row[f])}" for f in REASON_FIELDS if f in row and row[f]]
-    return ", ".join(parts)
+#: HTTP status the client saw, for the reasons Envoy answers itself
+_STATUS = {"route_timeout": "504", "stream_idle_timeout": "408"}
+
+
+def failure_split(row) -> str:
+    """Every failure reason with its count, e.g. ``reset 120, hung 5, route_timeout 3 (504); 503 from
+    Envoy 118; GOAWAY frames 7`` (empty when nothing failed). The reasons sum to failed_requests."""
+    parts = []
+    for reason, f in zip(FAILURE_REASONS, REASON_FIELDS, strict=True):
+        n = int(row[f]) if f in row and not pd.isna(row[f]) else 0
+        if n:
+            parts.append(f"{reason} {n}" + (f" ({_STATUS[reason]})" if reason in _STATUS else ""))
+    text = ", ".join(parts)
+    extra = [f"{label} {int(row[f])}" for f, label in (("envoy_503s", "503 from Envoy"), ("goaways", "GOAWAY frames"))
+             if f in row and not pd.isna(row[f]) and row[f]]
+    return "; ".join([text, *extra]) if text else "; ".join(extra)
