@@ -147,3 +147,27 @@ def test_predicted_margin_takes_the_upstream_leg_into_account():
     # no keepalive at all through IPVS: no prediction, rather than the NLB leg's comfortable margin
     raw["envoy"]["upstream"]["keepalive"] = False
     assert predicted_margin_s(Scenario.model_validate(raw)) is None
+
+
+def test_memory_does_not_grow_with_simulated_time():
+    # two quiet connections for a year: the per-second and per-minute series must not span the year
+    import tracemalloc
+
+    from sim.model.middlebox import MAX_SERIES_BUCKETS
+
+    raw = {"duration": 365 * 86400, "connections": 2, "traffic": {"request_gap": {"fixed": 30 * 86400}},
+           "lb": "aws-nlb-tcp", "envoy": {"listener": {"keepalive": {"idle": 300, "interval": 20, "count": 4},
+                                                       "idle_timeout": 0}, "upstream": {"idle_timeout": 0}}}
+    sc = Scenario.model_validate(raw)
+    tracemalloc.start()
+    try:
+        rec = run_one(sc, 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB"
+    dev = rec.series["devices"][0]
+    assert len(dev["bytes_per_bucket"]) <= MAX_SERIES_BUCKETS
+    assert rec.series["bucket_s"] == 60 * 27  # 525,600 minutes in buckets of whole minutes
+    s = summarize_one(rec, sc.duration)
+    assert s["silent_drops"] == 0 and s["lb_keepalive_pps"] > 0
