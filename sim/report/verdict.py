@@ -62,6 +62,14 @@ def predicted_margin_s(sc: Scenario) -> float | None:
     return min(m for m in margins if m is not None)
 
 
+def hop_margin(sc: Scenario, chain: list, label: str) -> float | None:
+    """The predicted margin of one socket's keepalive (``client``, ``envoy listener``, ``envoy
+    upstream``, ``upstream server``) against the middlebox ``chain`` on its leg."""
+    label = "upstream" if label == "upstream server" else label
+    sides = keepalive_sides(sc) + (upstream_sides(sc) if sc.envoy else [])
+    return _leg_margin_s(sc, chain, [s for s in sides if s[0] == label])
+
+
 def _leg_margin_s(sc: Scenario, chain: list, sides: list[Side]) -> float | None:
     specs = [middlebox_spec(c) for c in chain]
     if any(s.refreshed_by != "any_packet" for s in specs):
