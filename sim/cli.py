@@ -89,31 +89,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _human(sc, result) -> str:
     from sim.config.schema import lb_list
+    from sim.report.fmt import fmt
+    from sim.report.verdict import failure_split
 
     s = result.summary
     df = result.connections_frame()
-    down = df[df["leg"] == "downstream"]
     lbs = ", ".join(f"{c.profile}" + (f" {c.idle_timeout:g}s" if c.idle_timeout else "") for c in lb_list(sc.lb))
+    ulbs = ", ".join(f"{c.profile}" + (f" {c.idle_timeout:g}s" if c.idle_timeout else "")
+                     for c in lb_list(sc.upstream.lb))
     lines = [
         f"{sc.name}: {sc.connections} connection slots x {sc.replications} replication(s), "
-        f"{sc.duration:g} s simulated each; LB: {lbs or 'none'}",
+        f"{sc.duration:g} s simulated each; LB: {lbs or 'none'}" + (f"; upstream leg: {ulbs}" if ulbs else ""),
         f"  connections opened (downstream): {s['connections']}   silent drops: {s['silent_drops']} "
         f"({100 * s['silent_drop_rate']:.2f}% of all legs' connections)",
         f"  requests: {s['requests']}   failed: {s['failed_requests']} ({100 * s['failed_request_rate']:.2f}%)"
-        f"   hang total: {s['hang_s_total']:.1f} s   in flight at end: {s['requests_in_flight_at_end']}",
+        f"   in flight at end: {s['requests_in_flight_at_end']}",
     ]
-    for side, col in (("client", "client_outcome"), ("server", "server_outcome")):
-        counts = down[col].value_counts()
-        parts = [f"{n} {OUTCOME_WORDS.get(o, o)}" for o, n in counts.items() if o not in ("ok",)]
-        if parts:
-            lines.append(f"  {side} side (downstream leg): " + "; ".join(parts))
+    if s["failed_requests"] or s["goaways"]:
+        lines.append(f"  why they failed: {failure_split(s)}")
+        lines.append(f"  time failed requests waited: {s['hang_s_total']:.1f} s; still waiting at the end "
+                     f"(hung): {s['hang_s_open_total']:.1f} s")
+    legs = {"downstream": "downstream leg", "lb_backend": "LB -> backend leg",
+            "upstream": "upstream leg (Envoy -> server)"}
+    for leg, leg_name in legs.items():
+        rows = df[df["leg"] == leg]
+        if rows.empty:
+            continue
+        sides = ("client", "server") if leg == "downstream" else (("Envoy", "server") if leg == "upstream"
+                                                                  else ("LB", "backend"))
+        for side, col in zip(sides, ("client_outcome", "server_outcome"), strict=True):
+            counts = rows[col].value_counts()
+            parts = [f"{n} {OUTCOME_WORDS.get(o, o)}" for o, n in counts.items() if o != "ok"]
+            if parts:
+                lines.append(f"  {side} side ({leg_name}): " + "; ".join(parts))
     if s["silent_drops"]:
         p50, mx = s["detect_s_p50"], s["detect_s_max"]
-        lines.append(f"  detection after the drop: median {p50:.1f} s, max {mx:.1f} s; "
+        lines.append(f"  detection after the drop: median {fmt(p50)} s, max {fmt(mx)} s; "
                      f"zombie time {s['zombie_s_total']:.0f} s, peak {s['zombies_peak']} zombies at once")
+    for d in s.get("devices", []):
+        lines.append(f"  {d['name']} ({d['leg']} leg): peak {d['flows_peak']} flows, mean {fmt(d['flows_mean'])}; "
+                     f"{fmt(d['keepalive_pps'])} keepalive pkt/s; peak {fmt(d['new_flows_peak_per_s'])} new flows/s")
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "
-                 f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; peak active flows: "
-                 f"{s['lb_active_flows_peak']}; smallest slack before expiry: {s['min_slack_s']:.3f} s")
+                 f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; smallest slack before expiry: "
+                 f"{fmt(s['min_slack_s'])} s")
     verdict = "SAFE: no silent drops" if s["silent_drops"] == 0 else "UNSAFE: the LB silently dropped connections"
     lines.append(f"  verdict: {verdict}   [{s['run']['events']} events, {s['run']['wall_s']:.2f} s wall]")
     return "\n".join(lines)
@@ -144,7 +162,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             pts.append({"params": {k: d.pop(k) for k in keys}, **d})
         print(dumps({"points": pts, "recommended": res.recommended}))
     else:
-        print(_sweep_text(res))
+        from sim.report.markdown import capacity_device
+
+        print(_sweep_text(res, capacity_device(loaded.scenario)))
         print(f"results: {out}/" + (f"  report: {report}" if report else ""))
     if res.failed:
         print(f"error: {len(res.failed)} point(s) failed: {', '.join(res.failed)} "
@@ -159,7 +179,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _analytic_text(loaded, as_json: bool) -> int:
     from sim.analytic import screen
     from sim.output import dumps
-    from sim.report.markdown import fmt, fmt_param
+    from sim.report.fmt import fmt, fmt_param
 
     rows = screen(loaded)
     if as_json:
@@ -177,12 +197,12 @@ def _analytic_text(loaded, as_json: bool) -> int:
     return 0
 
 
-def _sweep_text(res) -> str:
-    from sim.report.markdown import fmt, fmt_param
-
-    knobs = res.knobs or ["point_id"]
+def _sweep_text(res, device: str = "the client-facing LB") -> str:
+    """The verdict table and the recommendation; ``device``: the capacity LB that ka_pps/1k counts."""
+    from sim.report.fmt import fmt, fmt_param, recommendation_text
     from sim.report.verdict import failure_split
 
+    knobs = res.knobs or ["point_id"]
     cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
             "failed_requests"]
     heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k", "failed", "why"]
@@ -197,13 +217,8 @@ def _sweep_text(res) -> str:
     for row in rows:
         lines.append("  ".join(c.rjust(w) if i < len(row) - 1 else c
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-    rec = res.recommended
-    if rec:
-        params = ", ".join(f"{k}={fmt_param(v)}" for k, v in rec["params"].items())
-        lines.append(f"recommended: {params} (slack {fmt(rec['min_slack_s'])} s, predicted margin "
-                     f"{fmt(rec['predicted_margin_s'])} s, {fmt(rec['ka_pps_per_1000'])} keepalive pkt/s per 1k conns)")
-    elif res.knobs:
-        lines.append("recommended: none of the swept settings is safe under every condition")
+    lines.append(f"ka_pps/1k: keepalive packets/s per 1,000 connections at {device}; why: failed requests by reason")
+    lines.append(recommendation_text(res.recommended, bool(res.knobs), device))
     return "\n".join(lines)
 
 

@@ -151,7 +151,8 @@ def combine_devices(runs: list[list[dict]]) -> list[dict]:
         rows = [r[i] for r in runs]
         dev = {"name": first["name"], "leg": first["leg"]}
         for f in DEVICE_FIELDS:
-            vals = [r[f] for r in rows if not (isinstance(r[f], float) and math.isnan(r[f]))]
+            # NaN is stored as null (None) in Parquet and JSON
+            vals = [r[f] for r in rows if r[f] is not None and not (isinstance(r[f], float) and math.isnan(r[f]))]
             if "peak" in f:
                 dev[f] = max(vals) if vals else math.nan
             elif f in ("keepalive_packets", "new_flows", "lb_rsts"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -14,44 +13,38 @@ from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
 from sim.output import atomic_write
 from sim.report import plots
+from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
 from sim.report.results import config_value, load_results
-
-VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "failed_why", "min_slack_s", "predicted_margin_s",
-                   "p_drop_upper", "ka_pps_per_1000", "lb_active_flows_peak"]
+from sim.report.verdict import failure_split
 
 
-def fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "**NO**"
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "∞"
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+def capacity_device(sc: Scenario) -> str:
+    """The capacity LB, named: the client-facing middlebox, else the first on Envoy's upstream leg."""
+    chain = lb_list(sc.lb) or lb_list(sc.upstream.lb)
+    if not chain:
+        return "the LB (none in this config)"
+    leg = "client-facing" if lb_list(sc.lb) else "upstream-leg"
+    return f"{chain[0].profile} (the {leg} LB)"
 
 
-def fmt_param(v: Any) -> str:
-    """A swept value for tables: off/on, keepalive mappings as idle/interval/count (- = sysctl)."""
-    if v is False or v == "false":
-        return "off"
-    if v is True or v == "true":
-        return "on"
-    if isinstance(v, str) and v.startswith("{"):
-        try:
-            d = json.loads(v)
-        except ValueError:
-            return v
-        if set(d) <= {"idle", "interval", "count"}:
-            return "/".join(str(d.get(k, "-")) for k in ("idle", "interval", "count"))
-    return fmt(v)
+def lane_names(sc: Scenario, leg: str) -> dict[str, str]:
+    """Who sits at either end of a connection of ``leg``, and which middleboxes are in between."""
+    ds = [c.profile for c in lb_list(sc.lb)]
+    us = [c.profile for c in lb_list(sc.upstream.lb)]
+    if leg == "upstream":
+        return {"client": "Envoy (upstream side)", "lb": " / ".join(us) or "no LB", "server": "upstream server"}
+    server = "Envoy" if sc.envoy else "upstream server"
+    if leg == "lb_backend":
+        return {"client": ds[0] if ds else "LB", "lb": " / ".join(ds) or "no LB", "server": server}
+    return {"client": "client", "lb": " / ".join(ds) or "no LB", "server": server}
+
+VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "failed_why", "hang_s_total", "hang_s_open_total",
+                   "requests_in_flight_at_end", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
+                   "lb_active_flows_peak"]
 
 
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
     if "failed_why" in columns and "failed_why" not in df:
-        from sim.report.verdict import failure_split
-
         df = df.assign(failed_why=[failure_split(r) or "–" for _, r in df.iterrows()])
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     rows = []
@@ -67,11 +60,11 @@ def describe(sc: Scenario) -> str:
     if sc.envoy:
         chain.append("Envoy")
     chain += [c.profile for c in ulbs] + ["upstream"]
-    gap = sc.traffic.request_gap.spec()
-    svc = sc.traffic.service_time.spec()
+    gap = describe_dist(sc.traffic.request_gap.spec())
+    svc = describe_dist(sc.traffic.service_time.spec())
     return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections opened over "
-            f"{sc.traffic.ramp:g} s; the gap between a response and the next request is {gap[0]} "
-            f"({gap[1]:g} s{'' if gap[0] != 'uniform' else f' to {gap[2]:g} s'}), server time {svc[0]} {svc[1]:g} s. "
+            f"{sc.traffic.ramp:g} s; the gap between a response and the next request is {gap}; server time "
+            f"{svc}. "
             f"{sc.duration:g} s simulated per replication, {sc.replications} replication(s), seed {sc.seed}, "
             f"{sc.network.one_way_delay * 1000:g} ms per hop.")
 
@@ -105,15 +98,15 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     plot_dir.mkdir(exist_ok=True)
     figures = []
     if knobs or conds:
-        x = knobs[0] if knobs else conds[0]
-        y = (conds[0] if conds and knobs else (knobs[1] if len(knobs) > 1 else None))
-        plots.save(plots.heatmap(pp, x, y), plot_dir / "heatmap.png")
-        figures.append(("heatmap.png", f"Silent drops per replication over {x}" + (f" and {y}" if y else "")))
+        keys = knobs + conds
+        plots.save(plots.heatmap(pp, keys[0], keys[1:]), plot_dir / "heatmap.png")
+        figures.append(("heatmap.png", f"Silent drops per replication over {keys[0]}"
+                        + (f", one row per combination of {', '.join(keys[1:])}" if keys[1:] else "")))
     if conns is not None:
         plots.save(plots.detection_times(conns), plot_dir / "detection.png")
         figures.append(("detection.png", "How long after the drop each side found out"))
     if knobs:
-        plots.save(plots.cost_vs_safety(table, knobs[0]), plot_dir / "cost_vs_safety.png")
+        plots.save(plots.cost_vs_safety(table, knobs, capacity_device(sc)), plot_dir / "cost_vs_safety.png")
         figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
     cap_text = _capacity(root, loaded, pp, knobs, conds, plot_dir, figures)
     tl_text = ""
@@ -196,19 +189,23 @@ def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
     lo = max(lo, (before[-1][0] - 30) if before else lo)
     trace = [e for e in trace if e[0] >= lo]
     setting = ", ".join(f"{k}={fmt_param(point[k])}" for k in keys)
-    plots.save(plots.timeline(trace, f"conn {int(row['conn_id'])} ({row['leg']}) at {setting}", drop),
-               plot_dir / "timeline.png")
-    figures.append(("timeline.png", "Packets of one dropped connection around its drop (client / LB / server)"))
+    names = lane_names(sc, row["leg"])
+    plots.save(plots.timeline(trace, f"conn {int(row['conn_id'])} ({row['leg']} leg) at "
+                              f"{point_label(point, keys)}", drop, names), plot_dir / "timeline.png")
+    figures.append(("timeline.png", f"Packets of one dropped connection around its drop ({names['client']} / "
+                                    f"{names['lb']} / {names['server']})"))
     cdet, sdet = row["client_detect_s"], row["server_detect_s"]
     return (f"At {setting}, connection {int(row['conn_id'])} ({row['leg']} leg, replication "
-            f"{int(row['replication'])}) went quiet; the LB forgot it at t = {drop:.3f} s. The client side ended "
+            f"{int(row['replication'])}) went quiet; {names['lb']} forgot it at t = {drop:.3f} s. The "
+            f"{names['client']} side ended "
             f"`{row['client_outcome']}`" + (f" {cdet:.1f} s after the drop" if not math.isnan(cdet) else "")
-            + f", the server side `{row['server_outcome']}`"
+            + f", the {names['server']} side `{row['server_outcome']}`"
             + (f" {sdet:.1f} s after it" if not math.isnan(sdet) else "")
             + ". The timeline figure shows every packet of that connection around the drop.")
 
 
-CAPACITY_COLUMNS = ["failed_requests_peak_per_s", "keepalive_pps_steady", "keepalive_pps_idle_closed_form",
+CAPACITY_COLUMNS = ["failed_requests_peak_per_s", "lb_keepalive_pps", "keepalive_pps_steady",
+                    "keepalive_pps_idle_closed_form",
                     "keepalive_bytes_per_s", "lb_bytes_per_s", "lb_active_flows_mean", "lb_active_flows_peak",
                     "new_flows_per_s", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "lb_cost_per_hour_usd"]
 
@@ -223,7 +220,8 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
     closed = [idle_keepalive_pps(with_values(loaded, {k: config_value(r[k]) for k in keys}))
               for _, r in pp.iterrows()]
     pp = pp.assign(keepalive_pps_idle_closed_form=closed)
-    text = ("Through the client-facing LB, per grid point (mean over replications; peaks are maxima). "
+    device = capacity_device(loaded.scenario)
+    text = (f"At {device}, per grid point (mean over replications; peaks are maxima). "
             "`keepalive_pps_steady` is measured over the second half of each run. "
             "`keepalive_pps_idle_closed_form` is what a fleet that never sends after its first request "
             "would cost: two packets (probe and ACK) per connection every TCP_KEEPIDLE + RTT. It matches the "
@@ -232,6 +230,7 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
             "$0.006 per NLCU-hour + $0.0225/h in us-east-1, <https://aws.amazon.com/elasticloadbalancing/pricing/>, "
             "seen via public copies), not a quote.\n\n")
     text += markdown_table(pp, keys + CAPACITY_COLUMNS, keys)
+    text += _devices_table(pp, keys)
     series_path = root / "series.parquet"
     if series_path.exists():
         series = pd.read_parquet(series_path)
@@ -240,12 +239,30 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
             first = pp[conds[0]].iloc[0]
             sub = pp[pp[conds[0]] == first]
         picks = sub.iloc[:: max(1, len(sub) // 8)]
-        labels = {r["point_id"]: ", ".join(f"{k.rsplit('.', 1)[-1]}={fmt_param(r[k])}" for k in keys)
-                  for _, r in picks.iterrows()}
-        plots.save(plots.active_flows(series, labels, "LB active flows over time"), plot_dir / "active_flows.png")
-        figures.append(("active_flows.png", "Flows in the LB's table, per minute"))
-    if not pp["nlcu_mean"].isna().all() and (knobs or conds):
-        key = (knobs or conds)[0]
-        plots.save(plots.nlcu(pp.drop_duplicates(subset=[key]), key), plot_dir / "nlcu.png")
-        figures.append(("nlcu.png", "Estimated NLB capacity units per setting"))
+        shorts = short_keys(keys)
+        labels = {r["point_id"]: point_label(r, keys, shorts) for _, r in picks.iterrows()}
+        plots.save(plots.active_flows(series, labels, f"Active flows at {device}"), plot_dir / "active_flows.png")
+        figures.append(("active_flows.png", f"Flows in the table of {device}, per minute"))
+    if not pp["nlcu_mean"].isna().all() and keys:
+        plots.save(plots.nlcu(pp, keys), plot_dir / "nlcu.png")
+        figures.append(("nlcu.png", "Estimated NLB capacity units per grid point"))
     return text + "\n"
+
+
+def _devices_table(pp: pd.DataFrame, keys: list[str]) -> str:
+    """Every middlebox's own figures per grid point (the ``devices`` field)."""
+    if "devices" not in pp:
+        return ""
+    rows = []
+    for _, r in pp.iterrows():
+        devs = json.loads(r["devices"]) if isinstance(r["devices"], str) else (r["devices"] or [])
+        for d in devs:
+            rows.append({**{k: r[k] for k in keys}, "device": d["name"], "leg": d["leg"],
+                         **{f: d[f] for f in ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps",
+                                              "nlcu_mean")}})
+    if not rows or len({(d["device"], d["leg"]) for d in rows}) < 2:
+        return ""  # one middlebox: the table above is its own
+    df = pd.DataFrame(rows)
+    cols = [*keys, "device", "leg", "flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean"]
+    return ("\nEvery middlebox on its own (`devices`), per grid point; `keepalive_pps` is per simulated second, "
+            "over the whole run:\n\n" + markdown_table(df, cols, keys))

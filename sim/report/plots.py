@@ -12,38 +12,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
-def _label(v) -> str:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    if isinstance(v, float) and v.is_integer():
-        return f"{int(v)}"
-    return str(v)
+from sim.report.fmt import fmt_count, fmt_param, point_label, short_keys  # noqa: E402
 
 
-def heatmap(pp: pd.DataFrame, x: str, y: str | None, value: str = "silent_drop_rate") -> plt.Figure:
-    """Silent-drop share (drops per connection leg) over the two main swept keys."""
+def heatmap(pp: pd.DataFrame, x: str, others: list[str]) -> plt.Figure:
+    """Silent drops per replication: the first swept key across, one row per combination of every
+    other swept key (knobs and conditions), so no two grid points share a cell."""
     df = pp.copy()
     df["_v"] = df["silent_drops"] / df["replications"]
-    ykey = y or "_row"
-    if y is None:
-        df[ykey] = ""
-    xs = sorted(df[x].map(_label).unique(), key=_sort_key)
-    ys = sorted(df[ykey].map(_label).unique(), key=_sort_key)
+    shorts = short_keys([x, *others])
+    df["_x"] = df[x].map(fmt_param)
+    df["_y"] = [point_label(r, others, shorts) if others else "" for _, r in df.iterrows()]
+    xs = sorted(df["_x"].unique(), key=_sort_key)
+    ys = list(dict.fromkeys(df["_y"]))  # grid order
     grid = np.full((len(ys), len(xs)), np.nan)
     for _, r in df.iterrows():
-        grid[ys.index(_label(r[ykey])), xs.index(_label(r[x]))] = r["_v"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(xs) + 2), max(2.2, 0.6 * len(ys) + 1.5)))
+        grid[ys.index(r["_y"]), xs.index(r["_x"])] = r["_v"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(xs) + 3), max(2.2, 0.45 * len(ys) + 1.6)))
     im = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
     ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right")
-    ax.set_yticks(range(len(ys)), ys)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y or "")
+    ax.set_yticks(range(len(ys)), ys, fontsize=8)
+    ax.set_xlabel(shorts[x])
     for i in range(len(ys)):
         for j in range(len(xs)):
             v = grid[i, j]
             if not np.isnan(v):
-                ax.text(j, i, "safe" if v == 0 else f"{v:.1f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, "safe" if v == 0 else fmt_count(v), ha="center", va="center", fontsize=7,
                         color="green" if v == 0 else "black")
     fig.colorbar(im, ax=ax, label="silent drops per replication")
     ax.set_title("Silent drops per replication (0 = safe)")
@@ -81,27 +75,39 @@ def detection_times(conns: pd.DataFrame, by: str | None = None) -> plt.Figure:
     return fig
 
 
-def cost_vs_safety(table: pd.DataFrame, knob: str) -> plt.Figure:
-    """Keepalive cost against safety, one point per knob setting."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+def cost_vs_safety(table: pd.DataFrame, knobs: list[str], device: str = "the LB") -> plt.Figure:
+    """Keepalive cost against safety, one point per knob setting, labelled with every knob; settings
+    that land on the same spot share one label."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    shorts = short_keys(knobs)
+    spots: dict[tuple[float, float], list[str]] = {}
     for safe, color, label in ((True, "tab:green", "safe"), (False, "tab:red", "unsafe")):
         sub = table[table["safe"] == safe]
-        ax.scatter(sub["ka_pps_per_1000"], sub["silent_drops"], c=color, label=label)
+        ax.scatter(sub["ka_pps_per_1000"].fillna(0), sub["silent_drops"], c=color, label=label, zorder=3)
         for _, r in sub.iterrows():
-            ax.annotate(_label(r[knob]), (r["ka_pps_per_1000"], r["silent_drops"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel("keepalive packets/s through the LB per 1,000 connections")
+            xy = (round(float(np.nan_to_num(r["ka_pps_per_1000"])), 3), float(r["silent_drops"]))
+            spots.setdefault(xy, []).append(point_label(r, knobs, shorts))
+    # staggered offsets: neighbours in x order alternate above and below their point
+    for k, (xy, labels) in enumerate(sorted(spots.items())):
+        text = labels[0] if len(labels) == 1 else f"{labels[0]} (+{len(labels) - 1} more)"
+        ax.annotate(text, xy, fontsize=6.5, textcoords="offset points",
+                    xytext=(4, (6, -10, 14, -18)[k % 4]), zorder=4)
+    ax.set_xlabel(f"keepalive packets/s at {device} per 1,000 connections")
     ax.set_ylabel("silent drops (all conditions, all replications)")
-    ax.set_title(f"Cost vs safety ({knob})")
+    ax.set_title("Cost vs safety, one point per knob setting")
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def timeline(trace: list[tuple], title: str, drop_s: float | None = None) -> plt.Figure:
-    """Packets and verdicts of one connection: the whole story (top) and a zoom on the drop (bottom),
-    lanes client / LB / server."""
+def timeline(trace: list[tuple], title: str, drop_s: float | None = None,
+             names: dict[str, str] | None = None) -> plt.Figure:
+    """Packets and verdicts of one connection: the whole story (top) and a zoom on the drop (bottom).
+    Lanes are the connection's opener, the middlebox and its acceptor, named by ``names`` (for
+    example Envoy and the upstream server on the upstream leg). Labels closer than 3% of the axis to
+    the previous one on the same lane are left out, so they never overprint."""
     lanes = {"client": 2, "lb": 1, "server": 0}
+    names = {"client": "client", "lb": "LB", "server": "server", **(names or {})}
     colors = {"DATA": "tab:blue", "ACK": "tab:gray", "PROBE": "tab:orange", "RST": "tab:red", "FIN": "tab:purple",
               "SYN": "tab:gray", "SYNACK": "tab:gray", "drop": "black", "expired": "black", "error": "tab:red"}
     fig, axes = plt.subplots(2, 1, figsize=(11, 6.4))
@@ -112,16 +118,26 @@ def timeline(trace: list[tuple], title: str, drop_s: float | None = None) -> plt
         windows.append((drop_s - 0.25 * (hi - drop_s) - 1, hi))
     for ax, win in zip(axes, windows + [None] * (2 - len(windows)), strict=True):
         shown = [e for e in trace if win is None or win[0] <= e[0] <= win[1]]
-        for k, (t, where, what, note) in enumerate(shown):
+        if not shown:
+            continue
+        min_gap = 0.03 * max(max(e[0] for e in shown) - min(e[0] for e in shown), 1e-9)
+        last: dict[int, float] = {}
+        nth: dict[int, int] = {}
+        for t, where, what, note in shown:
             y = lanes.get(where, 1)
             ax.scatter([t], [y], c=colors.get(what, "tab:green"), s=22, zorder=3)
             if what in ("PROBE", "RST", "expired", "error", "drop") and (win is not None or what != "PROBE"):
+                if t - last.get(y, -np.inf) < min_gap:
+                    continue
+                last[y] = t
+                nth[y] = nth.get(y, 0) + 1
                 label = "keepalive probe sent" if what == "PROBE" and note == "sent" else (note or what)
                 ax.annotate(label, (t, y), fontsize=7, textcoords="offset points",
-                            xytext=(4, 8 if k % 2 else -12))
+                            xytext=(4, (9, -13, 18)[nth[y] % 3]))
         if drop_s is not None:
             ax.axvline(drop_s, color="black", ls="--", lw=0.8)
-        ax.set_yticks(list(lanes.values()), list(lanes.keys()))
+        ax.set_yticks(list(lanes.values()), [names[k] for k in lanes])
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.set_ylim(-0.6, 2.6)
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlabel("simulated time (s)" + ("" if win is None else "  (zoom on the drop; dashed = LB expiry)"))
@@ -147,18 +163,19 @@ def active_flows(series: pd.DataFrame, labels: dict[str, str], title: str) -> pl
     return fig
 
 
-def nlcu(table: pd.DataFrame, key: str) -> plt.Figure:
-    """Estimated NLB capacity units (mean and peak minute) per setting; an estimate from AWS's
-    published NLCU dimensions."""
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    labels = [_label(v) for v in table[key]]
+def nlcu(pp: pd.DataFrame, keys: list[str]) -> plt.Figure:
+    """Estimated NLB capacity units (mean and peak minute) per grid point, every swept key in the
+    label (a fleet-size condition gets its own bars); an estimate from AWS's published NLCU
+    dimensions."""
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(pp) + 2), 4.2))
+    shorts = short_keys(keys)
+    labels = [point_label(r, keys, shorts) for _, r in pp.iterrows()]
     x = np.arange(len(labels))
-    ax.bar(x - 0.2, table["nlcu_mean"], 0.4, label="mean minute")
-    ax.bar(x + 0.2, table["nlcu_peak"], 0.4, label="peak minute")
-    ax.set_xticks(x, labels, rotation=45, ha="right")
-    ax.set_xlabel(key)
+    ax.bar(x - 0.2, pp["nlcu_mean"], 0.4, label="mean minute")
+    ax.bar(x + 0.2, pp["nlcu_peak"], 0.4, label="peak minute")
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("NLCU (estimate)")
-    ax.set_title("Estimated NLB capacity units")
+    ax.set_title("Estimated NLB capacity units per grid point")
     ax.legend()
     fig.tight_layout()
     return fig

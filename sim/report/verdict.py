@@ -133,8 +133,10 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
 
 
 def _json(v: Any) -> Any:
-    """A nested summary field as stored in a results folder (JSON text) or in memory."""
-    return json.loads(v) if isinstance(v, str) else v
+    """A nested summary field as stored in a results folder (JSON text, or Arrow's arrays) or in memory."""
+    if isinstance(v, str):
+        return json.loads(v)
+    return v.tolist() if hasattr(v, "tolist") else v
 
 
 def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
