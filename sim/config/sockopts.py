@@ -2,7 +2,7 @@
 
 Used wherever numbers appear: EnvoyFilter ``socket_options`` decoding, error messages, reports.
 Source: include/uapi/asm-generic/socket.h and include/uapi/linux/tcp.h (v5.4, as quoted in
-../shared/reference/seed-istio-gateway-keepalive.txt).
+docs/reference/seed-istio-gateway-keepalive.txt).
 """
 
 from __future__ import annotations
