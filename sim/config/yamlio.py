@@ -42,7 +42,8 @@ MAX_NODES = 1_000_000
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: what YAML does not allow in a document (PyYAML's Reader.NON_PRINTABLE): control characters
+_CONTROL = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]")
 
 
 def dotted(path: tuple) -> str:
@@ -176,7 +177,10 @@ def read_yaml_docs(text: str, file: str, what: str = "invalid YAML") -> list[tup
     """Every document of a YAML stream, each with its key → line map; empty documents are left out.
     ``what`` starts the message of a syntax error."""
     _precheck(text, file)
-    loader = _Loader(text, file)
+    try:
+        loader = _Loader(text, file)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, text, file, what) from None
     docs = []
     try:
         while loader.check_node():
