@@ -221,6 +221,8 @@ def test_a_peer_exits_quietly_on_sigint_and_sigterm(sig):
                                  netns.run_id(), "server", "8080", "off", "0"], cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert json.loads(peer.stdout.readline())["event"] == "listening"
+        # real-time priority (or at least nice -10), so load elsewhere does not delay its timed waits
+        assert os.sched_getscheduler(peer.pid) == os.SCHED_FIFO or os.getpriority(os.PRIO_PROCESS, peer.pid) < 0
         peer.send_signal(sig)
         out, err = peer.communicate(timeout=30)
         assert (out, err) == ("", "")
