@@ -4,6 +4,11 @@ The lb namespace forwards and runs netfilter conntrack as the idle-timeout middl
 ``nf_conntrack_tcp_timeout_established``, ``nf_conntrack_tcp_loose=0`` (a mid-stream packet never
 re-creates a forgotten flow) and an nftables rule that answers such a packet with a TCP reset, or
 drops it. Addresses exist only inside these namespaces; nothing is routed anywhere else.
+
+Everything a run creates lives inside its namespaces (the veths are created directly in them, the
+nft table in the lb namespace), and every name carries the run id (``ksim-PID.START-NN-c|l|s``), so
+deleting a run's namespaces removes all of it, and a later run can tell a dead run's leftovers from
+a live run's (``sweep_stale``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PREFIX = "ksim"
 CLIENT_IP, LB_C_IP, LB_S_IP, SERVER_IP = "10.231.1.1", "10.231.1.2", "10.231.2.2", "10.231.2.1"
@@ -29,6 +35,40 @@ def run(*cmd: str, input: str | None = None) -> str:
     return res.stdout
 
 
+def run_id(pid: int | None = None) -> str | None:
+    """``PID.START`` of a process (default: this one), START being its start time in clock ticks after
+    boot (/proc/PID/stat field 22). It names one process lifetime, so a PID reused by another process
+    gets another id. None when the process does not exist."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after the last ')'
+    return f"{pid}.{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def run_alive(rid: str) -> bool:
+    """Whether the run ``rid`` is still running. A bare PID (the naming of earlier versions) counts as
+    alive while any process has that PID, which may keep a leftover longer but never removes a live
+    run's."""
+    pid, _, start = rid.partition(".")
+    if not start:
+        return os.path.exists(f"/proc/{pid}")
+    return run_id(int(pid)) == rid
+
+
+def owner_of(name: str) -> str | None:
+    """The run id in a testbed namespace name ``ksim-RUNID-...``, or None if it is not one of ours."""
+    parts = name.split("-")
+    if len(parts) < 3 or parts[0] != PREFIX:
+        return None
+    pid, dot, start = parts[1].partition(".")
+    if not pid.isdigit() or (dot and not start.isdigit()):
+        return None
+    return parts[1]
+
+
 def check_available() -> None:
     """Raise Unavailable with the reason when namespaces or nftables cannot be used."""
     if os.geteuid() != 0:
@@ -36,7 +76,7 @@ def check_available() -> None:
     for tool in ("ip", "nft"):
         if shutil.which(tool) is None:
             raise Unavailable(f"'{tool}' is not installed (Debian: apt-get install iproute2 nftables)")
-    probe = f"{PREFIX}-probe-{os.getpid()}"
+    probe = f"{PREFIX}-{run_id()}-probe"  # named like a testbed, so a sweep removes it if we die here
     try:
         run("ip", "netns", "add", probe)
     except RuntimeError as exc:
@@ -45,26 +85,52 @@ def check_available() -> None:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)
 
 
-def sweep_stale() -> None:
-    """Remove namespaces left by a run whose process is gone (e.g. killed with SIGKILL)."""
+def sweep_stale() -> int:
+    """Remove what runs that are no longer alive left behind (SIGKILL, a crash, a power cut of the
+    parent only): their namespaces, and with them the veths and nft tables inside, and any peer of
+    theirs still running. Runs that are alive, in this checkout or another, are not touched.
+    Returns the number of namespaces removed."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            rid = _peer_owner(proc)
+            if rid is not None and not run_alive(rid):
+                _kill(int(proc.name))
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    removed = 0
     for line in out.splitlines():
         name = line.split()[0] if line.strip() else ""
-        parts = name.split("-")
-        if len(parts) >= 3 and parts[0] == PREFIX and parts[1].isdigit():
-            pid = int(parts[1])
-            if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-                _delete(name)
+        rid = owner_of(name)
+        if rid is not None and not run_alive(rid):
+            removed += _delete(name)
+    return removed
 
 
-def _delete(ns: str) -> None:
+def _peer_owner(proc: Path) -> str | None:
+    """The run id of a peer process (``-m sim.testbed.peer --run RUNID``), else None."""
+    try:
+        args = proc.joinpath("cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if b"sim.testbed.peer" not in args or b"--run" not in args:
+        return None
+    i = args.index(b"--run") + 1
+    return args[i].decode(errors="replace") if i < len(args) else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _delete(ns: str) -> bool:
+    """Kill every process in the namespace, then delete it. True if it existed."""
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
     for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        if pid.isdigit():
+            _kill(int(pid))
+    return subprocess.run(["ip", "netns", "del", ns], capture_output=True).returncode == 0
 
 
 @dataclass(eq=False)
@@ -76,14 +142,16 @@ class Testbed:
     late: str  # "rst" or "drop"
     client_sysctl: dict[str, int] = field(default_factory=dict)
     server_sysctl: dict[str, int] = field(default_factory=dict)
+    owner: str = ""  # run id (see run_id) in every name, so a later sweep can tell whether we are alive
 
     def __post_init__(self) -> None:
-        base = f"{PREFIX}-{os.getpid()}-{self.tag}"
+        self.owner = self.owner or run_id()
+        base = f"{PREFIX}-{self.owner}-{self.tag}"
         self.client, self.lb, self.server = f"{base}-c", f"{base}-l", f"{base}-s"
 
     def __enter__(self) -> Testbed:
         try:
-            self._up()
+            self.up()
         except BaseException:
             self.down()
             raise
@@ -95,7 +163,8 @@ class Testbed:
     def ns(self, name: str, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", name, *cmd]
 
-    def _up(self) -> None:
+    def up(self) -> None:
+        """Create the namespaces, veths and nft table; on failure, down() removes what was made."""
         for ns in (self.client, self.lb, self.server):
             run("ip", "netns", "add", ns)
             run(*self.ns(ns, "ip", "link", "set", "lo", "up"))
@@ -131,9 +200,10 @@ table inet ksim {{
             for key, value in sysctls.items():
                 run(*self.ns(ns, "sysctl", "-q", "-w", f"{key}={value}"))
 
-    def down(self) -> None:
-        for ns in (self.client, self.lb, self.server):
-            _delete(ns)
+    def down(self) -> int:
+        """Remove the namespaces (their processes, veths and nft table go with them); returns how
+        many existed."""
+        return sum(_delete(ns) for ns in (self.client, self.lb, self.server))
 
     def keepalive_probes(self, ns: str) -> int:
         """TcpExtTCPKeepAlive of a namespace (per-netns MIB): probes sent there so far."""

@@ -1,4 +1,10 @@
-"""``python -m sim validate --kernel``: each scaled case on the real kernel and in the simulator."""
+"""``python -m sim validate --kernel``: each scaled case on the real kernel and in the simulator.
+
+Teardown: a run removes its namespaces and peers when it ends, fails, or gets SIGINT or SIGTERM
+(then one line, ``interrupted|terminated; cleaned up N namespaces``, exit 128 + signal). SIGKILL
+cannot be handled: the peers die with the run (PR_SET_PDEATHSIG, see peer.py) and the next run
+removes the namespaces (netns.sweep_stale).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -21,12 +28,78 @@ from sim.config.schema import Scenario, lb_list
 from sim.model.clock import wheel_granularity_j
 from sim.model.kernel import retries_timeout_s
 from sim.model.scenario import run_one
-from sim.testbed.netns import SERVER_IP, Testbed, check_available, sweep_stale
+from sim.output import dumps
+from sim.testbed.netns import SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "configs" / "kernel"
 PORT = 8080
-_ACTIVE: set[Testbed] = set()
-_LOCK = threading.Lock()
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived during main_validate; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Aborted(Exception):
+    """The run is being torn down: start nothing more."""
+
+
+class _Run:
+    """The testbeds and peers of one validate() call, so that a teardown from the main thread finds
+    them all. Workers register a testbed before creating it and start peers through ``spawn``; once
+    ``abort`` has begun, both refuse, so nothing appears behind the teardown."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.beds: set[Testbed] = set()
+        self.procs: set[subprocess.Popen] = set()
+        self.aborted = False
+        self.removed = 0  # namespaces removed since the abort began
+        self.pool: ThreadPoolExecutor | None = None
+
+    def add(self, bed: Testbed) -> None:
+        with self.lock:
+            if self.aborted:
+                raise _Aborted
+            self.beds.add(bed)
+
+    def remove(self, bed: Testbed) -> None:
+        n = bed.down()
+        with self.lock:
+            self.beds.discard(bed)
+            if self.aborted:
+                self.removed += n
+
+    def spawn(self, cmd: list[str], **kwargs) -> subprocess.Popen:
+        """Start a peer in its own session: a Ctrl-C goes to the terminal's foreground process group,
+        and reaches validate alone, which then removes the peers."""
+        with self.lock:
+            if self.aborted:
+                raise _Aborted
+            proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+            self.procs.add(proc)
+        return proc
+
+    def abort(self) -> int:
+        """Kill every peer, remove every testbed, wait for the workers; returns the namespaces removed."""
+        with self.lock:
+            self.aborted = True
+            procs, beds = list(self.procs), list(self.beds)
+        for proc in procs:
+            proc.kill()
+        for bed in beds:
+            self.remove(bed)
+        if self.pool is not None:
+            # a worker caught half-way through bed.up() finishes its last `ip` call, finds the
+            # run aborted and removes its own testbed
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return self.removed
+
+
+_CURRENT: _Run | None = None
 
 
 @dataclass
@@ -91,37 +164,39 @@ def _tolerance_s(sc: Scenario, hz: int, outcome: str) -> float:
     return wheel_granularity_j(int(longest * hz)) / hz + 0.05
 
 
-def run_kernel_case(sc: Scenario, tag: str) -> tuple[str, float, int, str]:
+def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int, str]:
     """(outcome, client error time after connect, probes sent by both ends, note)."""
     lb = middlebox_spec(lb_list(sc.lb)[0])
     late = "rst" if lb.late_from_client == "rst_to_sender" else "drop"
     gap = sc.traffic.request_gap.spec()[1]
     bed = Testbed(tag, int(lb.idle_timeout_s), late,
                   client_sysctl=dict(sc.client.kernel.sysctl), server_sysctl=dict(sc.upstream.kernel.sysctl))
-    with _LOCK:
-        _ACTIVE.add(bed)
+    run.add(bed)
+    server = client = None
     try:
-        with bed:
-            peer = [sys.executable, "-m", "sim.testbed.peer"]
-            env = {**os.environ, "PYTHONPATH": str(CASES_DIR.parents[1])}
-            server = subprocess.Popen(bed.ns(bed.server, *peer, "server", str(PORT),
-                                             _keepalive_arg(sc.upstream.keepalive),
-                                             str(int(sc.upstream.user_timeout * 1000))),
-                                      stdout=subprocess.PIPE, text=True, env=env)
-            server.stdout.readline()  # listening
-            client = subprocess.run(bed.ns(bed.client, *peer, "client", SERVER_IP, str(PORT),
-                                           _keepalive_arg(sc.client.keepalive),
-                                           str(int(sc.client.user_timeout * 1000)), str(gap), str(sc.duration)),
-                                    capture_output=True, text=True, env=env, timeout=sc.duration + 60)
-            probes = bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server)
-            server.kill()
-            server.wait()
+        bed.up()
+        peer = [sys.executable, "-m", "sim.testbed.peer", "--run", bed.owner]
+        env = {**os.environ, "PYTHONPATH": str(CASES_DIR.parents[1])}
+        server = run.spawn(bed.ns(bed.server, *peer, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
+                                  str(int(sc.upstream.user_timeout * 1000))),
+                           stdout=subprocess.PIPE, text=True, env=env)
+        server.stdout.readline()  # listening
+        client = run.spawn(bed.ns(bed.client, *peer, "client", SERVER_IP, str(PORT),
+                                  _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
+                                  str(gap), str(sc.duration)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        out, client_err = client.communicate(timeout=sc.duration + 60)
+        probes = bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server)
     finally:
-        with _LOCK:
-            _ACTIVE.discard(bed)
-    events = [json.loads(line) for line in client.stdout.splitlines() if line.startswith("{")]
+        # this thread is the peers' parent for PR_SET_PDEATHSIG: it ends only after they have
+        for proc in (client, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        run.remove(bed)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     if not events or events[0]["event"] != "connected":
-        return "error", math.nan, probes, f"client did not connect: {client.stderr.strip()[-200:]}"
+        return "error", math.nan, probes, f"client did not connect: {client_err.strip()[-200:]}"
     t0 = events[0]["t"]
     last = events[-1]
     if last["event"] != "error":
@@ -149,7 +224,10 @@ def run_sim_case(sc: Scenario) -> tuple[str, float, int]:
 
 
 def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[CaseResult]:
-    """Run every case (in parallel on the kernel side). Raises netns.Unavailable."""
+    """Run every case (in parallel on the kernel side). Raises netns.Unavailable. Whatever happens,
+    the testbeds are gone when it returns or raises."""
+    global _CURRENT
+    _CURRENT = None
     check_available()
     sweep_stale()
     hz = hz or detect_hz()
@@ -157,11 +235,16 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
         raise RuntimeError("cannot read CONFIG_HZ of the running kernel; pass --hz")
     paths = cases or case_paths()
     scenarios = [load_config(p, [f"kernel.hz={hz}", "kernel.timers=wheel"]).scenario for p in paths]
+    run = _CURRENT = _Run()
+    run.pool = ThreadPoolExecutor(max_workers=len(paths))
     try:
-        with ThreadPoolExecutor(max_workers=len(paths)) as pool:
-            kernel = list(pool.map(lambda a: run_kernel_case(a[1], f"{a[0]:02d}"), enumerate(scenarios)))
+        futures = [run.pool.submit(run_kernel_case, run, sc, f"{i:02d}") for i, sc in enumerate(scenarios)]
+        kernel = [f.result() for f in futures]
+    except BaseException:
+        run.abort()
+        raise
     finally:
-        cleanup()
+        run.pool.shutdown(wait=True)
     results = []
     for path, sc, (k_out, k_t, k_probes, note) in zip(paths, scenarios, kernel, strict=True):
         s_out, s_t, s_probes = run_sim_case(sc)
@@ -170,13 +253,10 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
     return results
 
 
-def cleanup() -> None:
-    """Remove every testbed of this process (also after Ctrl-C)."""
-    with _LOCK:
-        beds = list(_ACTIVE)
-        _ACTIVE.clear()
-    for bed in beds:
-        bed.down()
+def cleanup() -> int:
+    """Remove every testbed and peer of the current run (also after Ctrl-C); returns the number of
+    namespaces removed since its teardown began."""
+    return _CURRENT.abort() if _CURRENT is not None else 0
 
 
 def table(results: list[CaseResult], hz: int) -> str:
@@ -194,22 +274,39 @@ def table(results: list[CaseResult], hz: int) -> str:
     return "\n".join(lines)
 
 
-def main_validate(hz: int | None, as_json: bool) -> int:
-    from sim.testbed.netns import Unavailable
+def _on_signal(signum: int, frame) -> None:
+    # a second Ctrl-C (or a SIGTERM after it) must not cut the teardown short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
 
+
+def unavailable_line(reason: str) -> str:
+    """The one line for exit 77. DESIGN §4: in CI (CI=true) not running is a failure, not a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        return f"validate: cannot run here: {reason}; with CI=true that is a failure"
+    return f"validate: skipped: {reason}"
+
+
+def main_validate(hz: int | None, as_json: bool) -> int:
     t0 = time.monotonic()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         results = validate(hz)
     except Unavailable as exc:
-        print(f"validate: skipped: {exc}", file=sys.stderr)
-        if os.environ.get("CI", "").lower() == "true":
-            print("validate: a skip is a failure in CI (CI=true)", file=sys.stderr)
+        print(unavailable_line(str(exc)), file=sys.stderr)
         return 77
+    except Interrupted as exc:
+        word = "interrupted" if exc.signum == signal.SIGINT else "terminated"
+        print(f"{word}; cleaned up {cleanup()} namespaces", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     used_hz = hz or detect_hz() or 0
     if as_json:
-        print(json.dumps({"hz": used_hz, "kernel": platform.release(), "wall_s": round(time.monotonic() - t0, 1),
-                          "cases": [{**r.__dict__, "ok": r.ok} for r in results]},
-                         default=lambda x: None if isinstance(x, float) and math.isnan(x) else x, indent=2))
+        print(dumps({"hz": used_hz, "kernel": platform.release(), "wall_s": round(time.monotonic() - t0, 1),
+                     "cases": [{**r.__dict__, "ok": r.ok} for r in results]}))
     else:
         print(table(results, used_hz))
     return 0 if all(r.ok for r in results) else 1
