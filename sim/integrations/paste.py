@@ -122,8 +122,9 @@ def clean_paste(text: str) -> tuple[str, list[str]]:
                 skipping = (heredoc[1], n + 1, "what kubectl printed, not the manifest")
                 heredoc = None
             continue
-        if _FENCE.match(raw):
+        if _FENCE.match(raw):  # a fence also ends the output of the command before it
             out[i] = ""
+            end_skip(n - 1)
             continue
         cmd = _command_of(raw)
         if cmd is None:
