@@ -85,7 +85,8 @@ MULTI = (EF + "spec:\n  workloadSelector: {labels: {istio: ingressgateway}}\n  c
          "    patch:\n      operation: MERGE\n      value:\n        socket_options:\n"
          "        - {level: 6, name: 4, int_value: 120, state: STATE_PREBIND}\n"
          "  - applyTo: CLUSTER\n    match: {context: GATEWAY, cluster: {service: backend.default.svc.cluster.local}}\n"
-         "    patch:\n      operation: MERGE\n      value:\n        circuit_breakers: {thresholds: [{max_connections: 10}]}\n")
+         "    patch:\n      operation: MERGE\n      value:\n"
+         "        circuit_breakers: {thresholds: [{max_connections: 10}]}\n")
 
 
 def test_patches_on_one_listener_are_merged_into_one_hop(capsys, tmp_path):
@@ -232,7 +233,8 @@ def test_a_duration_that_truncates_to_zero_is_a_warning_on_the_hop(tmp_path, cap
     assert any("500ms" in w for w in rep["warnings"])
 
 
-@pytest.mark.parametrize("value,expect", [("1d", "'1d' is not a Go duration"), ("300", "300 is not a duration string"), ("300 s", "missing unit"),
+@pytest.mark.parametrize("value,expect", [("1d", "'1d' is not a Go duration"), ("300", "300 is not a duration string"),
+                                          ("300 s", "missing unit"),
                                           ("300us", "must be a valid duration greater than 1ms"),
                                           ("1.0005s", "only durations to ms precision")])
 def test_destinationrule_bad_durations_exit_2(value, expect, tmp_path, capsys):
@@ -290,7 +292,8 @@ def test_duplicate_sysctl_keys_warn_naming_both_lines():
 
 
 NETSTAT = ("Active Internet connections (w/o servers)\n"
-           "Proto Recv-Q Send-Q Local Address           Foreign Address         State       PID/Program name     Timer\n"
+           "Proto Recv-Q Send-Q Local Address           Foreign Address         State       PID/Program name   "
+           "  Timer\n"
            "tcp        0      0 10.1.2.3:8080           10.1.9.9:41000          ESTABLISHED 1/envoy      "
            "keepalive (7179.89/0/0)\n"
            "tcp        0      0 10.1.2.3:8080           10.1.9.8:41002          ESTABLISHEDoff (0.00/0/0)\n")

@@ -399,7 +399,7 @@ def test_max_safe_idle_matches_the_sweep_thresholds():
     (EF_HEAD + "spec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
      "        socket_options:\n        - {level: 6, name: 4, int_value: 40000}\n", "EINVAL"),
     (EF_HEAD + "spec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
-     "        socket_options:\n        - {level: 6, name: 4, int_value: abc}\n", "int_value: Failed to parse int_value"),
+     "        socket_options:\n        - {level: 6, name: 4, int_value: abc}\n", "Failed to parse int_value"),
     (DR_HEAD + "spec:\n  host: x\n  trafficPolicy:\n    connectionPool:\n      tcp:\n"
      "        tcpKeepalive: {time: 1d}\n", "'1d' is not a Go duration: unknown unit 'd'"),
 ])
