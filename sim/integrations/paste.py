@@ -82,11 +82,18 @@ def _why(family: str | None) -> str:
     return "a different kind of input (run inspect on it separately)" if family else "not an input inspect reads"
 
 
+#: any other prompt (``<node> ~ #``, ``root@<pod>:/#``) when a known command follows it
+_LOOSE_PROMPT = re.compile(r"^(?P<p>\S[^\n]{0,79}?[#$%>])\s+(?P<cmd>(?P<w>[\w./-]+)(?:\s.*)?)$")
+
+
 def _command_of(raw: str) -> str | None:
     """The command of a prompt line or a bare command line, else None."""
     m = _PROMPT.match(raw)
     if m:
         return raw[m.end():].strip()
+    m = _LOOSE_PROMPT.match(raw)
+    if m and m["w"].rsplit("/", 1)[-1] in COMMANDS and not m["p"].lstrip().startswith("#"):
+        return m["cmd"].strip()
     s = raw.strip()
     first = s.split(" ", 1)[0]
     if raw[:1].isspace():  # indented: content (a YAML block, a continuation line), never a command

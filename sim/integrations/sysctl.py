@@ -56,6 +56,8 @@ def parse_sysctl(text: str, file: str) -> Parsed:
             old, old_line = parsed.sysctl[key]
             same = "the same value" if old == int(value) else f"{old} then {value}"
             parsed.warnings.append(f"{key} is set twice ({same}), on lines {old_line} and {n}: `sysctl -p` applies "
-                                   f"lines in order, so line {n} ({value}) is the one in effect")
+                                   f"lines in order, so line {n} ({value}) is the one in effect. If the two lines come "
+                                   "from different hosts or pods (two pasted commands), they are different network "
+                                   "namespaces: inspect each on its own")
         parsed.sysctl[key] = (int(value), n)
     return parsed

@@ -55,6 +55,10 @@ def hop_traps(hop: HopDecl, eff: Effective) -> list[str]:
         if hop.socket_options and hop.tcp_keepalive is not None:
             out.append(f"cluster {hop.name}: Envoy applies tcp_keepalive first and upstream_bind_config.socket_options "
                        "after it, so a keepalive option set in both takes the socket option's value")
+    if eff.user_timeout_ms and not eff.enabled:
+        out.append(f"{hop.side} {hop.name}: TCP_USER_TIMEOUT {eff.user_timeout_ms} ms without SO_KEEPALIVE only bounds "
+                   "how long sent data may stay unacknowledged (R32-R34): an idle connection sends nothing, so an LB "
+                   "still forgets it")
     if hop.broken:
         out.append(f"{hop.side} {hop.name}: {hop.broken}")
     if eff.enabled and eff.fallbacks:
