@@ -202,3 +202,18 @@ def test_synthetic_mesh_config_and_go_durations(capsys):
     assert "meshConfig.tcpKeepalive.interval" in dr["keepalive"]["sources"]["interval"]
     assert sub["broken"] and "500ms" in sub["broken"] and sub["verdict"]["safe"] is False
     assert other["name"] == "every upstream cluster without a DestinationRule" and ka(other)[:4] == (True, 300, 30, 3)
+
+
+def test_gardener_helm_template_is_refused_with_its_line(capsys):
+    rc, out, err = run(["inspect", str(REAL / "gardener_envoyfilter_template.yaml")], capsys)
+    assert rc == 2 and ":3: Helm template leftover '{{- if .Values.ports }}'" in err
+
+
+def test_gardener_rendered_two_patches_on_one_listener(capsys):
+    r = rep(REAL / "gardener_envoyfilter_rendered_8443.yaml", capsys, "--lb", "aws-nlb-tcp")
+    h = only_hop(r)  # the port-only patch and the name+port patch are one listener; the CLUSTER patch is no hop
+    assert (h["name"], h["port"], ka(h)) == ("0.0.0.0_8443", 8443, (True, 55, 55, 9, 0))
+    assert h["source"] == "EnvoyFilter istio-ingressgateway configPatches[0], configPatches[2]"
+    assert h["verdict"]["safe"] is True
+    assert any("CLUSTER patch configPatches[1]" in n for n in r["notes"])
+    assert any("STATE_LISTENING" in w for w in r["warnings"])
