@@ -379,3 +379,20 @@ def test_json_hop_shape(tmp_path, capsys):
     assert {"side", "name", "port", "keepalive", "verdict"} <= set(hop)
     assert {"enabled", "idle", "interval", "count", "user_timeout_ms"} <= set(hop["keepalive"])
     assert (hop["side"], hop["name"], hop["port"]) == ("listener", "0.0.0.0_8443", 8443)
+
+
+# ----------------------------------------------------------------------------- found by fuzzing the fixes
+def test_remove_ends_the_patches_of_a_listener_as_istio_does():
+    text = (EF + "spec:\n  workloadSelector: {labels: [not-a-map]}\n  configPatches:\n"
+            "  - {applyTo: LISTENER, patch: {operation: REMOVE}}\n"
+            "  - {applyTo: LISTENER, patch: {operation: MERGE, value: {socket_options: [{level: 1, name: 9, "
+            "int_value: 1}]}}}\n")
+    hop, = report(text)["hops"]
+    assert hop["keepalive"]["enabled"] is False and hop["socket_options"] is None
+
+
+def test_mesh_configmap_yaml_errors_point_into_the_file(tmp_path, capsys):
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio}\ndata:\n  mesh: |\n    accessLogFile: x\n"
+            "    tcpKeepalive: [unclosed\n")
+    err = one_error(tmp_path, capsys, text)
+    assert ":7: data.mesh" in err or ":8: data.mesh" in err

@@ -152,10 +152,10 @@ def _apply(applied: list[_Patch], side: str, context: str, name: str | None, por
     ka: dict[str, int | None] | None = None
     zeros: dict[str, str] = {}
     for p in applied:
-        if p.removes:
+        if p.removes:  # Istio returns at a REMOVE: no later patch applies to the listener
             hop.notes.append(f"{side} {hop.name}: operation REMOVE (configPatches[{p.index}]) deletes it")
             opts, ka, zeros = None, None, {}
-            continue
+            break
         if p.op in ("ADD", "REPLACE"):
             opts, ka, zeros = None, None, {}  # a whole new object: nothing merged before it survives
         if p.sets_socket_options:
@@ -216,7 +216,8 @@ def envoyfilter_patches(doc: dict, lines: Lines, base: tuple, file: str) -> tupl
 
 def selection_key(doc: dict) -> tuple:
     """Which proxies an EnvoyFilter selects: filters with equal keys patch the same proxies."""
-    sel = get(doc, "spec", "workloadSelector", "labels") or {}
+    sel = get(doc, "spec", "workloadSelector", "labels")
+    sel = sel if isinstance(sel, dict) else {}
     refs = get(doc, "spec", "targetRefs") or get(doc, "spec", "targetRef") or []
     return (str(get(doc, "metadata", "namespace") or ""), tuple(sorted((str(k), str(v)) for k, v in sel.items())),
             repr(refs))

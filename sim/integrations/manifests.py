@@ -35,7 +35,12 @@ def _mesh_from_configmap(obj: dict, lines: Lines, base: tuple, file: str, text: 
     key_line = line_of(lines, base + ("data", "mesh")) or 1
     rows = text.splitlines()
     block = key_line <= len(rows) and re.search(r":\s*[|>][-+0-9]*\s*(#.*)?$", rows[key_line - 1])
-    docs = read_yaml_docs(inner, file, what="the mesh config in data.mesh is not valid YAML")
+    try:
+        docs = read_yaml_docs(inner, file, what="the mesh config in data.mesh is not valid YAML")
+    except ConfigError as exc:  # point into the file, not into the string
+        line = key_line + exc.line if block and exc.line else key_line
+        raise ConfigError(exc.problem, file=file, line=line, key="data.mesh" + (f".{exc.key}" if exc.key else ""),
+                          allowed=exc.allowed) from None
     if not docs:
         return None
     mesh, mlines = docs[0]
