@@ -5,7 +5,6 @@ test_inspect_artifacts.py)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -367,9 +366,9 @@ def test_malformed_ss_timer_is_never_no_timer(timer, tmp_path, capsys):
 def test_alias_bomb_is_refused_quickly(tmp_path, capsys):
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
-    start = time.process_time()
+    # refused by yamlio's expansion limit before the 10**10 values are built (no timing claim here)
     err = one_error(tmp_path, capsys, "\n".join(lines) + "\n")
-    assert "alias bomb" in err and time.process_time() - start < 20
+    assert "alias bomb" in err
 
 
 # ----------------------------------------------------------------------------- 13: the JSON shape
