@@ -20,6 +20,8 @@ from sim.integrations.inspect import Settings, hop_effective, inspect, max_safe_
 from sim.integrations.parse import parse_ms_timer, parse_text
 
 FIX = Path(__file__).parent / "fixtures" / "integrations"
+EF_HEAD = "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\n"
+DR_HEAD = "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
 NLB_MARGIN_300_HZ250 = 350 - (300 + 16.384 + 2 * 0.001)  # predicted margin: I + g(I) + 2 x 1 hop x 1 ms
 
 
@@ -260,7 +262,10 @@ def test_ss_new_iproute_forms_and_states(capsys):
     assert by_line[9]["state"] == "TIME-WAIT"
     s = rep["summary"]
     assert (s["established"], s["keepalive"], s["without_timer"], s["hidden"]) == (6, 4, 1, 1)
-    assert s["lb"]["unsafe_connections"] == 1
+    # the ESTAB connection without a timer is unprotected: it counts against the verdict too
+    assert (s["lb"]["unsafe_connections"], s["lb"]["over_armed_connections"], s["lb"]["unprotected_connections"]) \
+        == (2, 1, 1)
+    assert s["lb"]["safe"] is False
 
 
 def test_old_iproute_ms_means_seconds_and_continuation_lines():
@@ -338,7 +343,7 @@ def test_envoyfilter_without_socket_options_is_keepalive_off(capsys, tmp_path):
 
 
 def test_envoyfilter_keepidle_without_so_keepalive_and_sidecar_outbound(tmp_path):
-    text = ("kind: EnvoyFilter\nmetadata: {name: x}\nspec:\n  configPatches:\n  - applyTo: LISTENER\n"
+    text = (EF_HEAD + "metadata: {name: x}\nspec:\n  configPatches:\n  - applyTo: LISTENER\n"
             "    match: {context: SIDECAR_OUTBOUND}\n    patch:\n      operation: MERGE\n      value:\n"
             "        socket_options:\n        - {level: 6, name: 4, int_value: 60, state: STATE_LISTENING}\n")
     p = parse_text(text, "x.yaml")
@@ -387,12 +392,12 @@ def test_max_safe_idle_matches_the_sweep_thresholds():
     ("ESTAB 0 0 1.1.1.1:1 2.2.2.2:2 timer:(keepalive,4min48,0)\n", "timer"),
     ("ESTAB 0 0 1.1.1.1:1 2.2.2.2:2\nnot an ss line\n", "not an ss socket line"),
     ("net.ipv4.tcp_keepalive_time = 0\n", "rejected by the kernel"),
-    ("kind: EnvoyFilter\nspec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
+    (EF_HEAD + "spec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
      "        socket_options:\n        - {level: 6, name: 4, int_value: 40000}\n", "EINVAL"),
-    ("kind: EnvoyFilter\nspec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
-     "        socket_options:\n        - {level: 6, name: 4, int_value: abc}\n", "is not an integer"),
-    ("kind: DestinationRule\nspec:\n  host: x\n  trafficPolicy:\n    connectionPool:\n      tcp:\n"
-     "        tcpKeepalive: {time: 1.5s}\n", "whole seconds"),
+    (EF_HEAD + "spec:\n  configPatches:\n  - applyTo: LISTENER\n    patch:\n      value:\n"
+     "        socket_options:\n        - {level: 6, name: 4, int_value: abc}\n", "Failed to parse int_value"),
+    (DR_HEAD + "spec:\n  host: x\n  trafficPolicy:\n    connectionPool:\n      tcp:\n"
+     "        tcpKeepalive: {time: 1d}\n", "'1d' is not a Go duration: unknown unit 'd'"),
 ])
 def test_bad_or_unrecognised_files_exit_2_with_what_was_expected(content, expect, tmp_path, capsys):
     f = tmp_path / "input"

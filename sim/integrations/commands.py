@@ -15,12 +15,18 @@ from sim.integrations.recommend import EMIT_CHOICES
 def add_parsers(sub: Any) -> None:
     """Add the ``inspect`` and ``recommend`` subparsers to an argparse subparsers object."""
     ins = sub.add_parser(
-        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, `ss -nte` output or sysctl lines",
+        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, mesh config, `ss -nte`/netstat output "
+                        "or sysctl lines",
         description="Print the effective keepalive of each hop in FILE (what unset values fall back to), and with "
-                    "--lb a verdict against that middlebox profile, plus the known traps.")
+                    "--lb / --upstream-lb a verdict against the middlebox on that hop's leg, plus the known traps.")
     ins.add_argument("file", help="the artefact to read; - reads standard input")
     ins.add_argument("--lb", metavar="PROFILE",
-                     help="judge against this middlebox profile (see `python -m sim profiles`)")
+                     help="the middlebox in front of Envoy: judges listener hops, ss/netstat and sysctl input "
+                          "(see `python -m sim profiles`)")
+    ins.add_argument("--upstream-lb", metavar="PROFILE",
+                     help="the middlebox between Envoy and its upstreams: judges cluster hops")
+    ins.add_argument("--fail-on-unsafe", action="store_true",
+                     help="exit 3 when any verdict is UNSAFE (for CI pipelines)")
     ins.add_argument("--hz", type=int, choices=(100, 250, 300, 1000), default=250,
                      help="kernel HZ, for the timer-wheel lateness (default 250)")
     ins.add_argument("--one-way-delay", default="1ms", metavar="DURATION",
@@ -48,15 +54,31 @@ def add_parsers(sub: Any) -> None:
 
 # ----------------------------------------------------------------------------- inspect
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """``inspect FILE``: print the report (text or JSON). Exit 0; bad input raises ConfigError."""
-    from sim.integrations.inspect import Settings, check_lb, inspect, parse_one_way_delay, render_text
+    """``inspect FILE``: print the report (text or JSON). Exit 0, or 3 with ``--fail-on-unsafe`` when a
+    verdict is UNSAFE. Bad input raises ConfigError (exit 2); with ``--json`` it is also printed on
+    stdout as ``{"error": {"file", "line", "key", "problem", "allowed"}}`` and the exit code is 2."""
+    from sim.integrations.inspect import Settings, check_lb, inspect, parse_one_way_delay, render_text, unsafe_verdicts
     from sim.integrations.parse import parse_file
     from sim.output import dumps
 
-    check_lb(args.lb)
-    st = Settings(lb=args.lb, hz=args.hz, one_way_delay_s=parse_one_way_delay(args.one_way_delay))
-    report = inspect(parse_file(args.file), st)
+    try:
+        check_lb(args.lb)
+        check_lb(getattr(args, "upstream_lb", None), "--upstream-lb")
+        st = Settings(lb=args.lb, hz=args.hz, one_way_delay_s=parse_one_way_delay(args.one_way_delay),
+                      upstream_lb=getattr(args, "upstream_lb", None))
+        report = inspect(parse_file(args.file), st)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        print(dumps({"error": {"file": exc.file, "line": exc.line, "key": exc.key, "problem": exc.problem,
+                               "allowed": exc.allowed}}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(dumps(report) if args.json else render_text(report))
+    bad = unsafe_verdicts(report)
+    if getattr(args, "fail_on_unsafe", False) and bad:
+        print(f"inspect: UNSAFE: {', '.join(bad)} (--fail-on-unsafe)", file=sys.stderr)
+        return 3
     return 0
 
 
