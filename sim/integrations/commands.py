@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from sim.errors import ConfigError
 from sim.integrations.recommend import EMIT_CHOICES
 
 
