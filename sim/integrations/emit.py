@@ -33,7 +33,7 @@ def k8s_name(text: str, suffix: str) -> str:
     return f"{base[: 62 - len(suffix)].rstrip('-')}-{suffix}"
 
 
-def _comments(header: list[str], width: int = 100) -> str:
+def comments(header: list[str], width: int = 100) -> str:
     """YAML/sysctl comment lines, long ones wrapped (indented continuation lines keep their indent)."""
     out = []
     for h in header:
@@ -65,7 +65,7 @@ def envoyfilter(ka: EmitKeepalive, *, name: str, namespace: str, listener: str, 
         f"          name: {opt} # {(SOCKET_OPTIONS if level == 1 else TCP_OPTIONS)[opt]}: {what}\n"
         f"          state: STATE_PREBIND\n"
         for level, opt, value, what in opts)
-    return (_comments(header)
+    return (comments(header)
             + "apiVersion: networking.istio.io/v1alpha3\n"
             + "kind: EnvoyFilter\n"
             + "metadata:\n"
@@ -89,7 +89,7 @@ def envoyfilter(ka: EmitKeepalive, *, name: str, namespace: str, listener: str, 
 def destinationrule(ka: EmitKeepalive, *, name: str, namespace: str, host: str, header: list[str]) -> str:
     """A DestinationRule whose ``connectionPool.tcp.tcpKeepalive`` sets SO_KEEPALIVE with the three
     values on Envoy's upstream connections to ``host`` (durations as Istio writes them)."""
-    return (_comments(header)
+    return (comments(header)
             + "apiVersion: networking.istio.io/v1beta1\n"
             + "kind: DestinationRule\n"
             + "metadata:\n"
@@ -116,4 +116,4 @@ def sysctl(ka: EmitKeepalive, *, header: list[str]) -> str:
            "  securityContext:", "    sysctls:"]
     pod += [f'    - {{name: {k}, value: "{v}"}}' for k, v in pairs]
     lines = "".join(f"{k} = {v}\n" for k, v in pairs)
-    return _comments(header) + lines + _comments(["", *pod])
+    return comments(header) + lines + comments(["", *pod])

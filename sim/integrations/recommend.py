@@ -225,9 +225,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             if args.emit == "all":  # keep the whole output valid YAML for kubectl: sysctls as comments
                 text = "".join(ln if ln.startswith("#") else f"# {ln}" for ln in text.splitlines(keepends=True))
             parts.append(text)
-    if not parts:
-        raise ConfigError("the recommended setting leaves keepalive off on every hop: nothing to emit",
-                          file=args.config, allowed="a sweep whose safe settings enable keepalive")
+    if not parts:  # --emit all: say why there is nothing to apply (the fix is not a keepalive setting)
+        parts.append(emit.comments([*header, "nothing to apply: the recommended setting turns kernel keepalive on "
+                                    "on no hop (the fix is another setting, such as an idle timeout or a ping "
+                                    "interval)"]))
     if skipped:
         parts[-1] += "".join(f"# {s}\n" for s in skipped)
     print("---\n".join(parts), end="")

@@ -157,7 +157,7 @@ def active_flows(series: pd.DataFrame, labels: dict[str, str], title: str) -> pl
     ax.set_xlabel("simulated minute")
     ax.set_ylabel("active flows in the LB")
     ax.set_title(title)
-    if labels:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
