@@ -1,4 +1,10 @@
-"""The scenario config (DESIGN §4) as pydantic models. Defaults live here and only here."""
+"""The scenario config (DESIGN §4) as pydantic models. Defaults live here and only here.
+
+Validation is strict: a value is never coerced from another type (``true`` is not 1, ``1`` is not
+true, ``'2'`` is not 2, ``250.0`` is not the integer 250). Durations keep their two written forms,
+a number of seconds or a string with a unit (sim.config.durations). The hard bounds on integers are
+what the model and its outputs can represent; docs/config.md gives the reason for each.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,29 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from sim.config.durations import parse_duration, whole_seconds
+from sim.config.durations import config_duration, whole_seconds
 from sim.model.kernel import DEFAULT_SYSCTL, MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(config_duration)]
+
+#: Connection ids are ``slot * 1_000_000 + n`` (sim.model.records.CONN_ID_STRIDE). With at most 1e9
+#: slots every id is below 1e15 < 2**53, so it is exact in int64 columns and also as a float64
+#: (pandas columns with NaN, JSON readers that parse numbers as doubles).
+MAX_CONNECTIONS = 10**9
+#: Each replication is a whole run of the fleet; a million is far beyond any useful confidence.
+MAX_REPLICATIONS = 10**6
+#: The seed is written to int64 columns (points.parquet) and JSON.
+MAX_SEED = 2**63 - 1
+#: C ``int`` limits: nf_conntrack_max and gRPC channel arguments are 32-bit ints.
+MAX_INT32 = 2**31 - 1
+#: Application bytes per message, for byte counts only: 1 GiB keeps per-minute sums far inside int64.
+MAX_MESSAGE_BYTES = 2**30
+#: Lognormal sigma: draws are median * exp(sigma * z); beyond 10 a 1-in-a-million draw is 10^20
+#: times the median (and sigma = inf or 1e308 overflows to inf).
+MAX_SIGMA = 10.0
+#: One-way delay per hop (seconds). Above 10 s a path's RTT nears TCP_RTO_MAX (120 s), where every
+#: segment would be retransmitted spuriously, which the model does not do.
+MAX_ONE_WAY_DELAY_S = 10.0
 
 #: Sysctls the model reads, with the ranges a 6.18 kernel accepts (kernel-keepalive.md §1.2).
 SYSCTL_RANGES = {
@@ -22,16 +47,35 @@ SYSCTL_RANGES = {
 USER_TIMEOUT_MAX_MS = 2**31 - 1
 
 
-class Strict(BaseModel):
-    """Unknown keys are errors, never ignored."""
+class KeyedError(ValueError):
+    """A ValueError about one entry of a mapping: the loader reports it at ``key`` inside the mapping."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    def __init__(self, key: Any, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors, never ignored; values are never coerced from another type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _integer_among(*choices: int) -> Any:
+    """A BeforeValidator: ``v`` must be a YAML integer (``250.0`` and ``true`` are not)."""
+    allowed = ", ".join(str(c) for c in choices)
+
+    def check(v: Any) -> Any:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ValueError(f"{v!r} is not an integer (allowed: {allowed})")
+        return v
+    return check
 
 
 def _two_bounds(v: Any) -> Any:
     if not isinstance(v, (list, tuple)) or len(v) != 2:
         raise ValueError(f"uniform takes [low, high], got {v!r} (allowed: [low, high])")
-    return v
+    return tuple(v)
 
 
 class Dist(Strict):
@@ -66,18 +110,44 @@ class Dist(Strict):
 
 
 class LogNormal(Strict):
+    """``median * exp(sigma * N(0, 1))`` seconds."""
+
     median: Duration
-    sigma: float = Field(ge=0)
+    sigma: float
+
+    @field_validator("median")
+    @classmethod
+    def _median(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("median must be > 0: a lognormal of median 0 is always 0 (allowed: a duration > 0; "
+                             "use {fixed: 0s} for no gap)")
+        return v
+
+    @field_validator("sigma")
+    @classmethod
+    def _sigma(cls, v: float) -> float:
+        if v != v:  # NaN
+            raise ValueError(f"sigma {v!r} is not a number (allowed: 0..{MAX_SIGMA:g})")
+        if v < 0:
+            raise ValueError(f"sigma {v!r} is too small (allowed: 0..{MAX_SIGMA:g})")
+        if v > MAX_SIGMA:
+            raise ValueError(f"sigma {v!r} is too large: draws are median x exp(sigma x z) and overflow "
+                             f"(allowed: 0..{MAX_SIGMA:g})")
+        return v
+
+
+#: The words a keepalive setting accepts besides true/false/null (YAML 1.2 reads them as strings).
+KEEPALIVE_WORDS = {"off": False, "on": True}
 
 
 def _keepalive_in(value: Any) -> Any:
-    """``off``/``on``/mapping; DestinationRule names (time, probes) accepted as aliases."""
+    """``off``/``on``/``true``/``false``/``null``/mapping; DestinationRule names (time, probes) are aliases."""
     if isinstance(value, bool):
         return {"enabled": value}
     if value is None:
         return {"enabled": False}
-    if isinstance(value, str) and value.lower() in ("off", "on", "true", "false"):
-        return {"enabled": value.lower() in ("on", "true")}
+    if isinstance(value, str) and value.lower() in KEEPALIVE_WORDS:
+        return {"enabled": KEEPALIVE_WORDS[value.lower()]}
     if isinstance(value, dict):
         out = dict(value)
         for alias, key in (("time", "idle"), ("probes", "count")):
@@ -87,7 +157,8 @@ def _keepalive_in(value: Any) -> Any:
                 out[key] = out.pop(alias)
         out.setdefault("enabled", True)
         return out
-    raise ValueError(f"{value!r} is not a keepalive setting (allowed: off, on, or {{idle, interval, count}})")
+    raise ValueError(f"{value!r} is not a keepalive setting (allowed: off, on, true, false, or "
+                     "{idle, interval, count})")
 
 
 class KeepaliveCfg(Strict):
@@ -101,12 +172,12 @@ class KeepaliveCfg(Strict):
     @field_validator("idle", mode="before")
     @classmethod
     def _idle(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPIDLE", 1, MAX_TCP_KEEPIDLE)
+        return None if v is None else whole_seconds(v, "TCP_KEEPIDLE", 1, MAX_TCP_KEEPIDLE, unit_required=True)
 
     @field_validator("interval", mode="before")
     @classmethod
     def _intvl(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPINTVL", 1, MAX_TCP_KEEPINTVL)
+        return None if v is None else whole_seconds(v, "TCP_KEEPINTVL", 1, MAX_TCP_KEEPINTVL, unit_required=True)
 
     @field_validator("count", mode="before")
     @classmethod
@@ -131,7 +202,7 @@ Keepalive = Annotated[KeepaliveCfg, BeforeValidator(_keepalive_in)]
 
 
 def _user_timeout(v: Any) -> float:
-    seconds = parse_duration(v)
+    seconds = config_duration(v)
     if seconds * 1000 > USER_TIMEOUT_MAX_MS:
         raise ValueError(f"TCP_USER_TIMEOUT {seconds} s is too large (allowed: 0..{USER_TIMEOUT_MAX_MS} ms)")
     return seconds
@@ -143,7 +214,7 @@ UserTimeout = Annotated[float, BeforeValidator(_user_timeout)]
 class KernelCfg(Strict):
     """Kernel defaults for every host; a host's ``kernel`` block overrides any of it."""
 
-    hz: Optional[Literal[100, 250, 300, 1000]] = None
+    hz: Annotated[Optional[Literal[100, 250, 300, 1000]], BeforeValidator(_integer_among(100, 250, 300, 1000))] = None
     timers: Optional[Literal["wheel", "exact"]] = None
     sysctl: dict[str, int] = Field(default_factory=dict)
 
@@ -160,10 +231,10 @@ class KernelCfg(Strict):
 
                 close = difflib.get_close_matches(str(key), list(SYSCTL_RANGES), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ValueError(f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
+                raise KeyedError(key, f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
             lo, hi = SYSCTL_RANGES[key]
             if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
-                raise ValueError(f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
+                raise KeyedError(key, f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
         return v
 
     def merged(self, over: KernelCfg) -> KernelCfg:
@@ -184,7 +255,7 @@ class LbCfg(Strict):
     refreshed_by: Optional[Literal["any_packet", "payload"]] = None
     on_expiry: Optional[Literal["silent", "rst_both", "fin_both"]] = None
     late_packet: Optional[Union[Literal["rst_to_sender", "drop", "new_flow"], LatePerDirection]] = None
-    max_flows: Optional[int] = Field(default=None, ge=1)
+    max_flows: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class LatePerDirection(Strict):
@@ -254,17 +325,48 @@ class EnvoyUpstreamCfg(Strict):
     retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
 
 
+#: The product an ``envoy`` block stands for, and the defaults of it that differ from the field
+#: defaults above (which are Envoy's own). Sources, file and line: docs/config.md#envoyflavor.
+#: Istio sets every route's timeout to 0 (route.go setTimeout, Notimeout) and the HTTP connection
+#: manager's stream_idle_timeout to 0 (listener_builder.go); it leaves the HTTP and upstream idle
+#: timeouts at Envoy's 1 h.
+FLAVOR_DEFAULTS: dict[str, dict[tuple[str, str], float]] = {
+    "envoy": {},
+    "istio": {("listener", "route_timeout"): 0.0, ("listener", "stream_idle_timeout"): 0.0},
+}
+
+
 class EnvoyCfg(Strict):
+    """A terminating proxy. ``flavor`` picks the product's defaults; a value written in the config wins."""
+
+    flavor: Literal["envoy", "istio"] = "envoy"
     listener: ListenerCfg = ListenerCfg()
     upstream: EnvoyUpstreamCfg = EnvoyUpstreamCfg()
     kernel: KernelCfg = KernelCfg()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flavor_defaults(cls, data: Any) -> Any:
+        """Fill in the flavor's defaults for keys the config does not write."""
+        if not isinstance(data, dict):
+            return data
+        flavor = data.get("flavor", "envoy")
+        defaults = FLAVOR_DEFAULTS.get(flavor) if isinstance(flavor, str) else None
+        if not defaults:
+            return data
+        out = dict(data)
+        for (section, key), value in defaults.items():
+            block = out.get(section, {})
+            if isinstance(block, dict) and key not in block:
+                out[section] = {**block, key: value}
+        return out
 
 
 class GrpcCfg(Strict):
     """gRPC server keepalive enforcement (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ...)."""
 
     min_ping_interval: Duration = 300.0
-    max_ping_strikes: int = Field(default=2, ge=0)
+    max_ping_strikes: int = Field(default=2, ge=0, le=MAX_INT32)
     permit_without_calls: bool = False  # else pings with no call in progress may come every 2 h at most
 
 
@@ -281,8 +383,8 @@ class TrafficCfg(Strict):
     ramp: Duration = 60.0
     request_gap: Dist = Dist(exponential=600.0)
     service_time: Dist = Dist(fixed=0.0)
-    request_bytes: int = Field(default=0, ge=0)
-    response_bytes: int = Field(default=0, ge=0)
+    request_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
+    response_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
 
 
 class NetworkCfg(Strict):
@@ -291,8 +393,9 @@ class NetworkCfg(Strict):
     @field_validator("one_way_delay")
     @classmethod
     def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("one_way_delay must be > 0 (allowed: a duration such as 1ms)")
+        if not 0 < v <= MAX_ONE_WAY_DELAY_S:
+            what = "must be > 0" if v <= 0 else f"{v:g} s is longer than {MAX_ONE_WAY_DELAY_S:g} s"
+            raise ValueError(f"one_way_delay {what} (allowed: 1µs..{MAX_ONE_WAY_DELAY_S:g} s)")
         return v
 
 
@@ -301,9 +404,9 @@ class Scenario(Strict):
 
     name: str = "scenario"
     duration: Duration = 7200.0
-    replications: int = Field(default=1, ge=1, strict=True)
-    seed: int = Field(default=1, ge=0, strict=True)
-    connections: int = Field(default=1, ge=1, strict=True)
+    replications: int = Field(default=1, ge=1, le=MAX_REPLICATIONS)
+    seed: int = Field(default=1, ge=0, le=MAX_SEED)
+    connections: int = Field(default=1, ge=1, le=MAX_CONNECTIONS)
     traffic: TrafficCfg = TrafficCfg()
     network: NetworkCfg = NetworkCfg()
     kernel: KernelCfg = KernelCfg(hz=250, timers="wheel")
