@@ -1,4 +1,4 @@
-"""The scenario config (DESIGN §4) as pydantic models. Defaults live here and only here.
+"""The scenario config (DESIGN §4) as pydantic models. Defaults live here (and in hostcfg.py) only.
 
 Validation is strict: a value is never coerced from another type (``true`` is not 1, ``1`` is not
 true, ``'2'`` is not 2, ``250.0`` is not the integer 250). Durations keep their two written forms,
@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from sim.config.durations import config_duration, whole_seconds
-from sim.model.kernel import DEFAULT_SYSCTL, MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
+from sim.config.fields import Duration, KeyedError, Strict
+from sim.config.hostcfg import (
+    SYSCTL_RANGES,
+    USER_TIMEOUT_MAX_MS,
+    Keepalive,
+    KeepaliveCfg,
+    KernelCfg,
+    UserTimeout,
+)
 
-Duration = Annotated[float, BeforeValidator(config_duration)]
+#: names other modules import from here (the schema's public face)
+__all__ = ["SYSCTL_RANGES", "USER_TIMEOUT_MAX_MS", "Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario",
+           "Strict", "lb_list"]
 
 #: Connection ids are ``slot * 1_000_000 + n`` (sim.model.records.CONN_ID_STRIDE). With at most 1e9
 #: slots every id is below 1e15 < 2**53, so it is exact in int64 columns and also as a float64
@@ -35,42 +44,6 @@ MAX_SIGMA = 10.0
 #: One-way delay per hop (seconds). Above 10 s a path's RTT nears TCP_RTO_MAX (120 s), where every
 #: segment would be retransmitted spuriously, which the model does not do.
 MAX_ONE_WAY_DELAY_S = 10.0
-
-#: Sysctls the model reads, with the ranges a 6.18 kernel accepts (kernel-keepalive.md §1.2).
-SYSCTL_RANGES = {
-    "net.ipv4.tcp_keepalive_time": (1, 8589934),
-    "net.ipv4.tcp_keepalive_intvl": (1, 8589934),
-    "net.ipv4.tcp_keepalive_probes": (0, 255),
-    "net.ipv4.tcp_retries1": (0, 255),
-    "net.ipv4.tcp_retries2": (0, 255),
-}
-USER_TIMEOUT_MAX_MS = 2**31 - 1
-
-
-class KeyedError(ValueError):
-    """A ValueError about one entry of a mapping: the loader reports it at ``key`` inside the mapping."""
-
-    def __init__(self, key: Any, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors, never ignored; values are never coerced from another type."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _integer_among(*choices: int) -> Any:
-    """A BeforeValidator: ``v`` must be a YAML integer (``250.0`` and ``true`` are not)."""
-    allowed = ", ".join(str(c) for c in choices)
-
-    def check(v: Any) -> Any:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ValueError(f"{v!r} is not an integer (allowed: {allowed})")
-        return v
-    return check
-
 
 def _two_bounds(v: Any) -> Any:
     if not isinstance(v, (list, tuple)) or len(v) != 2:
@@ -134,117 +107,6 @@ class LogNormal(Strict):
             raise ValueError(f"sigma {v!r} is too large: draws are median x exp(sigma x z) and overflow "
                              f"(allowed: 0..{MAX_SIGMA:g})")
         return v
-
-
-#: The words a keepalive setting accepts besides true/false/null (YAML 1.2 reads them as strings).
-KEEPALIVE_WORDS = {"off": False, "on": True}
-
-
-def _keepalive_in(value: Any) -> Any:
-    """``off``/``on``/``true``/``false``/``null``/mapping; DestinationRule names (time, probes) are aliases."""
-    if isinstance(value, bool):
-        return {"enabled": value}
-    if value is None:
-        return {"enabled": False}
-    if isinstance(value, str) and value.lower() in KEEPALIVE_WORDS:
-        return {"enabled": KEEPALIVE_WORDS[value.lower()]}
-    if isinstance(value, dict):
-        out = dict(value)
-        for alias, key in (("time", "idle"), ("probes", "count")):
-            if alias in out:
-                if key in out:
-                    raise ValueError(f"give {key} or its DestinationRule name {alias}, not both")
-                out[key] = out.pop(alias)
-        out.setdefault("enabled", True)
-        return out
-    raise ValueError(f"{value!r} is not a keepalive setting (allowed: off, on, true, false, or "
-                     "{idle, interval, count})")
-
-
-class KeepaliveCfg(Strict):
-    """SO_KEEPALIVE plus TCP_KEEPIDLE/INTVL/CNT; a missing value falls back to the sysctl (R1)."""
-
-    enabled: bool = False
-    idle: Optional[int] = None
-    interval: Optional[int] = None
-    count: Optional[int] = None
-
-    @field_validator("idle", mode="before")
-    @classmethod
-    def _idle(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPIDLE", 1, MAX_TCP_KEEPIDLE, unit_required=True)
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _intvl(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPINTVL", 1, MAX_TCP_KEEPINTVL, unit_required=True)
-
-    @field_validator("count", mode="before")
-    @classmethod
-    def _count(cls, v: Any) -> Any:
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"TCP_KEEPCNT takes an integer, got {v!r} (allowed: 1..{MAX_TCP_KEEPCNT})")
-        if not 1 <= v <= MAX_TCP_KEEPCNT:
-            raise ValueError(f"TCP_KEEPCNT {v} is rejected by the kernel with EINVAL (allowed: 1..{MAX_TCP_KEEPCNT})")
-        return v
-
-    def label(self) -> str:
-        if not self.enabled:
-            return "off"
-        parts = [f"{k}={v}" for k, v in (("idle", self.idle), ("interval", self.interval), ("count", self.count))
-                 if v is not None]
-        return "on(" + ", ".join(parts) + ")" if parts else "on(sysctl)"
-
-
-Keepalive = Annotated[KeepaliveCfg, BeforeValidator(_keepalive_in)]
-
-
-def _user_timeout(v: Any) -> float:
-    seconds = config_duration(v)
-    if seconds * 1000 > USER_TIMEOUT_MAX_MS:
-        raise ValueError(f"TCP_USER_TIMEOUT {seconds} s is too large (allowed: 0..{USER_TIMEOUT_MAX_MS} ms)")
-    return seconds
-
-
-UserTimeout = Annotated[float, BeforeValidator(_user_timeout)]
-
-
-class KernelCfg(Strict):
-    """Kernel defaults for every host; a host's ``kernel`` block overrides any of it."""
-
-    hz: Annotated[Optional[Literal[100, 250, 300, 1000]], BeforeValidator(_integer_among(100, 250, 300, 1000))] = None
-    timers: Optional[Literal["wheel", "exact"]] = None
-    sysctl: dict[str, int] = Field(default_factory=dict)
-
-    @field_validator("sysctl", mode="before")
-    @classmethod
-    def _sysctl(cls, v: Any) -> Any:
-        if v is None:
-            return {}
-        if not isinstance(v, dict):
-            raise ValueError("sysctl is a mapping of kernel sysctl names to integers")
-        for key, val in v.items():
-            if key not in SYSCTL_RANGES:
-                import difflib
-
-                close = difflib.get_close_matches(str(key), list(SYSCTL_RANGES), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise KeyedError(key, f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
-            lo, hi = SYSCTL_RANGES[key]
-            if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
-                raise KeyedError(key, f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
-        return v
-
-    def merged(self, over: KernelCfg) -> KernelCfg:
-        """This block with a host's overrides on top (sysctls merged by name)."""
-        return KernelCfg(hz=over.hz or self.hz, timers=over.timers or self.timers,
-                         sysctl={**self.sysctl, **over.sysctl})
-
-    def resolved(self) -> tuple[int, bool, dict[str, int]]:
-        """(hz, exact, full sysctl dict) with the kernel's defaults filled in (R2)."""
-        return (self.hz or 250, (self.timers or "wheel") == "exact", {**DEFAULT_SYSCTL, **self.sysctl})
 
 
 class LbCfg(Strict):
