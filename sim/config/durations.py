@@ -27,10 +27,12 @@ MAX_S = 1e9
 RANGE = "0, or 1µs..1e9 s, about 31.7 years"
 
 
-def _show(value: object) -> str:
+def short_repr(value: object) -> str:
     """A value for a one-line message: a 400-digit integer is not spelt out."""
     text = repr(value)
-    return text if len(text) <= 24 else f"{text[:10]}... ({len(text)} digits)"
+    if len(text) <= 24:
+        return text
+    return f"{text[:10]}... ({len(text)} {'digits' if isinstance(value, int) else 'characters'})"
 
 
 def parse_duration(value: object, *, unit_required: bool = False) -> float:
@@ -43,28 +45,28 @@ def parse_duration(value: object, *, unit_required: bool = False) -> float:
         raise ValueError(f"{value!r} is not a duration (allowed: {ALLOWED})")
     if isinstance(value, numbers.Integral):
         if value > MAX_S:  # before float(): 10**400 would overflow
-            raise ValueError(f"{_show(value)} s is longer than {MAX_S:g} s (allowed: {RANGE})")
+            raise ValueError(f"{short_repr(value)} s is longer than {MAX_S:g} s (allowed: {RANGE})")
         seconds = float(value)
     elif isinstance(value, numbers.Real):
         seconds = float(value)
     elif isinstance(value, str):
         m = _RE.match(value)
         if not m:
-            raise ValueError(f"{_show(value)} is not a duration (allowed: {ALLOWED})")
+            raise ValueError(f"{short_repr(value)} is not a duration (allowed: {ALLOWED})")
         if unit_required and m.group(2) is None:
             raise ValueError(f"{value!r} has no unit: a number in quotes is a string "
                              f"(allowed: a number of seconds such as 350, or a string with a unit such as 350s)")
         seconds = float(m.group(1)) * _UNITS_S[m.group(2) or "s"]
     else:
-        raise ValueError(f"{_show(value)} is not a duration (allowed: {ALLOWED})")
+        raise ValueError(f"{short_repr(value)} is not a duration (allowed: {ALLOWED})")
     if math.isnan(seconds) or math.isinf(seconds):
         raise ValueError(f"{value!r} is not a finite duration (allowed: {ALLOWED})")
     if seconds < 0:
-        raise ValueError(f"{_show(value)} is negative (allowed: a duration >= 0)")
+        raise ValueError(f"{short_repr(value)} is negative (allowed: a duration >= 0)")
     if seconds > MAX_S:
-        raise ValueError(f"{_show(value)} is longer than {MAX_S:g} s (allowed: {RANGE})")
+        raise ValueError(f"{short_repr(value)} is longer than {MAX_S:g} s (allowed: {RANGE})")
     if 0 < seconds < MIN_S:
-        raise ValueError(f"{_show(value)} is shorter than 1 µs, the clock's resolution (allowed: {RANGE})")
+        raise ValueError(f"{short_repr(value)} is shorter than 1 µs, the clock's resolution (allowed: {RANGE})")
     return seconds
 
 

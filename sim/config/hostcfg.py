@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from sim.config.durations import config_duration, whole_seconds
+from sim.config.durations import config_duration, short_repr, whole_seconds
 from sim.config.fields import KeyedError, Strict, integer_among
 from sim.model.kernel import DEFAULT_SYSCTL, MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 
@@ -43,7 +43,7 @@ def _keepalive_in(value: Any) -> Any:
                 out[key] = out.pop(alias)
         out.setdefault("enabled", True)
         return out
-    raise ValueError(f"{value!r} is not a keepalive setting (allowed: off, on, true, false, or "
+    raise ValueError(f"{short_repr(value)} is not a keepalive setting (allowed: off, on, true, false, or "
                      "{idle, interval, count})")
 
 
@@ -71,9 +71,10 @@ class KeepaliveCfg(Strict):
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"TCP_KEEPCNT takes an integer, got {v!r} (allowed: 1..{MAX_TCP_KEEPCNT})")
+            raise ValueError(f"TCP_KEEPCNT takes an integer, got {short_repr(v)} (allowed: 1..{MAX_TCP_KEEPCNT})")
         if not 1 <= v <= MAX_TCP_KEEPCNT:
-            raise ValueError(f"TCP_KEEPCNT {v} is rejected by the kernel with EINVAL (allowed: 1..{MAX_TCP_KEEPCNT})")
+            raise ValueError(f"TCP_KEEPCNT {short_repr(v)} is rejected by the kernel with EINVAL "
+                             f"(allowed: 1..{MAX_TCP_KEEPCNT})")
         return v
 
     def label(self) -> str:
@@ -120,7 +121,8 @@ class KernelCfg(Strict):
                 raise KeyedError(key, f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
             lo, hi = SYSCTL_RANGES[key]
             if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
-                raise KeyedError(key, f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
+                raise KeyedError(key, f"{key} = {short_repr(val)} is rejected by the kernel "
+                                      f"(allowed: integers {lo}..{hi})")
         return v
 
     def merged(self, over: KernelCfg) -> KernelCfg:

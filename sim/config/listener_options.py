@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from sim.config.durations import parse_duration
+from sim.config.durations import parse_duration, short_repr
 from sim.config.schema import USER_TIMEOUT_MAX_MS
 from sim.config.sockopts import MODELLED, option_name
 from sim.config.yamlio import dotted
@@ -92,7 +92,7 @@ def _entry(opt: Any, here: tuple, where: Locator) -> tuple[int, int, int]:
         if isinstance(v, str) and re.fullmatch(r"-?[0-9]{1,19}", v.strip()):
             v = int(v)  # config_dump spells numbers as strings
         if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(f"{v!r} is not an integer", **where.at(here + (k,)), key=dotted(here + (k,)),
+            raise ConfigError(f"{short_repr(v)} is not an integer", **where.at(here + (k,)), key=dotted(here + (k,)),
                               allowed="integers: whole seconds for TCP_KEEPIDLE/INTVL, ms for TCP_USER_TIMEOUT")
         nums.append(v)
     level, name, value = nums
@@ -104,13 +104,13 @@ def _entry(opt: Any, here: tuple, where: Locator) -> tuple[int, int, int]:
                                   "TCP_USER_TIMEOUT 6/18")
     iv = here + ("int_value",)
     if known == "TCP_USER_TIMEOUT" and value > USER_TIMEOUT_MAX_MS:  # the kernel reads a C int
-        raise ConfigError(f"TCP_USER_TIMEOUT {value} ms is too large", **where.at(iv), key=dotted(iv),
+        raise ConfigError(f"TCP_USER_TIMEOUT {short_repr(value)} ms is too large", **where.at(iv), key=dotted(iv),
                           allowed=f"0..{USER_TIMEOUT_MAX_MS} ms")
     if known != "SO_KEEPALIVE":
         try:
             check_keepalive_option(known, value)
         except SockOptError as exc:
-            raise ConfigError(f"{known} {value} is rejected by the kernel with EINVAL", **where.at(iv),
+            raise ConfigError(f"{known} {short_repr(value)} is rejected by the kernel with EINVAL", **where.at(iv),
                               key=dotted(iv), allowed=exc.allowed) from None
     return level, name, value
 

@@ -9,6 +9,7 @@ from typing import Any, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ValidationError
 
+from sim.config.durations import short_repr
 from sim.config.profiles import all_profiles
 from sim.config.schema import KeyedError, Scenario, lb_list
 from sim.config.yamlio import Lines
@@ -120,11 +121,6 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(out)
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 24 else f"{text[:10]}... ({len(text)} digits)"
-
-
 def from_validation(exc: ValidationError, where: Source) -> ConfigError:
     """The most specific error of a pydantic ValidationError, as one ConfigError line."""
     errs = exc.errors(include_url=False)
@@ -151,24 +147,24 @@ def from_validation(exc: ValidationError, where: Source) -> ConfigError:
     allowed = ""
     if etype == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
-        msg = f"{_show(given)} is not a valid choice"
+        msg = f"{short_repr(given)} is not a valid choice"
     elif etype in ("int_parsing", "int_type", "int_from_float"):
-        msg, allowed = f"{_show(given)} is not an integer", _range(loc) or "an integer"
+        msg, allowed = f"{short_repr(given)} is not an integer", _range(loc) or "an integer"
     elif etype in ("float_type", "float_parsing"):
-        msg, allowed = f"{_show(given)} is not a number", "a number"
+        msg, allowed = f"{short_repr(given)} is not a number", "a number"
     elif etype in ("bool_type", "bool_parsing"):
-        msg, allowed = f"{_show(given)} is not a boolean", "true, false"
+        msg, allowed = f"{short_repr(given)} is not a boolean", "true, false"
     elif etype in ("string_type",):
-        msg, allowed = f"{_show(given)} is not a string", "a string (quote it)"
+        msg, allowed = f"{short_repr(given)} is not a string", "a string (quote it)"
     elif etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        msg = f"{_show(given)} is too {'small' if etype.startswith('greater') else 'large'}"
+        msg = f"{short_repr(given)} is too {'small' if etype.startswith('greater') else 'large'}"
         allowed = _range(loc)
     elif etype == "missing":
         msg = "required key is missing"
     elif etype in ("model_type", "dict_type", "model_attributes_type"):
-        msg = f"{_show(given)} should be a mapping"
+        msg = f"{short_repr(given)} should be a mapping"
     elif etype in ("list_type", "tuple_type"):
-        msg = f"{_show(given)} should be a list"
+        msg = f"{short_repr(given)} should be a list"
     return ConfigError(msg, **where.at(loc), key=key, allowed=allowed)
 
 
