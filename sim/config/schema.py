@@ -1,37 +1,54 @@
-"""The scenario config (DESIGN §4) as pydantic models. Defaults live here and only here."""
+"""The scenario config (DESIGN §4) as pydantic models. Defaults live here (and in hostcfg.py) only.
+
+Validation is strict: a value is never coerced from another type (``true`` is not 1, ``1`` is not
+true, ``'2'`` is not 2, ``250.0`` is not the integer 250). Durations keep their two written forms,
+a number of seconds or a string with a unit (sim.config.durations). The hard bounds on integers are
+what the model and its outputs can represent; docs/config.md gives the reason for each.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from sim.config.durations import parse_duration, whole_seconds
-from sim.model.kernel import DEFAULT_SYSCTL, MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
+from sim.config.fields import Duration, KeyedError, Strict
+from sim.config.hostcfg import (
+    SYSCTL_RANGES,
+    USER_TIMEOUT_MAX_MS,
+    Keepalive,
+    KeepaliveCfg,
+    KernelCfg,
+    UserTimeout,
+)
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: names other modules import from here (the schema's public face)
+__all__ = ["SYSCTL_RANGES", "USER_TIMEOUT_MAX_MS", "Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario",
+           "Strict", "lb_list"]
 
-#: Sysctls the model reads, with the ranges a 6.18 kernel accepts (kernel-keepalive.md §1.2).
-SYSCTL_RANGES = {
-    "net.ipv4.tcp_keepalive_time": (1, 8589934),
-    "net.ipv4.tcp_keepalive_intvl": (1, 8589934),
-    "net.ipv4.tcp_keepalive_probes": (0, 255),
-    "net.ipv4.tcp_retries1": (0, 255),
-    "net.ipv4.tcp_retries2": (0, 255),
-}
-USER_TIMEOUT_MAX_MS = 2**31 - 1
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors, never ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+#: Connection ids are ``slot * 1_000_000 + n`` (sim.model.records.CONN_ID_STRIDE). With at most 1e9
+#: slots every id is below 1e15 < 2**53, so it is exact in int64 columns and also as a float64
+#: (pandas columns with NaN, JSON readers that parse numbers as doubles).
+MAX_CONNECTIONS = 10**9
+#: Each replication is a whole run of the fleet; a million is far beyond any useful confidence.
+MAX_REPLICATIONS = 10**6
+#: The seed is written to int64 columns (points.parquet) and JSON.
+MAX_SEED = 2**63 - 1
+#: C ``int`` limits: nf_conntrack_max and gRPC channel arguments are 32-bit ints.
+MAX_INT32 = 2**31 - 1
+#: Application bytes per message, for byte counts only: 1 GiB keeps per-minute sums far inside int64.
+MAX_MESSAGE_BYTES = 2**30
+#: Lognormal sigma: draws are median * exp(sigma * z); beyond 10 a 1-in-a-million draw is 10^20
+#: times the median (and sigma = inf or 1e308 overflows to inf).
+MAX_SIGMA = 10.0
+#: One-way delay per hop (seconds). Above 10 s a path's RTT nears TCP_RTO_MAX (120 s), where every
+#: segment would be retransmitted spuriously, which the model does not do.
+MAX_ONE_WAY_DELAY_S = 10.0
 
 def _two_bounds(v: Any) -> Any:
     if not isinstance(v, (list, tuple)) or len(v) != 2:
         raise ValueError(f"uniform takes [low, high], got {v!r} (allowed: [low, high])")
-    return v
+    return tuple(v)
 
 
 class Dist(Strict):
@@ -66,114 +83,30 @@ class Dist(Strict):
 
 
 class LogNormal(Strict):
+    """``median * exp(sigma * N(0, 1))`` seconds."""
+
     median: Duration
-    sigma: float = Field(ge=0)
+    sigma: float
 
-
-def _keepalive_in(value: Any) -> Any:
-    """``off``/``on``/mapping; DestinationRule names (time, probes) accepted as aliases."""
-    if isinstance(value, bool):
-        return {"enabled": value}
-    if value is None:
-        return {"enabled": False}
-    if isinstance(value, str) and value.lower() in ("off", "on", "true", "false"):
-        return {"enabled": value.lower() in ("on", "true")}
-    if isinstance(value, dict):
-        out = dict(value)
-        for alias, key in (("time", "idle"), ("probes", "count")):
-            if alias in out:
-                if key in out:
-                    raise ValueError(f"give {key} or its DestinationRule name {alias}, not both")
-                out[key] = out.pop(alias)
-        out.setdefault("enabled", True)
-        return out
-    raise ValueError(f"{value!r} is not a keepalive setting (allowed: off, on, or {{idle, interval, count}})")
-
-
-class KeepaliveCfg(Strict):
-    """SO_KEEPALIVE plus TCP_KEEPIDLE/INTVL/CNT; a missing value falls back to the sysctl (R1)."""
-
-    enabled: bool = False
-    idle: Optional[int] = None
-    interval: Optional[int] = None
-    count: Optional[int] = None
-
-    @field_validator("idle", mode="before")
+    @field_validator("median")
     @classmethod
-    def _idle(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPIDLE", 1, MAX_TCP_KEEPIDLE)
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _intvl(cls, v: Any) -> Any:
-        return None if v is None else whole_seconds(v, "TCP_KEEPINTVL", 1, MAX_TCP_KEEPINTVL)
-
-    @field_validator("count", mode="before")
-    @classmethod
-    def _count(cls, v: Any) -> Any:
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"TCP_KEEPCNT takes an integer, got {v!r} (allowed: 1..{MAX_TCP_KEEPCNT})")
-        if not 1 <= v <= MAX_TCP_KEEPCNT:
-            raise ValueError(f"TCP_KEEPCNT {v} is rejected by the kernel with EINVAL (allowed: 1..{MAX_TCP_KEEPCNT})")
+    def _median(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("median must be > 0: a lognormal of median 0 is always 0 (allowed: a duration > 0; "
+                             "use {fixed: 0s} for no gap)")
         return v
 
-    def label(self) -> str:
-        if not self.enabled:
-            return "off"
-        parts = [f"{k}={v}" for k, v in (("idle", self.idle), ("interval", self.interval), ("count", self.count))
-                 if v is not None]
-        return "on(" + ", ".join(parts) + ")" if parts else "on(sysctl)"
-
-
-Keepalive = Annotated[KeepaliveCfg, BeforeValidator(_keepalive_in)]
-
-
-def _user_timeout(v: Any) -> float:
-    seconds = parse_duration(v)
-    if seconds * 1000 > USER_TIMEOUT_MAX_MS:
-        raise ValueError(f"TCP_USER_TIMEOUT {seconds} s is too large (allowed: 0..{USER_TIMEOUT_MAX_MS} ms)")
-    return seconds
-
-
-UserTimeout = Annotated[float, BeforeValidator(_user_timeout)]
-
-
-class KernelCfg(Strict):
-    """Kernel defaults for every host; a host's ``kernel`` block overrides any of it."""
-
-    hz: Optional[Literal[100, 250, 300, 1000]] = None
-    timers: Optional[Literal["wheel", "exact"]] = None
-    sysctl: dict[str, int] = Field(default_factory=dict)
-
-    @field_validator("sysctl", mode="before")
+    @field_validator("sigma")
     @classmethod
-    def _sysctl(cls, v: Any) -> Any:
-        if v is None:
-            return {}
-        if not isinstance(v, dict):
-            raise ValueError("sysctl is a mapping of kernel sysctl names to integers")
-        for key, val in v.items():
-            if key not in SYSCTL_RANGES:
-                import difflib
-
-                close = difflib.get_close_matches(str(key), list(SYSCTL_RANGES), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ValueError(f"unknown sysctl {key!r}{hint} (allowed: {', '.join(SYSCTL_RANGES)})")
-            lo, hi = SYSCTL_RANGES[key]
-            if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
-                raise ValueError(f"{key} = {val!r} is rejected by the kernel (allowed: integers {lo}..{hi})")
+    def _sigma(cls, v: float) -> float:
+        if v != v:  # NaN
+            raise ValueError(f"sigma {v!r} is not a number (allowed: 0..{MAX_SIGMA:g})")
+        if v < 0:
+            raise ValueError(f"sigma {v!r} is too small (allowed: 0..{MAX_SIGMA:g})")
+        if v > MAX_SIGMA:
+            raise ValueError(f"sigma {v!r} is too large: draws are median x exp(sigma x z) and overflow "
+                             f"(allowed: 0..{MAX_SIGMA:g})")
         return v
-
-    def merged(self, over: KernelCfg) -> KernelCfg:
-        """This block with a host's overrides on top (sysctls merged by name)."""
-        return KernelCfg(hz=over.hz or self.hz, timers=over.timers or self.timers,
-                         sysctl={**self.sysctl, **over.sysctl})
-
-    def resolved(self) -> tuple[int, bool, dict[str, int]]:
-        """(hz, exact, full sysctl dict) with the kernel's defaults filled in (R2)."""
-        return (self.hz or 250, (self.timers or "wheel") == "exact", {**DEFAULT_SYSCTL, **self.sysctl})
 
 
 class LbCfg(Strict):
@@ -184,7 +117,7 @@ class LbCfg(Strict):
     refreshed_by: Optional[Literal["any_packet", "payload"]] = None
     on_expiry: Optional[Literal["silent", "rst_both", "fin_both"]] = None
     late_packet: Optional[Union[Literal["rst_to_sender", "drop", "new_flow"], LatePerDirection]] = None
-    max_flows: Optional[int] = Field(default=None, ge=1)
+    max_flows: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class LatePerDirection(Strict):
@@ -254,17 +187,48 @@ class EnvoyUpstreamCfg(Strict):
     retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
 
 
+#: The product an ``envoy`` block stands for, and the defaults of it that differ from the field
+#: defaults above (which are Envoy's own). Sources, file and line: docs/config.md#envoyflavor.
+#: Istio sets every route's timeout to 0 (route.go setTimeout, Notimeout) and the HTTP connection
+#: manager's stream_idle_timeout to 0 (listener_builder.go); it leaves the HTTP and upstream idle
+#: timeouts at Envoy's 1 h.
+FLAVOR_DEFAULTS: dict[str, dict[tuple[str, str], float]] = {
+    "envoy": {},
+    "istio": {("listener", "route_timeout"): 0.0, ("listener", "stream_idle_timeout"): 0.0},
+}
+
+
 class EnvoyCfg(Strict):
+    """A terminating proxy. ``flavor`` picks the product's defaults; a value written in the config wins."""
+
+    flavor: Literal["envoy", "istio"] = "envoy"
     listener: ListenerCfg = ListenerCfg()
     upstream: EnvoyUpstreamCfg = EnvoyUpstreamCfg()
     kernel: KernelCfg = KernelCfg()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flavor_defaults(cls, data: Any) -> Any:
+        """Fill in the flavor's defaults for keys the config does not write."""
+        if not isinstance(data, dict):
+            return data
+        flavor = data.get("flavor", "envoy")
+        defaults = FLAVOR_DEFAULTS.get(flavor) if isinstance(flavor, str) else None
+        if not defaults:
+            return data
+        out = dict(data)
+        for (section, key), value in defaults.items():
+            block = out.get(section, {})
+            if isinstance(block, dict) and key not in block:
+                out[section] = {**block, key: value}
+        return out
 
 
 class GrpcCfg(Strict):
     """gRPC server keepalive enforcement (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ...)."""
 
     min_ping_interval: Duration = 300.0
-    max_ping_strikes: int = Field(default=2, ge=0)
+    max_ping_strikes: int = Field(default=2, ge=0, le=MAX_INT32)
     permit_without_calls: bool = False  # else pings with no call in progress may come every 2 h at most
 
 
@@ -281,8 +245,8 @@ class TrafficCfg(Strict):
     ramp: Duration = 60.0
     request_gap: Dist = Dist(exponential=600.0)
     service_time: Dist = Dist(fixed=0.0)
-    request_bytes: int = Field(default=0, ge=0)
-    response_bytes: int = Field(default=0, ge=0)
+    request_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
+    response_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
 
 
 class NetworkCfg(Strict):
@@ -291,8 +255,9 @@ class NetworkCfg(Strict):
     @field_validator("one_way_delay")
     @classmethod
     def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("one_way_delay must be > 0 (allowed: a duration such as 1ms)")
+        if not 0 < v <= MAX_ONE_WAY_DELAY_S:
+            what = "must be > 0" if v <= 0 else f"{v:g} s is longer than {MAX_ONE_WAY_DELAY_S:g} s"
+            raise ValueError(f"one_way_delay {what} (allowed: 1µs..{MAX_ONE_WAY_DELAY_S:g} s)")
         return v
 
 
@@ -301,9 +266,9 @@ class Scenario(Strict):
 
     name: str = "scenario"
     duration: Duration = 7200.0
-    replications: int = Field(default=1, ge=1, strict=True)
-    seed: int = Field(default=1, ge=0, strict=True)
-    connections: int = Field(default=1, ge=1, strict=True)
+    replications: int = Field(default=1, ge=1, le=MAX_REPLICATIONS)
+    seed: int = Field(default=1, ge=0, le=MAX_SEED)
+    connections: int = Field(default=1, ge=1, le=MAX_CONNECTIONS)
     traffic: TrafficCfg = TrafficCfg()
     network: NetworkCfg = NetworkCfg()
     kernel: KernelCfg = KernelCfg(hz=250, timers="wheel")

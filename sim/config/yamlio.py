@@ -8,11 +8,17 @@ hanging or eating memory:
 * NUL and other control characters (PyYAML's own message spans two lines and names no key);
 * nesting deeper than ``MAX_DEPTH`` (PyYAML's composer recurses once per level and would hit
   Python's recursion limit, and a billion-laughs alias chain is deep as well as wide);
-* more than ``MAX_NODES`` values after alias expansion (a "billion laughs" bomb expands
-  exponentially: ten aliases of ten aliases ... grow to gigabytes from a few hundred bytes);
+* more than ``MAX_NODES`` values in all, or more than ``MAX_ALIAS_VALUES`` values reached through
+  aliases (a "billion laughs" bomb expands exponentially: ten aliases of ten aliases ... grow to
+  gigabytes from a few hundred bytes; stopping at a small alias budget keeps time and memory low);
 * an explicit tag on a mapping or a list (``!!python/object/apply:...``), which the line-recording
   constructor would otherwise silently ignore; and any non-standard tag on a scalar;
 * keys that are not plain scalars (``? [a, b]``), duplicate keys, and integers too long to convert.
+
+Booleans and floats follow YAML 1.2 (the core schema), not PyYAML's YAML 1.1: only ``true``/``false``
+are booleans, so ``yes``, ``no``, ``on`` and ``off`` stay words (each key then decides whether it
+accepts them: ``keepalive: off`` does, ``retry_on_reset: yes`` does not); and ``1e-3`` or ``1e400``
+are floats rather than strings. Integers keep YAML 1.1's forms (``100_000``, ``0x1f``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 100
 #: values constructed per document, aliases expanded
 MAX_NODES = 1_000_000
+#: values constructed again because an alias repeats them (``<<: *base`` merges are a few dozen)
+MAX_ALIAS_VALUES = 100_000
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -54,6 +62,47 @@ def dotted(path: tuple) -> str:
     return out
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class _CoreResolver(Resolver):
+    """PyYAML's resolver with YAML 1.2 booleans (true/false only) and floats (``1e-3``, no ``1:30.5``)."""
+
+
+_CoreResolver.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in pairs if tag not in (_BOOL_TAG, _FLOAT_TAG)]
+    for first, pairs in Resolver.yaml_implicit_resolvers.items()
+}
+_CoreResolver.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_CoreResolver.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?
+               |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+               |[-+]?\.(?:inf|Inf|INF)
+               |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+# Resolvers are tried in order and the first match wins: floats must come before ints for "1e3"
+for _pairs in _CoreResolver.yaml_implicit_resolvers.values():
+    _pairs.sort(key=lambda pair: pair[0] != _FLOAT_TAG)
+
+
+def short_path(path: tuple | list, keep: int = 6) -> str:
+    """``dotted`` for a message: a path deeper than ``keep`` levels shows its first and last keys."""
+    path = tuple(path)
+    if len(path) <= keep:
+        return dotted(path)
+    return f"{dotted(path[: keep - 2])}...({len(path) - keep + 2} more)...{dotted(path[-2:])}"
+
+
+def node_text(node: yaml.Node, limit: int = 40) -> str:
+    """The YAML text a node was written as (for a key that is a mapping or a list), shortened."""
+    start, end = node.start_mark, node.end_mark
+    text = start.buffer[start.index:end.index] if start.buffer is not None else str(node.value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class _DepthComposer(Composer):
     """PyYAML's composer with a nesting limit, checked as each collection starts (before recursing)."""
 
@@ -61,21 +110,27 @@ class _DepthComposer(Composer):
         super().__init__()
         self.sim_depth = 0
         self.sim_file = ""
+        self.sim_path: list = []  # keys (or list indexes) down to the node being composed
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self.sim_depth += 1
+        if parent is not None:
+            self.sim_path.append(index.value if isinstance(index, yaml.ScalarNode) else index)
         try:
             if self.sim_depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
                 raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=self.sim_file,
-                                  line=mark.line + 1, allowed=f"at most {MAX_DEPTH} levels of mappings and lists")
+                                  line=mark.line + 1, key=short_path([p for p in self.sim_path if p is not None]),
+                                  allowed=f"at most {MAX_DEPTH} levels of mappings and lists")
             return super().compose_node(parent, index)
         finally:
             self.sim_depth -= 1
+            if parent is not None:
+                self.sim_path.pop()
 
 
-class _Loader(Reader, Scanner, Parser, _DepthComposer, SafeConstructor, Resolver):
-    """SafeLoader with the depth-limited composer."""
+class _Loader(Reader, Scanner, Parser, _DepthComposer, SafeConstructor, _CoreResolver):
+    """SafeLoader with the depth-limited composer and YAML 1.2 booleans and floats."""
 
     def __init__(self, stream: str, file: str) -> None:
         Reader.__init__(self, stream)
@@ -83,7 +138,7 @@ class _Loader(Reader, Scanner, Parser, _DepthComposer, SafeConstructor, Resolver
         Parser.__init__(self)
         _DepthComposer.__init__(self)
         SafeConstructor.__init__(self)
-        Resolver.__init__(self)
+        _CoreResolver.__init__(self)
         self.sim_file = file
 
 
@@ -94,16 +149,36 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.nodes = 0
+        self.alias_values = 0
+        self.seen: set[int] = set()  # collection nodes built once: building one again expands an alias
+        self.in_alias = 0
 
     def build(self, node: yaml.Node, path: tuple, lines: Lines, depth: int = 0) -> Any:
         self.nodes += 1
         line = node.start_mark.line + 1
+        repeat = isinstance(node, yaml.CollectionNode) and id(node) in self.seen
+        if repeat or self.in_alias:
+            self.alias_values += 1
+            if self.alias_values > MAX_ALIAS_VALUES:
+                raise ConfigError(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?)",
+                                  file=self.file, line=line, key=short_path(path),
+                                  allowed="a document without exponential aliases")
+        if isinstance(node, yaml.CollectionNode):
+            self.seen.add(id(node))
+            self.in_alias += repeat
+            try:
+                return self._build(node, path, lines, depth, line)
+            finally:
+                self.in_alias -= repeat
+        return self._build(node, path, lines, depth, line)
+
+    def _build(self, node: yaml.Node, path: tuple, lines: Lines, depth: int, line: int) -> Any:
         if self.nodes > MAX_NODES:
-            raise ConfigError(f"expands to more than {MAX_NODES:,} values (an alias bomb?)", file=self.file,
-                              line=line, key=dotted(path), allowed="a document without exponential aliases")
+            raise ConfigError(f"has more than {MAX_NODES:,} values", file=self.file,
+                              line=line, key=short_path(path), allowed=f"at most {MAX_NODES:,} values")
         if depth > MAX_DEPTH:  # aliases can nest a document deeper than it is written
             raise ConfigError(f"nested deeper than {MAX_DEPTH} levels (through aliases)", file=self.file,
-                              line=line, key=dotted(path), allowed=f"at most {MAX_DEPTH} levels")
+                              line=line, key=short_path(path), allowed=f"at most {MAX_DEPTH} levels")
         lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
@@ -113,10 +188,10 @@ class _Builder:
             for knode, vnode in node.value:
                 if not isinstance(knode, yaml.ScalarNode):
                     raise ConfigError("a key must be a plain value, not a mapping or a list", file=self.file,
-                                      line=knode.start_mark.line + 1, key=dotted(path),
+                                      line=knode.start_mark.line + 1, key=dotted(path + (node_text(knode),)),
                                       allowed="names such as idle_timeout")
                 key = self._scalar(knode, path)
-                if isinstance(key, bool):  # YAML 1.1 reads a bare `on`/`off`/`yes` key as a bool
+                if isinstance(key, bool):  # a bare `true:` key stays the text it was written as
                     key = knode.value
                 elif not isinstance(key, (str, int)):
                     key = knode.value  # a date or float as a key stays the text it was written as
@@ -155,9 +230,11 @@ def _precheck(text: str, file: str) -> None:
     m = _CONTROL.search(text)
     if m:
         line = text.count("\n", 0, m.start()) + 1
-        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        start = text.rfind("\n", 0, m.start()) + 1
+        col = m.start() - start + 1
+        key = re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)\s*:", text[start:m.start()])
         raise ConfigError(f"control character U+{ord(m.group()):04X} at column {col}", file=file, line=line,
-                          allowed="printable text, tabs and newlines")
+                          key=key.group(1) if key else "", allowed="printable text, tabs and newlines")
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str, file: str, what: str) -> ConfigError:
