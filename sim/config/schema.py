@@ -302,7 +302,7 @@ class Scenario(Strict):
     name: str = "scenario"
     duration: Duration = 7200.0
     replications: int = Field(default=1, ge=1, strict=True)
-    seed: int = Field(default=1, ge=0, strict=True)
+    seed: int = Field(default=1, ge=0, le=2**128 - 1, strict=True)  # numpy SeedSequence takes any size
     connections: int = Field(default=1, ge=1, strict=True)
     traffic: TrafficCfg = TrafficCfg()
     network: NetworkCfg = NetworkCfg()
