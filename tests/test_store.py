@@ -129,3 +129,64 @@ def test_nested_summary_fields_are_stored_as_json_and_read_back(tmp_path, monkey
     assert {json.dumps(v, sort_keys=True) for v in pts["failure_reasons"]} <= {"{}", '{"reset": 1, "timeout": 0}'}
     assert set(json.loads((out / "sweep.json").read_text())["json_columns"]["points.parquet"]) == {
         "devices", "failure_reasons"}
+
+
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_sweeps(tmp_path, path, capsys):
+    """11 of the 16 crashed at the merge: off and a keepalive mapping on one axis, or seeds across 2**63."""
+    out = tmp_path / "o"
+    code = main(["sweep", str(path), *QUIET, "--out", str(out), "--set", "replications=2", "--set",
+                 "connections=2", "--set", "duration=10m"])
+    assert code in (0, 1), capsys.readouterr().err  # 1: a task failed, not the sweep
+    assert code == 0 or "point(s) failed" in capsys.readouterr().err
+    res = load_results(out)
+    assert len(res.points) == len(pd.read_parquet(out / "points.parquet")) // 2
+
+
+def test_a_failed_merge_keeps_the_parts_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import sim.sweep.store as store
+
+    real = store.stream_merge
+
+    def broken(files, path):
+        raise ValueError("simulated merge failure")
+
+    monkeypatch.setattr(store, "stream_merge", broken)
+    out = tmp_path / "o"
+    assert main(["sweep", SMALL, *QUIET, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simulated merge failure" in err and "rerun with --resume" in err
+    assert len(list((out / "parts").glob("*.points.parquet"))) == 8
+    monkeypatch.setattr(store, "stream_merge", real)
+    assert main(["sweep", SMALL, *QUIET, "--out", str(out), "--resume"]) == 0
+    assert "resuming: 8 of 8 runs already done" in capsys.readouterr().err
+    assert len(pd.read_parquet(out / "points.parquet")) == 8
+
+
+def test_parts_of_clashing_types_still_merge_as_json_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sim.sweep.store import conform, stream_merge, unify
+
+    a = pa.table({"x": [False], "n": pa.array([1], pa.int64())})
+    b = pa.table({"x": ['{"idle":300}'], "n": pa.array([2.5])})
+    schema, as_text = unify([a.schema, b.schema])
+    assert as_text == {"x"} and schema.field("n").type == pa.float64()
+    merged = pa.concat_tables([conform(a, schema, as_text), conform(b, schema, as_text)])
+    assert merged.column("x").to_pylist() == ["false", '"{\\"idle\\":300}"']
+    for i, t in enumerate((a, b)):
+        pq.write_table(t, tmp_path / f"{i}.parquet")
+    stream_merge([tmp_path / "0.parquet", tmp_path / "1.parquet"], tmp_path / "all.parquet")
+    assert pq.read_table(tmp_path / "all.parquet").column("n").to_pylist() == [1.0, 2.5]
+
+
+def test_overwrite_never_deletes_files_that_are_not_ours(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "parts").mkdir(parents=True)
+    (mine / "parts" / "data.parquet").write_text("not a part\n")
+    assert main(["sweep", SMALL, *QUIET, "--out", str(mine), "--overwrite", "--keep", "summary"]) == 0
+    assert (mine / "parts" / "data.parquet").read_text() == "not a part\n"

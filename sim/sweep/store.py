@@ -8,9 +8,10 @@ needs the memory of one part, not of the whole sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import shutil
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,8 +29,17 @@ FIXED_TYPES = {"seed": "uint64", "point_index": "int64", "replication": "int64"}
 BULKY = ("connections.parquet", "series.parquet")
 
 
+#: the part files this package writes (older layouts without a fingerprint included); nothing else
+#: in parts/ is ever deleted
+PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|error)\.parquet")
+
+
 def _stem(path: Path, kind: str) -> str:
     return path.name[: -len(f".{kind}.parquet")]
+
+
+def _our_parts(parts: Path) -> list[Path]:
+    return [f for f in parts.glob("*.parquet") if PART_FILE.fullmatch(f.name)]
 
 
 class Store:
@@ -43,7 +53,7 @@ class Store:
 
     def clear(self) -> None:
         """Forget every finished task (a sweep without --resume starts afresh)."""
-        for f in self.parts.glob("*.parquet"):
+        for f in _our_parts(self.parts):
             f.unlink()
 
     def done(self) -> set[str]:
@@ -108,7 +118,11 @@ def prune(root: Path) -> None:
     """``--keep summary``: drop the per-connection files and the parts, once merged and reported."""
     for name in BULKY:
         (root / name).unlink(missing_ok=True)
-    shutil.rmtree(root / "parts", ignore_errors=True)
+    parts = root / "parts"
+    for f in _our_parts(parts) if parts.is_dir() else []:
+        f.unlink()
+    with contextlib.suppress(OSError):
+        parts.rmdir()  # unless someone else's files are in it
 
 
 def _json_columns(schema: pa.Schema) -> set[str]:
