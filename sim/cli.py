@@ -117,7 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:  # before simulating: a folder that cannot take the results is refused now
         claim_folder(out, "run", sc.name, args.overwrite)
-    workers = cap_workers(args.workers, sc.connections, "run") if args.workers > 1 else 1
+    workers = cap_workers(args.workers, sc.connections, "run", "slot") if args.workers > 1 else 1
     result = run_scenario(sc, workers=workers, quiet=args.quiet)
     if out is not None:
         write_parquet(result.connections_frame(), out / "connections.parquet")
@@ -215,12 +215,10 @@ def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
     from sim.analytic import screen
     from sim.output import dumps
     from sim.report.markdown import fmt, fmt_param
-    from sim.sweep.cost import MAX_GRID_POINTS
-    from sim.sweep.grid import grid_size
+    from sim.sweep.cost import check, estimate_sweep
 
-    if not force and grid_size(loaded) > MAX_GRID_POINTS:
-        raise ConfigError(f"too big to screen: {grid_size(loaded):,} grid points (limit {MAX_GRID_POINTS:,})",
-                          file=loaded.file, key="sweep", allowed="fewer axis values, or --force")
+    if not force:  # the points it cannot screen are simulated
+        check(estimate_sweep(loaded, 1), file=loaded.file)
     rows = screen(loaded)
     if as_json:
         print(dumps({"points": rows}))

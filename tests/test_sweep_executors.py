@@ -157,3 +157,17 @@ def test_run_workers_are_capped_at_the_cores(monkeypatch, capsys):
     assert main(["run", SMALL, "--workers", "500", "--set", "connections=4", "--set", "duration=10m",
                  "--json"]) == 0
     assert "run: --workers 500 capped at 1" in capsys.readouterr().err
+
+
+def test_run_in_pieces_over_workers_gives_the_same_records(monkeypatch):
+    import sim.runner
+    from sim.config.load import load_config
+
+    sc = load_config(SMALL, ["connections=12", "duration=20m"]).scenario
+    whole = sim.runner.run_scenario(sc)
+    monkeypatch.setattr(sim.runner, "PIECE_SLOTS", 5)
+    for workers in (1, 2):
+        split = sim.runner.run_scenario(sc, workers=workers)
+        assert {k: v for k, v in split.summary.items() if k != "run"} == \
+            {k: v for k, v in whole.summary.items() if k != "run"}
+        pd.testing.assert_frame_equal(split.connections_frame(), whole.connections_frame())

@@ -45,13 +45,13 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"{done} of {total} runs done")
 
 
-def cap_workers(requested: int | None, tasks: int, label: str) -> int:
-    """Worker processes: ``requested`` (default: the cores), at most the cores and the tasks. A
-    request above that is capped, and stderr says so."""
+def cap_workers(requested: int | None, tasks: int, label: str, unit: str = "task") -> int:
+    """Worker processes: ``requested`` (default: the cores), at most the cores and the tasks (or
+    slots). A request above that is capped, and stderr says so."""
     cores = available_cores()
     n = max(1, min(requested or cores, cores, tasks))
-    if requested is not None and requested > n:
-        print(f"{label}: --workers {requested} capped at {n} ({tasks} task(s), {cores} core(s))", file=sys.stderr)
+    if requested is not None and requested > n and tasks > 0:
+        print(f"{label}: --workers {requested} capped at {n} ({tasks} {unit}(s), {cores} core(s))", file=sys.stderr)
     return n
 
 
