@@ -66,12 +66,7 @@ class Store:
             write_parquet(conns, self.parts / f"{stem}.conns.parquet")
         if series is not None:
             write_parquet(series, self.parts / f"{stem}.series.parquet")
-        df = pd.DataFrame([row]).astype({k: v for k, v in FIXED_TYPES.items() if k in row})
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        meta = {**(table.schema.metadata or {}), META_KEY: json.dumps({"json_columns": sorted(json_columns)})}
-        buf = io.BytesIO()
-        pq.write_table(table.replace_schema_metadata(meta), buf)
-        atomic_write(self.parts / f"{stem}.points.parquet", buf.getvalue())  # last: marks done
+        write_table(pd.DataFrame([row]), self.parts / f"{stem}.points.parquet", json_columns)  # last: marks done
 
     def save_error(self, key: str, row: dict) -> None:
         write_parquet(pd.DataFrame([row]), self.parts / f"{key}.error.parquet")
@@ -131,7 +126,7 @@ def _json_columns(schema: pa.Schema) -> set[str]:
 
 
 def write_table(df: pd.DataFrame, path: Path, json_cols: Iterable[str] = ()) -> None:
-    """``df`` as Parquet with the JSON columns named in its schema metadata, atomically."""
+    """``df`` as Parquet, with FIXED_TYPES and the JSON columns named in its schema metadata, atomically."""
     table = pa.Table.from_pandas(df.astype({k: v for k, v in FIXED_TYPES.items() if k in df}), preserve_index=False)
     meta = {**(table.schema.metadata or {}), META_KEY: json.dumps({"json_columns": sorted(json_cols)})}
     buf = io.BytesIO()
