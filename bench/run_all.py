@@ -46,6 +46,7 @@ def main() -> int:
     sweep64 = _bench("sweep_scaling.py", "--points", "64", "--connections", "200")
     mem = _bench("memory.py", "--connections", "100000", "--duration", "1h", "--chunk-slots", str(CHUNK_SLOTS))
     mem_whole = _bench("memory.py", "--connections", "100000", "--duration", "1h")
+    cost = _bench("cost_check.py")
     cpu = platform.processor() or platform.machine()
     rows = "\n".join(
         f"| {c['connections']:,} | {c['wall_s']} s | {c['events']:,} | {c['events_per_s']:,} | "
@@ -119,6 +120,7 @@ bytes per open connection**. The compiled core boxes every float it puts into th
 which the plain-Python core shares with the model's objects; that is most of the difference from the
 plain core's figure.
 
+{cost_section(cost)}
 ## Targets (issue 8)
 
 | target | figure | |
@@ -139,6 +141,62 @@ deterministic test case by `pytest tests/test_analytic.py`, not here: it is a co
     (ROOT / "docs" / "performance.md").write_text(text)
     print(text)
     return 0
+
+
+def cost_section(cost: dict) -> str:
+    """The cost-estimate section, from ``bench/cost_check.py``'s figures."""
+    from sim.sweep import cost as c
+
+    rows = "\n".join(f"| `{name}` | {r['measured']:,} | {r['estimate']:,} | {r['ratio']} |"
+                      for name, r in cost["configs"].items())
+    return f"""## Cost estimate and limits: `python bench/cost_check.py`
+
+`run` and `sweep` estimate what a request will cost before simulating anything
+(`sim/sweep/cost.py`) and refuse, with exit code 2 and one line giving the estimate and the limit,
+what is over a limit; `--force` runs it anyway. For one replication of a scenario:
+
+```
+events = connections x (opens x legs x {c.EVENTS_PER_CONNECTION:g}
+                        + duration x (legs x {c.EVENTS_PER_REQUEST:g} / cycle
+                                      + {c.EVENTS_PER_PROBE:g} x probes per s (sum of 1 / TCP_KEEPIDLE, keepalive on)
+                                      + {c.EVENTS_PER_PING:g} / client.ping_interval
+                                      + {c.EVENTS_PER_LB_KEEPALIVE:g} x 2 / a terminating LB's keepalive period))
+cycle  = mean request gap + mean service time (cut at a shorter request or route timeout)
+         + 2 x one_way_delay x hops
+opens  = 1 + duration / lifetime: lifetime = client.pool.max_lifetime, or the cycle when an idle
+         timeout shorter than the mean gap (or a request timeout) closes connections; else 1
+memory = min(connections, {c.SLOTS_AT_ONCE:,}) x {c.BYTES_PER_OPEN_CONNECTION:,} B (the slots simulated at once)
+         + connections x opens x legs x {c.BYTES_PER_RECORD:,} B (records) + duration x {c.BYTES_PER_SECOND} B
+         + minutes x {c.BYTES_PER_MINUTE} B (series)
+output = connection rows x {c.OUTPUT_BYTES_PER_ROW} B + minutes x {c.OUTPUT_BYTES_PER_MINUTE} B \
++ {c.OUTPUT_BYTES_PER_TASK:,} B per run
+```
+
+`legs` counts the TCP connections per client connection (the client's, Envoy's upstream one, a
+terminating LB's back end); a `run` holds the records of every replication, a sweep's memory is its
+largest run times the runs at once. A sweep is estimated without expanding its grid: with c(v) the
+cost of the config with one axis set to v, the total is c(config) × the product over the axes of
+(sum over v of c(v) / c(config)), exact when the cost is a product of per-axis factors; the grid's
+size is the product of the axis lengths. Zero gaps with a tiny `one_way_delay` make the cycle tiny
+and the estimate huge, as the run would be.
+
+| limit | value |
+|---|---|
+| simulation events (`MAX_EVENTS`) | {c.MAX_EVENTS:.0e}: about {c.MAX_EVENTS / c.EVENTS_PER_S / 3600:.1f} h on one \
+core at {c.EVENTS_PER_S:,.0f} events/s |
+| memory (`MAX_MEMORY_BYTES`) | {c.MAX_MEMORY_BYTES / 2**30:g} GiB |
+| results (`MAX_OUTPUT_BYTES`) | {c.MAX_OUTPUT_BYTES / 1e9:g} GB |
+| grid points (`MAX_GRID_POINTS`) | {c.MAX_GRID_POINTS:,} |
+| runs, grid points × replications (`MAX_TASKS`) | {c.MAX_TASKS:,} |
+
+The limits admit `run configs/nlb.yaml --set connections=1000000 --set duration=24h --set
+replications=1` (`tests/test_cli_cost.py`). The estimate against the events counted, one replication
+of each shipped config with {cost['connections']} connections for {cost['duration']}:
+
+| config | measured events | estimated | ratio |
+|---|---|---|---|
+{rows}
+"""
 
 
 def _cores() -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, one_line
 
 OUTCOME_WORDS = {
     "ok": "fine",
@@ -26,30 +27,41 @@ OUTCOME_WORDS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim", description="TCP keepalive vs idle-timeout LB simulator")
+    from sim import __version__
+    from sim.cli_help import EXAMPLES
+
+    p = argparse.ArgumentParser(prog="python -m sim", description="TCP keepalive vs idle-timeout LB simulator",
+                                epilog=EXAMPLES[""], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"keepalive-sim {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="simulate one scenario and print its summary")
-    run.add_argument("config")
+    run.add_argument("config", help="the config file; - reads it from standard input")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", help="write connections.parquet, summary.json, config.resolved.yaml here")
     run.add_argument("--json", action="store_true", help="print the summary object as JSON")
     run.add_argument("--workers", type=int, default=1,
-                     help="split the fleet over N processes (identical results; for large fleets)")
+                     help="split the fleet over N processes (identical results; for large fleets; at most the cores)")
+    _common(run)
     sw = sub.add_parser("sweep", help="run the config's grid x replications; print which settings are safe")
     sw.add_argument("config")
     sw.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--out", help="results folder (default results/<config name>/)")
-    sw.add_argument("--workers", type=int, default=None, help="processes (default: number of cores)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="processes (default: the cores; at most the cores and the runs)")
     sw.add_argument("--executor", choices=("serial", "process", "dask"), default="process")
     sw.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
-    sw.add_argument("--resume", action="store_true", help="keep finished points and run only the rest")
-    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--resume", action="store_true",
+                    help="keep the finished runs whose settings are unchanged and run only the rest")
     sw.add_argument("--json", action="store_true", help="print points and the recommendation as JSON")
     sw.add_argument("--fail-on-unsafe", action="store_true", help="exit 3 if the config's own setting is unsafe")
     sw.add_argument("--no-report", action="store_true", help="skip report.md and plots")
+    sw.add_argument("--keep", choices=("all", "summary"), default="all",
+                    help="summary: once merged, drop connections.parquet, series.parquet and parts/ "
+                         "(then --resume starts afresh)")
     sw.add_argument("--method", choices=("simulate", "analytic"), default="simulate",
                     help="analytic: closed-form screening of deterministic points (exact timers, fixed gaps); "
                          "points outside its scope or within 1 s of the boundary are simulated")
+    _common(sw)
     rp = sub.add_parser("report", help="(re)build report.md and plots from a results folder")
     rp.add_argument("dir")
     sub.add_parser("profiles", help="list middlebox profiles with their parameters and sources")
@@ -60,21 +72,54 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--kernel", action="store_true", required=True, help="use network namespaces + nftables")
     va.add_argument("--hz", type=int, choices=(100, 250, 300, 1000), help="kernel HZ (default: detected)")
     va.add_argument("--json", action="store_true")
+    for name, cmd in sub.choices.items():
+        cmd.epilog = EXAMPLES.get(name, cmd.epilog)
+        cmd.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from sim.config.load import load_config
-    from sim.output import atomic_write, dumps, resolved_config_yaml, write_parquet
-    from sim.runner import run_scenario
+def _common(cmd: argparse.ArgumentParser) -> None:
+    """Flags shared by run and sweep."""
+    cmd.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    cmd.add_argument("--force", action="store_true",
+                     help="run even when the cost estimate is over the limits (docs/performance.md)")
+    cmd.add_argument("--overwrite", action="store_true",
+                     help="write into an --out folder that holds other files")
 
-    loaded = load_config(args.config, args.sets)
+
+def _load(config: str, sets: list[str]):
+    """The config from a file, or from standard input for ``-``."""
+    from sim.config.load import load_config, load_config_text
+    from sim.config.yamlio import MAX_BYTES
+
+    if config != "-":
+        return load_config(config, sets)
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", file="<stdin>", allowed="UTF-8 encoded YAML") from None
+    return load_config_text(text, "<stdin>", sets)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.output import atomic_write, claim_folder, dumps, resolved_config_yaml, write_parquet
+    from sim.runner import run_scenario
+    from sim.sweep.cost import check, estimate_run
+    from sim.sweep.run import cap_workers
+
+    loaded = _load(args.config, args.sets)
     sc = loaded.scenario
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
-    result = run_scenario(sc, workers=args.workers)
-    if args.out:
-        out = Path(args.out)
+    if not args.force:
+        check(estimate_run(sc), file=loaded.file)
+    out = Path(args.out) if args.out else None
+    if out is not None:  # before simulating: a folder that cannot take the results is refused now
+        claim_folder(out, "run", sc.name, args.overwrite)
+    workers = cap_workers(args.workers, sc.connections, "run", "slot") if args.workers > 1 else 1
+    result = run_scenario(sc, workers=workers, quiet=args.quiet)
+    if out is not None:
         write_parquet(result.connections_frame(), out / "connections.parquet")
         atomic_write(out / "summary.json", dumps(result.summary) + "\n")
         atomic_write(out / "config.resolved.yaml", resolved_config_yaml(sc, loaded.raw.get("sweep")))
@@ -141,26 +186,36 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.config.load import load_config
     from sim.output import dumps
     from sim.report.markdown import build_report
-    from sim.sweep.run import run_sweep
+    from sim.sweep.run import Interrupted, config_params, run_sweep
+    from sim.sweep.store import prune
 
     loaded = load_config(args.config, args.sets)
     if args.method == "analytic":
-        return _analytic_text(loaded, args.json)
+        return _analytic_text(loaded, args.json, args.force)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
-    res = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                    resume=args.resume, quiet=args.quiet or args.json)
+    try:
+        res = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                        resume=args.resume, quiet=args.quiet or args.json, force=args.force,
+                        overwrite=args.overwrite)
+    except Interrupted as exc:
+        again = shlex.join(["python", "-m", "sim", *args.argv, *([] if args.resume else ["--resume"])])
+        print(f"interrupted: {exc.done} of {exc.total} runs done, merged into {out}/points.parquet; "
+              f"finish with: {again}", file=sys.stderr)
+        return 130
     report = None
     if not args.no_report and not res.points.empty:
         report = build_report(out)
+    if args.keep == "summary":
+        prune(out)
     if args.json:
         keys = res.knobs + res.conditions
         pts = []
         for _, r in res.points.iterrows():
             d = r.to_dict()
-            pts.append({"params": {k: d.pop(k) for k in keys}, **d})
-        print(dumps({"points": pts, "recommended": res.recommended}))
+            pts.append(config_params({"params": {k: d.pop(k) for k in keys}, **d}))
+        print(dumps({"points": pts, "recommended": config_params(res.recommended)}))
     else:
         from sim.report.markdown import capacity_device
 
@@ -176,11 +231,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analytic_text(loaded, as_json: bool) -> int:
+def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
     from sim.analytic import screen
     from sim.output import dumps
     from sim.report.fmt import fmt, fmt_param
+    from sim.sweep.cost import check, estimate_sweep
 
+    if not force:  # the points it cannot screen are simulated
+        check(estimate_sweep(loaded, 1), file=loaded.file)
     rows = screen(loaded)
     if as_json:
         print(dumps({"points": rows}))
@@ -253,13 +311,21 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         from sim.integrations.commands import cmd_inspect, cmd_recommend
 
         cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles,
                 "validate": _cmd_validate, "inspect": cmd_inspect, "recommend": cmd_recommend}
-        return cmds[args.cmd](args)
+        code = cmds[args.cmd](args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # `python -m sim sweep --json | head`: the reader has gone; stop quietly, as SIGPIPE would
+        _silence_stdout()
+        return 141
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -269,5 +335,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users; SIM_DEBUG=1 shows the traceback
         if os.environ.get("SIM_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set SIM_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {one_line(str(exc), 600)} (set SIM_DEBUG=1 for a traceback)",
+              file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

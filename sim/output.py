@@ -1,7 +1,10 @@
-"""Files written for the user: JSON with NaN as null, atomic writes, resolved configs."""
+"""Files written for the user: JSON with NaN as null, atomic writes with the user's umask, resolved
+configs, the JSON text that table cells holding mappings and lists are stored as, and the checks
+that a results folder can be written before any simulating starts."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -13,6 +16,35 @@ from typing import Any
 import yaml
 
 from sim import __version__
+from sim.errors import ConfigError
+
+
+class OutputError(ConfigError):
+    """A results file could not be written (read-only, full, not a folder): exit 2, one line.
+    Picklable with its fields, so that a pool worker's error reaches the parent intact."""
+
+    def __reduce__(self):
+        return _output_error, (self.problem, self.file, self.allowed)
+
+
+def _output_error(problem: str, file: str, allowed: str) -> OutputError:
+    return OutputError(problem, file=file, allowed=allowed)
+
+
+def file_mode() -> int:
+    """The mode of every results file: what open() would give (0o666 minus the umask), not
+    mkstemp's 0o600. The umask is read from /proc (reading it with os.umask means setting it, which
+    another thread could observe); elsewhere it is set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def clean(obj: Any) -> Any:
@@ -32,18 +64,59 @@ def dumps(obj: Any) -> str:
     return json.dumps(clean(obj), indent=2, sort_keys=False)
 
 
+def json_text(value: Any) -> str:
+    """The canonical JSON text of a value: keys sorted, no spaces, NaN as null, integers exact
+    (a seed of 2**128 - 1 is its decimal digits). Mappings and lists in tables are stored as this."""
+    return json.dumps(clean(value), sort_keys=True, separators=(",", ":"))
+
+
+def from_json_text(text: Any, hashable: bool = False) -> Any:
+    """A cell stored by ``json_text`` as its value again. ``hashable``: mappings and lists come back
+    as their canonical text (swept values are grouped and compared), otherwise as dicts and lists.
+    None and NaN (a missing cell) stay as they are."""
+    if not isinstance(text, str):
+        return text
+    value = json.loads(text)
+    if hashable and isinstance(value, (dict, list)):
+        return json_text(value)
+    return value
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "not writable" + (" (read-only file system)" if exc.errno == errno.EROFS else "")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file is in the way (the results folder must be a directory)"
+    return exc.strerror or str(exc)
+
+
+def output_error(exc: OSError, path: Path) -> OutputError:
+    return OutputError(f"cannot write results: {_describe(exc)}", file=str(path),
+                       allowed="a writable directory with free space; choose another with --out")
+
+
+def _write_bytes(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write to a temporary file in the same folder, then rename: readers never see half a file.
+    An OSError (read-only, full disk, a file where the folder should be) is an OutputError."""
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.fchmod(fd, file_mode())
+        _write_bytes(fd, data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        raise output_error(exc, path) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def write_parquet(df, path: Path) -> None:
@@ -53,6 +126,57 @@ def write_parquet(df, path: Path) -> None:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow")
     atomic_write(path, buf.getvalue())
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write and remove a small file in it, so that a read-only, full or
+    non-directory ``--out`` is refused before any simulating starts."""
+    atomic_write(folder / ".write-check", b"keepalive-sim write check\n")
+    try:
+        (folder / ".write-check").unlink()
+    except OSError as exc:
+        raise output_error(exc, folder) from None
+
+
+#: the file that marks a folder as written by this package: ``{"kind": "sweep"|"run", "name": ...}``
+MARKER = ".keepalive-sim.json"
+
+
+def read_marker(folder: Path) -> dict | None:
+    """What this package wrote in ``folder`` (None: nothing), folders from before the marker included."""
+    try:
+        return dict(json.loads((folder / MARKER).read_text()))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError):
+        return {"kind": "unknown"}
+    if (folder / "config.resolved.yaml").is_file():
+        if (folder / "sweep.json").is_file() or (folder / "parts").is_dir():
+            return {"kind": "sweep"}
+        if (folder / "summary.json").is_file():
+            return {"kind": "run"}
+    return None
+
+
+def claim_folder(folder: Path, kind: str, name: str, overwrite: bool = False) -> dict | None:
+    """Make ``folder`` a results folder of ``kind`` (``run`` or ``sweep``) for scenario ``name``,
+    before any simulating: it must be new, empty, or a results folder of the same kind (``overwrite``
+    lifts that), and writable. Returns what the folder held before (its marker), or None."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder", file=str(folder), allowed="a new or empty folder (--out)")
+    previous = read_marker(folder) if folder.is_dir() else None
+    if not overwrite and folder.is_dir():
+        if previous is None and any(folder.iterdir()):
+            raise OutputError("is not empty and is not a keepalive-sim results folder; writing there could "
+                              "replace your files", file=str(folder),
+                              allowed="a new or empty folder, a folder written by `python -m sim`, or "
+                                      "--overwrite to write into it anyway")
+        if previous is not None and previous.get("kind") != kind:
+            raise OutputError(f"holds the results of `{previous.get('kind')}`, not of `{kind}`", file=str(folder),
+                              allowed="another --out, or --overwrite to write into it anyway")
+    check_writable(folder)
+    atomic_write(folder / MARKER, json.dumps({"kind": kind, "name": name, "version": __version__}) + "\n")
+    return previous
 
 
 def resolved_config_yaml(scenario, raw_sweep: Any = None) -> str:

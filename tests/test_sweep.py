@@ -121,3 +121,53 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     assert main(["sweep", SMALL, "--executor", "serial", "--out", str(out), "--quiet", "--no-report",
                  "--resume"]) == 0
     assert len(pd.read_parquet(out / "points.parquet")) == 8
+
+
+# ----------------------------------------------------------------------------- --resume keeps only matching runs
+BASE = [SMALL, "--executor", "serial", "--quiet", "--no-report"]
+
+
+def _sweep(out: Path, *extra: str) -> int:
+    return main(["sweep", *BASE, "--out", str(out), *extra])
+
+
+def test_resume_after_a_shrunk_grid_drops_the_points_no_longer_in_it(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _sweep(out) == 0
+    capsys.readouterr()
+    shrunk = "sweep={envoy.listener.keepalive.idle: [300s], conditions: {kernel.hz: [250, 1000]}}"
+    assert _sweep(out, "--resume", "--set", shrunk) == 0
+    assert "resuming: 4 of 4 runs already done" in capsys.readouterr().err
+    pts = pd.read_parquet(out / "points.parquet")
+    assert set(pts["envoy.listener.keepalive.idle"]) == {300} and len(pts) == 4
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+    assert set(pd.read_parquet(out / "connections.parquet")["point_id"]) == set(pts["point_id"])
+
+
+@pytest.mark.parametrize("change", ["seed=4", "duration=20m", "traffic.request_gap={exponential: 5m}"])
+def test_resume_reruns_every_run_whose_settings_changed(tmp_path, change, capsys):
+    out, fresh = tmp_path / "o", tmp_path / "fresh"
+    assert _sweep(out) == 0
+    capsys.readouterr()
+    assert _sweep(out, "--resume", "--set", change) == 0
+    assert "resuming: 0 of 8 runs already done" in capsys.readouterr().err
+    assert _sweep(fresh, "--set", change) == 0
+    pd.testing.assert_frame_equal(_points(out), _points(fresh))
+
+
+def test_resume_with_more_replications_keeps_the_finished_ones(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _sweep(out) == 0
+    capsys.readouterr()
+    assert _sweep(out, "--resume", "--set", "replications=3") == 0
+    assert "resuming: 8 of 12 runs already done" in capsys.readouterr().err
+    assert len(pd.read_parquet(out / "points.parquet")) == 12
+
+
+def test_resume_refuses_a_folder_of_another_config(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _sweep(out) == 0
+    capsys.readouterr()
+    assert _sweep(out, "--resume", "--set", "name=other") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'sweep-small'" in err and "--resume" in err

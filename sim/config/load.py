@@ -192,3 +192,21 @@ def with_values(loaded: Loaded, values: dict[str, Any]) -> Scenario:
             where.record_set(path, **loaded.source.at(axis))
         apply_value(raw, path, value, where)
     return validate_scenario(raw, where)
+
+
+def load_config_text(text: str, file: str = "<stdin>", sets: list[str] | tuple[str, ...] = ()) -> Loaded:
+    """``load_config`` for a config given as text (``run -`` reads it from stdin); errors and
+    ``Loaded.file`` name ``file``. The text goes through a private temporary file so that both entry
+    points share every step."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sim-config-") as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            loaded = load_config(path, sets)
+        except ConfigError as exc:
+            where = file if exc.file == str(path) else exc.file
+            raise ConfigError(exc.problem, file=where, line=exc.line, key=exc.key, allowed=exc.allowed) from None
+    loaded.file = file
+    return loaded

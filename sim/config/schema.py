@@ -32,8 +32,9 @@ __all__ = ["SYSCTL_RANGES", "USER_TIMEOUT_MAX_MS", "Duration", "KeepaliveCfg", "
 MAX_CONNECTIONS = 10**9
 #: Each replication is a whole run of the fleet; a million is far beyond any useful confidence.
 MAX_REPLICATIONS = 10**6
-#: The seed is written to int64 columns (points.parquet) and JSON.
-MAX_SEED = 2**63 - 1
+#: Any seed numpy's SeedSequence takes; points.parquet stores the replication seeds (64-bit) as
+#: uint64 and a swept config seed as JSON text when int64 cannot hold it.
+MAX_SEED = 2**128 - 1
 #: C ``int`` limits: nf_conntrack_max and gRPC channel arguments are 32-bit ints.
 MAX_INT32 = 2**31 - 1
 #: Application bytes per message, for byte counts only: 1 GiB keeps per-minute sums far inside int64.

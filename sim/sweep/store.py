@@ -1,34 +1,72 @@
-"""The results folder (DESIGN §4). Each finished task is its own Parquet file, written atomically,
-so a killed sweep loses only the tasks in flight and ``--resume`` skips what is done."""
+"""The results folder (DESIGN §4). Each finished task is its own Parquet files, written atomically,
+so a killed sweep loses only the tasks in flight and ``--resume`` skips what is done.
+
+Part files are named ``<point_id>-r<replication>.<fingerprint>.<kind>.parquet``: a part is used
+only by a task with the same fingerprint (sim.sweep.tasks.fingerprint), so --resume never mixes in
+results of other settings. The merged files are written one part at a time (streamed), so merging
+needs the memory of one part, not of the whole sweep."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.output import atomic_write, write_parquet
+from sim.output import atomic_write, json_text, output_error, write_parquet
+from sim.sweep.columns import META_KEY
+
+#: columns whose type is fixed whatever the values in one part (a seed of 2**63 or more is uint64
+#: in one part and would be int64 in the next)
+FIXED_TYPES = {"seed": "uint64", "point_index": "int64", "replication": "int64"}
+#: files ``--keep summary`` removes once everything is merged
+BULKY = ("connections.parquet", "series.parquet")
+
+
+#: the part files this package writes (older layouts without a fingerprint included); nothing else
+#: in parts/ is ever deleted
+PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|error)\.parquet")
+
+
+def _stem(path: Path, kind: str) -> str:
+    return path.name[: -len(f".{kind}.parquet")]
+
+
+def _our_parts(parts: Path) -> list[Path]:
+    return [f for f in parts.glob("*.parquet") if PART_FILE.fullmatch(f.name)]
 
 
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.parts = root / "parts"
-        self.parts.mkdir(parents=True, exist_ok=True)
+        try:
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(exc, self.parts) from None
 
-    def done_keys(self) -> set[str]:
-        """Tasks already finished without error."""
-        return {p.name[: -len(".points.parquet")] for p in self.parts.glob("*.points.parquet")}
+    def clear(self) -> None:
+        """Forget every finished task (a sweep without --resume starts afresh)."""
+        for f in _our_parts(self.parts):
+            f.unlink()
 
-    def save(self, key: str, row: dict, conns: pd.DataFrame | None, series: pd.DataFrame | None = None) -> None:
+    def done(self) -> set[str]:
+        """The stems (key.fingerprint) of the tasks already finished without error."""
+        return {_stem(p, "points") for p in self.parts.glob("*.points.parquet")}
+
+    def save(self, stem: str, row: dict, conns: pd.DataFrame | None, series: pd.DataFrame | None = None,
+             json_columns: Iterable[str] = ()) -> None:
         if conns is not None:
-            write_parquet(conns, self.parts / f"{key}.conns.parquet")
+            write_parquet(conns, self.parts / f"{stem}.conns.parquet")
         if series is not None:
-            write_parquet(series, self.parts / f"{key}.series.parquet")
-        write_parquet(pd.DataFrame([row]), self.parts / f"{key}.points.parquet")  # last: marks done
+            write_parquet(series, self.parts / f"{stem}.series.parquet")
+        write_table(pd.DataFrame([row]), self.parts / f"{stem}.points.parquet", json_columns)  # last: marks done
 
     def save_error(self, key: str, row: dict) -> None:
         write_parquet(pd.DataFrame([row]), self.parts / f"{key}.error.parquet")
@@ -36,40 +74,115 @@ class Store:
     def clear_error(self, key: str) -> None:
         (self.parts / f"{key}.error.parquet").unlink(missing_ok=True)
 
-    def _concat(self, pattern: str) -> pd.DataFrame:
-        files = sorted(self.parts.glob(pattern))
-        if not files:
-            return pd.DataFrame()
-        # One Arrow table, converted once: far cheaper than a DataFrame per part for a big sweep.
-        tables = [pq.read_table(f) for f in files]
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    def _files(self, kind: str, stems: Iterable[str]) -> list[Path]:
+        return [f for f in (self.parts / f"{s}.{kind}.parquet" for s in sorted(stems)) if f.exists()]
 
-    def points(self) -> pd.DataFrame:
-        df = _uniform(self._concat("*.points.parquet"))
-        if not df.empty:
-            df = df.sort_values(["point_index", "replication"], ignore_index=True)
-        return df
+    def points(self, stems: Iterable[str]) -> tuple[pd.DataFrame, set[str]]:
+        """The rows of the finished tasks ``stems`` (grid order), and the columns held as JSON text."""
+        tables = [pq.read_table(f) for f in self._files("points", stems)]
+        if not tables:
+            return pd.DataFrame(), set()
+        json_cols = set().union(*(_json_columns(t.schema) for t in tables))
+        schema, as_text = unify([t.schema for t in tables])
+        merged = pa.concat_tables([conform(t, schema, as_text, json_cols) for t in tables])
+        df = merged.to_pandas().sort_values(["point_index", "replication"], ignore_index=True)
+        return df, json_cols | as_text
 
-    def errors(self) -> pd.DataFrame:
-        return self._concat("*.error.parquet")
+    def errors(self, keys: Iterable[str]) -> pd.DataFrame:
+        files = [f for f in (self.parts / f"{k}.error.parquet" for k in sorted(keys)) if f.exists()]
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
-    def finalize(self, summary: pd.DataFrame, write_connections: bool, points: pd.DataFrame | None = None) -> None:
-        """points.parquet, summary.csv and (optionally) connections.parquet from the parts; ``points``:
-        ``self.points()`` when the caller has already read it."""
-        write_parquet(_uniform(self.points() if points is None else points), self.root / "points.parquet")
-        if write_connections:
-            conns = self._concat("*.conns.parquet")
-            if not conns.empty:
-                write_parquet(conns, self.root / "connections.parquet")
-        series = self._concat("*.series.parquet")
-        if not series.empty:
-            write_parquet(series, self.root / "series.parquet")
-        atomic_write(self.root / "summary.csv", summary.to_csv(index=False))
+    def finalize(self, points: pd.DataFrame, json_cols: set[str], summary_csv: str, stems: Iterable[str],
+                 write_connections: bool) -> None:
+        """points.parquet, summary.csv, connections.parquet (optional) and series.parquet, the last
+        two streamed from the parts of ``stems``; the parts stay."""
+        stems = list(stems)
+        write_table(points, self.root / "points.parquet", json_cols)
+        for name, kind, wanted in (("connections.parquet", "conns", write_connections),
+                                   ("series.parquet", "series", True)):
+            files = self._files(kind, stems) if wanted else []
+            if files:
+                stream_merge(files, self.root / name)
+            else:
+                (self.root / name).unlink(missing_ok=True)  # not stale results of an earlier sweep
+        atomic_write(self.root / "summary.csv", summary_csv)
 
 
-def _uniform(df: pd.DataFrame) -> pd.DataFrame:
-    """A swept key whose values mix types (``off`` and a keepalive mapping) is stored as JSON text."""
-    for col in df.columns:
-        if df[col].dtype == object and len({type(v) for v in df[col]}) > 1:
-            df[col] = [v if isinstance(v, str) else json.dumps(v) for v in df[col]]
-    return df
+
+def prune(root: Path) -> None:
+    """``--keep summary``: drop the per-connection files and the parts, once merged and reported."""
+    for name in BULKY:
+        (root / name).unlink(missing_ok=True)
+    parts = root / "parts"
+    for f in _our_parts(parts) if parts.is_dir() else []:
+        f.unlink()
+    with contextlib.suppress(OSError):
+        parts.rmdir()  # unless someone else's files are in it
+
+
+def _json_columns(schema: pa.Schema) -> set[str]:
+    raw = (schema.metadata or {}).get(META_KEY)
+    return set(json.loads(raw)["json_columns"]) if raw else set()
+
+
+def write_table(df: pd.DataFrame, path: Path, json_cols: Iterable[str] = ()) -> None:
+    """``df`` as Parquet, with FIXED_TYPES and the JSON columns named in its schema metadata, atomically."""
+    table = pa.Table.from_pandas(df.astype({k: v for k, v in FIXED_TYPES.items() if k in df}), preserve_index=False)
+    meta = {**(table.schema.metadata or {}), META_KEY: json.dumps({"json_columns": sorted(json_cols)})}
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
+    atomic_write(path, buf.getvalue())
+
+
+def unify(schemas: list[pa.Schema]) -> tuple[pa.Schema, set[str]]:
+    """One schema for all parts (ints widen to floats, missing columns are null), and the columns
+    whose types cannot merge (a bool in one part, text in another): those become JSON text. Every
+    column is written with one type, so this is a safety net for part files of other versions."""
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive"), set()
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
+    types: dict[str, list[pa.DataType]] = {}
+    for s in schemas:
+        for f in s:
+            types.setdefault(f.name, []).append(f.type)
+    clash = set()
+    for name, ts in types.items():
+        try:
+            pa.unify_schemas([pa.schema([(name, t)]) for t in ts], promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            clash.add(name)
+    fixed = [pa.schema([pa.field(f.name, pa.large_string()) if f.name in clash else f for f in s]) for s in schemas]
+    return pa.unify_schemas(fixed, promote_options="permissive"), clash
+
+
+def conform(table: pa.Table, schema: pa.Schema, as_text: set[str], json_cols: set[str] = frozenset()) -> pa.Table:
+    """``table`` cast to ``schema``; a column in ``as_text`` is turned into JSON text first (unless
+    this part already holds it as JSON text)."""
+    cols = []
+    for f in schema:
+        if f.name not in table.column_names:
+            cols.append(pa.nulls(len(table), f.type))
+            continue
+        col = table[f.name]
+        is_text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        if f.name in as_text and not (is_text and f.name in json_cols):
+            col = pa.array([None if v is None else json_text(v) for v in col.to_pylist()], pa.large_string())
+        cols.append(col.cast(f.type))
+    return pa.Table.from_arrays(cols, schema=schema.remove_metadata())
+
+
+def stream_merge(files: list[Path], path: Path) -> None:
+    """Concatenate Parquet ``files`` into ``path``, one file at a time, atomically."""
+    schema, as_text = unify([pq.read_schema(f) for f in files])
+    schema = schema.remove_metadata()
+    tmp = path.with_name(f".{path.name}.merging")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for f in files:
+                writer.write_table(conform(pq.read_table(f), schema, as_text, _json_columns(pq.read_schema(f))))
+        tmp.replace(path)
+    except OSError as exc:
+        raise output_error(exc, path) from None
+    finally:
+        tmp.unlink(missing_ok=True)

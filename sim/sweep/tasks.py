@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,13 @@ from sim.config.schema import Scenario
 from sim.model.scenario import run_one
 from sim.report.capacity import series_frame
 from sim.report.summary import summarize_one
-from sim.sweep.seeds import replication_seed
+from sim.sweep.columns import nested_to_json, param_column
 from sim.sweep.store import Store
+
+#: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
+STORE_FORMAT = 2
+#: config keys that do not change one replication's results (its seed is fingerprinted instead)
+_NOT_FINGERPRINTED = ("name", "replications", "seed", "sweep")
 
 
 @dataclass(frozen=True)
@@ -21,25 +29,61 @@ class Task:
     point_id: str
     point_index: int
     replication: int
-    params: dict[str, Any]
+    seed: int  # the replication's own seed (replication_seed(config seed, replication))
+    fingerprint: str  # of everything the result depends on (see ``fingerprint``)
+    stored: dict[str, Any]  # the swept values as stored in points.parquet (sim.sweep.columns)
     scenario: Scenario
+    json_keys: frozenset[str] = field(default_factory=frozenset)
+    params: dict[str, Any] = field(default_factory=dict)  # canonical, for error rows
 
     @property
     def key(self) -> str:
         return f"{self.point_id}-r{self.replication}"
 
+    @property
+    def stem(self) -> str:
+        """The name of this task's part files: the key and the fingerprint."""
+        return f"{self.key}.{self.fingerprint}"
 
-def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Simulate one replication of one point. The seed depends only on (config seed, replication),
-    so every point sees the same traffic (common random numbers)."""
-    seed = replication_seed(task.scenario.seed, task.replication)
-    rec = run_one(task.scenario, seed)
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """The package version, the digest of the simulation core's sources and the store format."""
+    from sim import __version__
+    from sim.model.native import sources_digest
+
+    return f"{__version__}:{sources_digest()}:{STORE_FORMAT}"
+
+
+def scenario_digest(sc: Scenario) -> str:
+    """A digest of a point's resolved scenario (every default filled in) and ``code_digest``: what
+    its replications depend on, besides their seeds."""
+    data = sc.model_dump(mode="json")
+    for key in _NOT_FINGERPRINTED:
+        data.pop(key, None)
+    blob = json.dumps({"scenario": data, "code": code_digest()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def fingerprint(digest: str, seed: int) -> str:
+    """16 hex digits over everything one replication's result depends on: ``scenario_digest`` of its
+    point and its own seed. --resume keeps a finished part only when its fingerprint matches."""
+    return hashlib.sha256(f"{digest}:{seed}".encode()).hexdigest()[:16]
+
+
+def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame, set[str]]:
+    """Simulate one replication of one point: (points row, connection rows, series, the row's JSON
+    columns). The seed depends only on (config seed, replication), so every point sees the same
+    traffic (common random numbers)."""
+    rec = run_one(task.scenario, task.seed)
     summary = summarize_one(rec, task.scenario.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
     summary["connections_opened"] = summary["connections"]  # a swept `connections` key takes the name
+    summary, nested = nested_to_json(summary)
+    params = {param_column(k): v for k, v in task.stored.items()}
     row = {"point_id": task.point_id, "point_index": task.point_index, "replication": task.replication,
-           "seed": seed, **summary, **task.params, **{f"outcome_{k}": v for k, v in outcomes.items()},
+           "seed": task.seed, **summary, **params, **{f"outcome_{k}": v for k, v in outcomes.items()},
            "run_events": rec.run["events"], "run_wall_s": rec.run["wall_s"], "run_version": rec.run["version"],
            "error": ""}
     conns = pd.DataFrame(rec.columns)
@@ -48,12 +92,12 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     series = series_frame(rec.series, task.scenario.duration)
     series.insert(0, "replication", task.replication)
     series.insert(0, "point_id", task.point_id)
-    return row, conns, series
+    return row, conns, series, nested | {param_column(k) for k in task.json_keys}
 
 
 def run_and_save(task: Task, out: Path, connections: bool) -> None:
     """``run_task``, its result written to ``out``'s store by the worker itself (local executors:
     the parent then does no per-task work, which would otherwise cap the speed-up of a sweep whose
     points are quick)."""
-    row, conns, series = run_task(task)
-    Store(out).save(task.key, row, conns if connections else None, series)
+    row, conns, series, json_columns = run_task(task)
+    Store(out).save(task.stem, row, conns if connections else None, series, json_columns)
