@@ -43,7 +43,7 @@ def parse_duration(value: object, *, unit_required: bool = False) -> float:
     """
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not a duration (allowed: {ALLOWED})")
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, int):
         if value > MAX_S:  # before float(): 10**400 would overflow
             raise ValueError(f"{short_repr(value)} s is longer than {MAX_S:g} s (allowed: {RANGE})")
         seconds = float(value)
