@@ -34,6 +34,7 @@ class Target:
     interval: int
     count: int
     user_timeout_ms: int
+    hz: int = 250  # the kernel HZ of that host as configured (before any swept condition)
 
 
 def hop_target(sc: Any, label: str) -> Target:
@@ -46,10 +47,10 @@ def hop_target(sc: Any, label: str) -> Target:
         sides["envoy listener"] = (sc.envoy.listener.keepalive, sc.envoy.kernel, sc.envoy.listener.user_timeout)
         sides["envoy upstream"] = (sc.envoy.upstream.keepalive, sc.envoy.kernel, sc.envoy.upstream.user_timeout)
     ka, kernel, user_timeout = sides[label]
-    _, _, sysctl = sc.kernel.merged(kernel).resolved()
+    hz, _, sysctl = sc.kernel.merged(kernel).resolved()
     return Target(label, ka.enabled, ka.idle or sysctl["net.ipv4.tcp_keepalive_time"],
                   ka.interval or sysctl["net.ipv4.tcp_keepalive_intvl"],
-                  ka.count or sysctl["net.ipv4.tcp_keepalive_probes"], int(round(user_timeout * 1000)))
+                  ka.count or sysctl["net.ipv4.tcp_keepalive_probes"], int(round(user_timeout * 1000)), hz)
 
 
 def target_socket(sc: Any, params: dict[str, Any]) -> Target:
@@ -141,8 +142,9 @@ def _describe(t: Target, margin: float | None, mbs: str) -> list[str]:
              f"TCP_KEEPINTVL {t.interval} s, TCP_KEEPCNT {t.count})"
              + (f", TCP_USER_TIMEOUT {t.user_timeout_ms} ms" if t.user_timeout_ms else "")]
     if mbs:
-        lines.append(f"middlebox on this hop's leg: {mbs}; predicted margin {_fmt(margin)} s "
-                     "(its idle timeout minus the latest a probe can reach it, timer-wheel lateness included)"
+        lines.append(f"middlebox on this hop's leg: {mbs}; predicted margin {_fmt(margin)} s at HZ={t.hz} as "
+                     "configured (its idle timeout minus the latest a probe can reach it, timer-wheel lateness "
+                     "included; the point's margin above covers every swept condition)"
                      if margin is not None else f"middlebox on this hop's leg: {mbs}")
     else:
         lines.append("no middlebox on this hop's leg in the config")
