@@ -54,7 +54,7 @@ def test_an_axis_mixing_off_and_a_keepalive_mapping_is_stored_and_read_back(tmp_
     assert set(stored[key]) == {"false", KA_TEXT}
     # (the nested summary fields devices and failure_reasons are JSON text too)
     assert json.loads((out / "sweep.json").read_text())["json_columns"] == {
-        "points.parquet": ["devices", key, "failure_reasons"], "summary.csv": [key]}
+        "points.parquet": ["devices", key, "failure_reasons"], "summary.csv": ["devices", key, "failure_reasons"]}
     res = load_results(out)
     assert list(res.points[key]) == [False, False, KA_TEXT, KA_TEXT]
     assert list(res.points["kernel.hz"]) == [250, 1000, 250, 1000]

@@ -115,9 +115,9 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
     ).reset_index()
     firsts = ok.groupby("point_id", sort=False)[param_keys].first().reset_index()
     out = firsts.merge(agg, on="point_id").sort_values("point_index", ignore_index=True)
-    out["failure_reasons"] = [json.dumps(failure_reasons(r)) for _, r in out.iterrows()]
+    out["failure_reasons"] = [failure_reasons(r) for _, r in out.iterrows()]
     if "devices" in ok:
-        devs = {pid: json.dumps(combine_devices([_json(v) for v in g["devices"]]))
+        devs = {pid: combine_devices([_json(v) for v in g["devices"]])
                 for pid, g in ok.groupby("point_id", sort=False)}
         out["devices"] = out["point_id"].map(devs)
     out["safe"] = out["silent_drops"] == 0
@@ -159,7 +159,7 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
         points=("point_id", "count"),
     ).reset_index()
-    table["failure_reasons"] = [json.dumps(failure_reasons(r)) for _, r in table.iterrows()]
+    table["failure_reasons"] = [failure_reasons(r) for _, r in table.iterrows()]
     # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
     # fewest drops first
     safe = table["safe"]
