@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
-from sim.model.scenario import run_one  # noqa: E402
+from sim.execution import run_one  # noqa: E402
 from sim.sweep.cost import point_cost  # noqa: E402
 
 

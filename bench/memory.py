@@ -24,7 +24,7 @@ import resource, sys
 sys.path.insert(0, {root!r})
 from sim.config.load import load_config
 from sim.model import native
-from sim.model.scenario import run_one
+from sim.execution import run_one
 sc = load_config('configs/fleet-idle.yaml', ['connections={n}', 'duration={d}']).scenario
 rec = run_one(sc, 1, chunk_slots={chunk})
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rec.run['wall_s'], native.COMPILED)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sim.config.schema import Scenario
-from sim.model.scenario import Records, merge, run_one
+from sim.execution import run_one
+from sim.model.scenario import Records, merge
 from sim.report.summary import combine, summarize_one
 from sim.sweep.seeds import replication_seed
 

@@ -8,7 +8,7 @@ import pytest
 
 from sim.analytic import analytic, in_scope
 from sim.config.schema import Scenario
-from sim.model.scenario import run_one
+from sim.execution import run_one
 
 D = 0.001
 

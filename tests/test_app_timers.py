@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sim.config.load import load_config
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.report.summary import summarize_one
 
 

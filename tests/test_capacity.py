@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.config.load import load_config
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.report.capacity import active_flows_at
 from sim.report.summary import summarize_one
 from sim.report.verdict import idle_keepalive_pps

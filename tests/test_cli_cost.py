@@ -34,7 +34,7 @@ def test_a_million_connections_for_a_day_of_nlb_traffic_is_allowed():
 
 
 def test_the_estimate_is_near_the_measured_event_count():
-    from sim.model.scenario import run_one
+    from sim.execution import run_one
 
     sc = load_config("configs/nlb.yaml", ["connections=40", "duration=2h", "replications=1"]).scenario
     measured = run_one(sc, 7).run["events"]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sim.config.load import load_config
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.output import resolved_config_yaml
 from sim.sweep.grid import expand
 

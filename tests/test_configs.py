@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sim.config.load import load_config
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.sweep.grid import expand
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))

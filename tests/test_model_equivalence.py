@@ -13,9 +13,9 @@ import pytest
 
 import sim.model.kernel as kernel
 from sim.config.load import load_config
+from sim.execution import run_one
 from sim.model.clock import Clock, Scheduler
 from sim.model.kernel import ACK, DATA, ESTABLISHED, Host, Seg, TcpSocket
-from sim.model.scenario import run_one
 
 CASES = {
     "nlb-wheel": ("configs/nlb.yaml", ["connections=60", "duration=4h"]),

@@ -17,7 +17,7 @@ _RUN = """
 import json, sys
 from sim.config.load import load_config
 from sim.model import native
-from sim.model.scenario import run_one
+from sim.execution import run_one
 sc = load_config(sys.argv[1], sys.argv[2:] + ["replications=1"]).scenario
 rec = run_one(sc, 5, trace_conn=0)
 print(json.dumps({"compiled": native.COMPILED, "columns": rec.columns, "counters": rec.counters,

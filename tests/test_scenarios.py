@@ -11,7 +11,7 @@ import pytest
 from sim.cli import main
 from sim.config.load import load_config
 from sim.config.schema import Scenario
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.report.summary import summarize_one
 from sim.runner import run_scenario
 

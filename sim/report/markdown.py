@@ -165,7 +165,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
 def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
     """Re-run one replication of the first unsafe point with tracing on, and plot the dropped
     connection that waited longest to find out."""
-    from sim.model.scenario import run_one
+    from sim.execution import run_one
 
     unsafe = pp[~pp["safe"].astype(bool)]
     if unsafe.empty:

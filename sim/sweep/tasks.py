@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from sim.config.schema import Scenario
-from sim.model.scenario import run_one
+from sim.execution import run_one
 from sim.report.capacity import series_frame
 from sim.report.summary import summarize_one
 from sim.sweep.columns import nested_to_json, param_column
