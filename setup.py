@@ -2,7 +2,7 @@
 
 The same sources run as plain Python; compiled, the model runs about three times as fast (see
 docs/performance.md). ``SIM_PURE=1`` at install time skips the compilation; at run time it makes
-``sim`` ignore a compiled core. ``sim/model/native.py`` also ignores a compiled core whose sources
+``sim`` ignore a compiled core. ``sim/native.py`` also ignores a compiled core whose sources
 changed after it was built (editable installs), so an edit is never shadowed by a stale build.
 Without a C compiler the install still succeeds, with the plain-Python core.
 """
@@ -33,7 +33,7 @@ def ext_modules() -> list:
     from mypyc.build import mypycify
 
     # By path: the build environment has neither the project on sys.path nor its dependencies.
-    spec = importlib.util.spec_from_file_location("_sim_native", Path(__file__).parent / "sim/model/native.py")
+    spec = importlib.util.spec_from_file_location("_sim_native", Path(__file__).parent / "sim/native.py")
     native = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(native)
     native.write_manifest()

@@ -23,7 +23,7 @@ CHILD = """
 import resource, sys
 sys.path.insert(0, {root!r})
 from sim.config.load import load_config
-from sim.model import native
+from sim import native
 from sim.execution import run_one
 sc = load_config('configs/fleet-idle.yaml', ['connections={n}', 'duration={d}']).scenario
 rec = run_one(sc, 1, chunk_slots={chunk})

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
-from sim.model.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, retries_timeout_s
+from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, retries_timeout_s
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.model.kernel import ECONNRESET, ETIMEDOUT, SockOptError, SockOpts, retries_timeout_s
+from sim.facts.kernel import SockOptError, retries_timeout_s
+from sim.model.kernel import ECONNRESET, ETIMEDOUT, SockOpts
 from tests.kernel_harness import Harness
 
 MS = 1e-3

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from sim.model import native
+from sim import native
 from tests.test_model_equivalence import same_columns
 
 _RUN = """
 import json, sys
 from sim.config.load import load_config
-from sim.model import native
+from sim import native
 from sim.execution import run_one
 sc = load_config(sys.argv[1], sys.argv[2:] + ["replications=1"]).scenario
 rec = run_one(sc, 5, trace_conn=0)
@@ -54,7 +54,7 @@ def test_compiled_and_plain_cores_give_identical_records(path, overrides):
 
 def test_sim_pure_loads_the_plain_sources():
     env = dict(os.environ, SIM_PURE="1")
-    code = "import sim.model.kernel as k, sim.model.native as n; print(n.COMPILED, k.__file__)"
+    code = "import sim.model.kernel as k, sim.native as n; print(n.COMPILED, k.__file__)"
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
     compiled, path = out.split()
     assert compiled == "False" and path.endswith("kernel.py")
@@ -71,8 +71,9 @@ def test_a_stale_or_missing_build_is_not_used():
 
 def test_the_digest_covers_every_compiled_source(tmp_path, monkeypatch):
     for name in native.MODULES:
+        (tmp_path / f"{name}.py").parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f"{name}.py").write_text(f"# {name}\n")
     monkeypatch.setattr(native, "_HERE", tmp_path)
     before = native.sources_digest()
-    (tmp_path / "records.py").write_text("# edited\n")
+    (tmp_path / "model" / "records.py").write_text("# edited\n")
     assert native.sources_digest() != before

@@ -176,12 +176,13 @@ def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
 
 
 def test_split_fleet_gives_the_same_records_as_one_process():
+    from sim.config.resolve import world_spec
     from sim.model.scenario import run_split
 
     sc = load_config(NLB, ["connections=40", "duration=1h", "replications=1",
                            "envoy.listener.keepalive.idle=340"]).scenario
     whole = run_one(sc, 5)
-    split = run_split(sc, 5, workers=2)
+    split = run_split(world_spec(sc), 5, workers=2)
     import pandas as pd
 
     pd.testing.assert_frame_equal(pd.DataFrame(whole.columns), pd.DataFrame(split.columns))

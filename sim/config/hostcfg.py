@@ -9,18 +9,14 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from sim.config.durations import config_duration, short_repr, whole_seconds
 from sim.config.fields import KeyedError, Strict, integer_among
-from sim.model.kernel import DEFAULT_SYSCTL, MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
-
-#: Sysctls the model reads, with the ranges a 6.18 kernel accepts (kernel-keepalive.md §1.2).
-SYSCTL_RANGES = {
-    "net.ipv4.tcp_keepalive_time": (1, 8589934),
-    "net.ipv4.tcp_keepalive_intvl": (1, 8589934),
-    "net.ipv4.tcp_keepalive_probes": (0, 255),
-    "net.ipv4.tcp_retries1": (0, 255),
-    "net.ipv4.tcp_retries2": (0, 255),
-}
-USER_TIMEOUT_MAX_MS = 2**31 - 1
-
+from sim.facts.kernel import (
+    DEFAULT_SYSCTL,
+    MAX_TCP_KEEPCNT,
+    MAX_TCP_KEEPIDLE,
+    MAX_TCP_KEEPINTVL,
+    SYSCTL_RANGES,
+    USER_TIMEOUT_MAX_MS,
+)
 
 #: The words a keepalive setting accepts besides true/false/null (YAML 1.2 reads them as strings).
 KEEPALIVE_WORDS = {"off": False, "on": True}

@@ -13,11 +13,10 @@ import re
 from typing import Any, Protocol
 
 from sim.config.durations import parse_duration, short_repr
-from sim.config.schema import USER_TIMEOUT_MAX_MS
-from sim.config.sockopts import MODELLED, option_name
 from sim.config.yamlio import dotted
 from sim.errors import ConfigError
-from sim.model.kernel import SockOptError, check_keepalive_option
+from sim.facts.kernel import USER_TIMEOUT_MAX_MS, SockOptError, check_keepalive_option
+from sim.facts.sockopts import MODELLED, option_name
 
 BASE = ("envoy", "listener", "socket_options")
 _KEEPALIVE = ("envoy", "listener", "keepalive")

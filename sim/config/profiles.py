@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sim.config.durations import parse_duration
 from sim.config.schema import LatePerDirection, LbCfg
-from sim.model.middlebox import MiddleboxSpec
+from sim.spec import MiddleboxSpec, NlcuSpec
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 Late = Literal["rst_to_sender", "drop", "new_flow"]
@@ -84,8 +84,9 @@ def all_profiles() -> dict[str, Profile]:
 
 
 def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
-    """A profile with the config's overrides applied."""
+    """A profile with the config's overrides applied (its NLCU figures included, when it has them)."""
     prof = all_profiles()[cfg.profile]
+    nlcu = prof.capacity.nlcu if prof.capacity else None
     late = cfg.late_packet if cfg.late_packet is not None else prof.late_packet
     if isinstance(late, str):
         late_c = late_s = late
@@ -100,4 +101,6 @@ def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
         on_expiry=cfg.on_expiry or prof.on_expiry,
         late_from_client=late_c,
         late_from_server=late_s,
+        nlcu=NlcuSpec(nlcu.new_flows_per_s, nlcu.active_flows, nlcu.bytes_per_hour, nlcu.price_per_nlcu_hour_usd,
+                      nlcu.price_per_hour_usd) if nlcu else None,
     )

@@ -13,20 +13,12 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sim.config.fields import Duration, KeyedError, Strict
-from sim.config.hostcfg import (
-    SYSCTL_RANGES,
-    USER_TIMEOUT_MAX_MS,
-    Keepalive,
-    KeepaliveCfg,
-    KernelCfg,
-    UserTimeout,
-)
+from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, UserTimeout
 
 #: names other modules import from here (the schema's public face)
-__all__ = ["SYSCTL_RANGES", "USER_TIMEOUT_MAX_MS", "Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario",
-           "Strict", "lb_list"]
+__all__ = ["Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario", "Strict", "lb_list"]
 
-#: Connection ids are ``slot * 1_000_000 + n`` (sim.model.records.CONN_ID_STRIDE). With at most 1e9
+#: Connection ids are ``slot * 1_000_000 + n`` (sim.facts.names.CONN_ID_STRIDE). With at most 1e9
 #: slots every id is below 1e15 < 2**53, so it is exact in int64 columns and also as a float64
 #: (pandas columns with NaN, JSON readers that parse numbers as doubles).
 MAX_CONNECTIONS = 10**9

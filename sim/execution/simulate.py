@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sim.model import scenario as _model
+from sim.config.resolve import world_spec
+from sim.config.schema import Scenario
+from sim.model.scenario import Records, run_world
+from sim.spec import Shortcuts
 
 
-def run_one(sc, seed: int, trace_conn: int | None = None, slots: Iterable[int] | None = None,
-            chunk_slots: int | None = None):
+def run_one(sc: Scenario, seed: int, trace_conn: int | None = None, slots: Iterable[int] | None = None,
+            chunk_slots: int | None = None, shortcuts: Shortcuts | None = None) -> Records:
     """Simulate one replication of ``sc`` (a validated Scenario) with ``seed``. Pure: no files, no CLI,
     no executors. ``trace_conn``: record every packet of that connection id. ``slots``: only these
     client slots (slots are independent). ``chunk_slots``: simulate that many slots at a time (None:
-    the model's default; 0: the whole fleet at once)."""
+    the model's default; 0: the whole fleet at once). ``shortcuts``: the engine's work-saving
+    shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
     kwargs = {} if chunk_slots is None else {"chunk_slots": chunk_slots}
-    return _model.run_one(sc, seed, trace_conn, slots, **kwargs)
+    return run_world(world_spec(sc, shortcuts), seed, trace_conn, slots, **kwargs)

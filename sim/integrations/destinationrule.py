@@ -14,11 +14,11 @@ from typing import Any
 
 from sim.config.yamlio import dotted
 from sim.errors import ConfigError
+from sim.facts.kernel import MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 from sim.integrations.godur import ALLOWED as GO_ALLOWED
 from sim.integrations.godur import parse_go_duration
 from sim.integrations.model import HopDecl, Lines, get, line_of, to_int
 from sim.integrations.sockopt import zero_keepalive_effect
-from sim.model.kernel import MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 
 ISTIO_KA = {"time": "idle", "interval": "interval", "probes": "count"}
 _MAX = {"idle": (MAX_TCP_KEEPIDLE, "TCP_KEEPIDLE"), "interval": (MAX_TCP_KEEPINTVL, "TCP_KEEPINTVL")}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sim.facts.kernel import DEFAULT_SYSCTL
 from sim.integrations.model import KEEP_OPTS, SO_KEEPALIVE, TCP_USER_TIMEOUT, HopDecl, Parsed
-from sim.model.kernel import DEFAULT_SYSCTL
 
 SYSCTL_OF = {"idle": "net.ipv4.tcp_keepalive_time", "interval": "net.ipv4.tcp_keepalive_intvl",
              "count": "net.ipv4.tcp_keepalive_probes"}

@@ -13,7 +13,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from sim.config.sockopts import SOCKET_OPTIONS, TCP_OPTIONS
+from sim.facts.sockopts import SOCKET_OPTIONS, TCP_OPTIONS
 
 
 @dataclass(frozen=True)

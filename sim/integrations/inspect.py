@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from sim.facts.kernel import DEFAULT_SYSCTL, retries_timeout_s
 from sim.integrations.effective import Effective, hop_effective, netns_effective
 from sim.integrations.model import Parsed
 from sim.integrations.render import render_text
 from sim.integrations.ss_report import ss_report
 from sim.integrations.traps import SYSCTL_TRAPS, dedupe, hop_traps
 from sim.integrations.verdict import CMDLINE, Settings, Verdict, check_lb, max_safe_idle, parse_one_way_delay, verdict
-from sim.model.kernel import DEFAULT_SYSCTL, retries_timeout_s
 
 __all__ = ["CMDLINE", "Settings", "check_lb", "hop_effective", "inspect", "max_safe_idle", "parse_one_way_delay",
            "render_text", "unsafe_verdicts"]

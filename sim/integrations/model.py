@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.config.sockopts import option_name
 from sim.config.yamlio import dotted
 from sim.errors import ConfigError
+from sim.facts.sockopts import option_name
 
 ALLOWED_INPUTS = ("an Istio EnvoyFilter, DestinationRule, IstioOperator or mesh ConfigMap (YAML), an Envoy "
                   "config_dump (JSON, `curl localhost:15000/config_dump`, `istioctl proxy-config ... -o json`), "

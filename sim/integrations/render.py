@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from sim.facts.kernel import DEFAULT_SYSCTL
 from sim.integrations.effective import OPTION_OF, SYSCTL_OF
-from sim.model.kernel import DEFAULT_SYSCTL
 
 
 def render_text(rep: dict[str, Any]) -> str:

@@ -18,8 +18,8 @@ from google.protobuf.message import Message
 
 from sim.config.yamlio import dotted
 from sim.errors import ConfigError
+from sim.facts.kernel import SockOptError, check_keepalive_option
 from sim.integrations.model import Lines, SockOpt, line_of
-from sim.model.kernel import SockOptError, check_keepalive_option
 
 _STATE_ENUM = socket_option_pb2.SocketOption.DESCRIPTOR.enum_types_by_name["SocketState"]
 #: 0, 1, 2 -> STATE_PREBIND, STATE_BOUND, STATE_LISTENING (Envoy validates `defined_only`)

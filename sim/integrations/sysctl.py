@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from sim.config.schema import SYSCTL_RANGES
 from sim.errors import ConfigError
+from sim.facts.kernel import SYSCTL_RANGES
 from sim.integrations.model import Parsed
 
 _SYSCTL = re.compile(r"^(?P<key>[A-Za-z0-9_][A-Za-z0-9_.\-/]*)\s*=\s*(?P<value>.*)$")

@@ -18,8 +18,8 @@ from sim.config.durations import parse_duration
 from sim.config.profiles import all_profiles, middlebox_spec
 from sim.config.schema import KernelCfg, LbCfg, Scenario
 from sim.errors import ConfigError
+from sim.facts.kernel import MAX_TCP_KEEPIDLE
 from sim.integrations.effective import Effective
-from sim.model.kernel import MAX_TCP_KEEPIDLE
 from sim.report.verdict import predicted_margin_s, probe_lateness_max_s
 
 #: Where a command-line option error points (there is no file or line).

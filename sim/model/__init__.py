@@ -1,5 +1,1 @@
-"""The SimPy world: kernel timers, middleboxes, proxies, applications, wire-up."""
-
-from sim.model import native
-
-native.select()
+"""The simulated world: kernel timers, middleboxes, proxies, applications, wire-up (built from sim.spec)."""

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from sim.facts.names import CONN_ID_STRIDE
 from sim.model.clock import LazyTimer
 from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
 from sim.model.middlebox import count_at
-from sim.model.records import CONN_ID_STRIDE, Conn, failure_reason
+from sim.model.records import Conn, failure_reason
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -79,7 +80,7 @@ class ClientSlot:
         self.world = world
         self.index = index
         self.server = server
-        self.cfg = cfg  # ClientCfg
+        self.cfg = cfg  # ClientSpec
         self.conn_seq = 0
         self.conn: Conn | None = None
         self.gaps = gaps
@@ -87,7 +88,7 @@ class ClientSlot:
         self.req_ids = 0
         self.outstanding: Msg | None = None
         self.pool_idle = (LazyTimer(world.sched, self, ClientSlot._pool_idle_fired)
-                          if cfg.pool.idle_timeout > 0 else None)
+                          if cfg.pool_idle_s > 0 else None)
 
     def new_conn_id(self) -> int:
         """The next id for a connection opened for this slot (CONN_ID_STRIDE)."""
@@ -98,10 +99,10 @@ class ClientSlot:
         """Open a (replacement) connection now."""
         conn = self.conn = self.world.open_downstream(self)
         cfg = self.cfg
-        if cfg.ping_interval > 0:
-            self.world.sched.call_at(self.world.now() + cfg.ping_interval, self._ping, conn)
-        if cfg.pool.max_lifetime > 0:
-            self.world.sched.call_at(self.world.now() + cfg.pool.max_lifetime, self._lifetime_over, conn)
+        if cfg.ping_interval_s > 0:
+            self.world.sched.call_at(self.world.now() + cfg.ping_interval_s, self._ping, conn)
+        if cfg.pool_lifetime_s > 0:
+            self.world.sched.call_at(self.world.now() + cfg.pool_lifetime_s, self._lifetime_over, conn)
 
     def _request_due(self, _arg=None) -> None:
         conn = self.conn
@@ -147,7 +148,7 @@ class ClientSlot:
 
     def _idle_now(self) -> None:
         if self.pool_idle is not None:
-            self.pool_idle.set(self.world.now() + self.cfg.pool.idle_timeout)
+            self.pool_idle.set(self.world.now() + self.cfg.pool_idle_s)
 
     def _close_and(self, reason: str, reopen: bool) -> None:
         conn = self.conn
@@ -183,7 +184,7 @@ class ClientSlot:
             return
         if conn.cs.state == ESTABLISHED:
             conn.cs.send(Msg(0, self.world.now(), PING))
-        self.world.sched.call_at(self.world.now() + self.cfg.ping_interval, self._ping, conn)
+        self.world.sched.call_at(self.world.now() + self.cfg.ping_interval_s, self._ping, conn)
 
     # -- socket callbacks
     def on_established(self, sock: TcpSocket) -> None:
@@ -280,7 +281,7 @@ class ServerConn:
         if grpc is not None:
             # chttp2: a ping sooner than the minimum interval since the last one is a strike; more
             # than max_ping_strikes strikes -> GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
-            floor = grpc.min_ping_interval if (self.active or grpc.permit_without_calls) else 7200.0
+            floor = grpc.min_ping_interval_s if (self.active or grpc.permit_without_calls) else 7200.0
             if self.last_ping_s is not None and now - self.last_ping_s < floor:
                 self.strikes += 1
                 if self.strikes > grpc.max_ping_strikes:

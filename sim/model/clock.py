@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from sim.facts.wheel import wheel_fire_j
+
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import Seg, TcpSocket
 
-# LVL_START(1..7) in jiffies: the level of a timer is how many of these its delay reaches (§11).
-_LEVEL_THRESHOLDS_J: Final = (63, 504, 4032, 32256, 258048, 2064384, 16515072)
 #: Width of the scheduler's calendar buckets (seconds): a fleet's timers due in one second.
 _BUCKET_S: Final = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
@@ -33,22 +32,6 @@ heappop: Final = heapq.heappop
 heappush: Final = heapq.heappush
 #: A timer's deadline when it has none (LazyTimer).
 NEVER: Final = math.inf
-
-
-_GRANULARITY_J: Final = tuple(8**level for level in range(len(_LEVEL_THRESHOLDS_J) + 1))
-
-
-def wheel_granularity_j(delay_j: int) -> int:
-    """Granularity in jiffies of the wheel level a ``delay_j``-jiffy timer lands in (rule 40)."""
-    return _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
-
-
-def wheel_fire_j(armed_j: float, delay_j: int) -> float:
-    """Jiffy at which a timer armed at ``armed_j`` for ``delay_j`` jiffies fires (rule 40).
-    Jiffies are whole numbers, held as ``float`` where ticks of either timer mode are (exact below
-    2**53 jiffies)."""
-    g = _GRANULARITY_J[bisect_right(_LEVEL_THRESHOLDS_J, delay_j)]
-    return (armed_j + delay_j) // g * g + g
 
 
 class _Call:

@@ -8,18 +8,17 @@ only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Final
 
+from sim.facts.names import SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
 from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
+from sim.spec import MiddleboxSpec
 
 #: What a middlebox does with a segment (``Middlebox.handle``).
 FORWARD: Final = 0
 DROP: Final = 1
 BOUNCE: Final = 2
-#: IPv4 (20) + TCP (20) + timestamps option (12): a probe, an ACK, or a data segment's headers.
-SEGMENT_HEADER_BYTES: Final = 52
 
 
 def bump(series: list[int], i: int, by: int = 1) -> None:
@@ -47,22 +46,6 @@ def series_bucket_s(duration_s: float) -> float:
 RST_TO_SENDER: Final = "rst_to_sender"
 LATE_DROP: Final = "drop"
 NEW_FLOW: Final = "new_flow"
-
-
-@dataclass(frozen=True)
-class MiddleboxSpec:
-    """A resolved middlebox profile (durations in seconds)."""
-
-    name: str
-    idle_timeout_s: float
-    refreshed_by: str = "any_packet"  # any_packet | payload
-    on_expiry: str = "silent"  # silent | rst_both | fin_both
-    late_from_client: str = RST_TO_SENDER
-    late_from_server: str = RST_TO_SENDER
-    #: a terminating proxy (NLB TLS, ALB): this object is then its flow-table view, placed on both
-    #: of its legs next to the proxy, with one flow shared by the two legs
-    terminating: bool = False
-    keepalive_every_s: float = 0.0
 
 
 class Flow:

@@ -18,28 +18,20 @@ if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
 
 
-def request_limit(listener) -> tuple[float, str]:
-    """The shorter of Envoy's route timeout and stream idle timeout (seconds, reason), or
-    ``(0.0, "")`` when both are off."""
-    limits = [(t, r) for t, r in ((listener.route_timeout, "route_timeout"),
-                                  (listener.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
-    return min(limits) if limits else (0.0, "")
-
-
 class EnvoySettings:
     """What every Envoy connection of a run reads from its configuration, read once per run."""
 
     __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason")
 
-    def __init__(self, cfg: Any) -> None:
-        """``cfg``: the validated EnvoyCfg."""
+    def __init__(self, spec: Any) -> None:
+        """``spec``: the run's EnvoySpec (its hot values copied into typed slots)."""
         #: listener (downstream) and upstream pool idle timeouts, seconds (0: off)
-        self.ds_idle_s: float = cfg.listener.idle_timeout
-        self.us_idle_s: float = cfg.upstream.idle_timeout
-        self.tcp_proxy: bool = cfg.listener.protocol == "tcp_proxy"
-        self.retry_on_reset: bool = cfg.upstream.retry_on_reset
-        #: which of the route and stream idle timeouts ends a waiting request (request_limit)
-        self.request_timeout_reason: str = request_limit(cfg.listener)[1]
+        self.ds_idle_s: float = spec.ds_idle_s
+        self.us_idle_s: float = spec.us_idle_s
+        self.tcp_proxy: bool = spec.tcp_proxy
+        self.retry_on_reset: bool = spec.retry_on_reset
+        #: which of the route and stream idle timeouts ends a waiting request
+        self.request_timeout_reason: str = spec.request_timeout_reason
 
 
 class EnvoyConn:

@@ -5,22 +5,22 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import simpy
 
-from sim.config.profiles import all_profiles, middlebox_spec
-from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
+from sim.facts.names import COLUMNS
 from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.clock import Clock, FifoTimeouts, Scheduler
 from sim.model.kernel import Host, SockOpts, TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
-from sim.model.proxy import EnvoyConn, EnvoySettings, request_limit
-from sim.model.records import COLUMNS, Conn
+from sim.model.proxy import EnvoyConn, EnvoySettings
+from sim.model.records import Conn
 from sim.model.terminating import TermProxyConn
+from sim.spec import HostSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
 # (seed, slot), so every grid point replays the same traffic (common random numbers).
@@ -51,15 +51,10 @@ class Records:
     series: dict = field(default_factory=dict)
 
 
-def sock_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SockOpts:
-    """Config keepalive → socket options (a missing value falls back to the sysctl, R1)."""
-    return SockOpts(
-        keepalive=ka.enabled,
-        idle_s=ka.idle or 0,
-        intvl_s=ka.interval or 0,
-        count=ka.count or 0,
-        user_timeout_ms=int(round(user_timeout_s * 1000)),
-    )
+def sock_opts(socket: SocketSpec) -> SockOpts:
+    """The runtime socket options of a socket spec (R1: a 0 falls back to the netns sysctl)."""
+    return SockOpts(keepalive=socket.keepalive, idle_s=socket.idle_s, intvl_s=socket.intvl_s, count=socket.count,
+                    user_timeout_ms=socket.user_timeout_ms)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -67,30 +62,31 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 class World:
-    """Every entity of one replication."""
+    """Every entity of one replication, built from a world spec (sim.spec) alone."""
 
-    def __init__(self, sc: Scenario, seed: int, trace_conn: int | None = None,
+    def __init__(self, spec: WorldSpec, seed: int, trace_conn: int | None = None,
                  slots: Iterable[int] | None = None) -> None:
-        self.sc = sc
+        self.spec = spec
         self.trace_conn = trace_conn
         self.trace: list | None = None
         self.env = simpy.Environment()
-        self.sched = Scheduler(self.env, sc.duration)
-        self.hop_s = sc.network.one_way_delay
+        self.sched = Scheduler(self.env, spec.duration_s)
+        self.hop_s = spec.hop_s
         wheel = _rng(seed, STREAM_WHEEL)
-        base = sc.kernel
 
-        def host(name: str, over: KernelCfg) -> Host:
-            hz, exact, sysctl = base.merged(over).resolved()
-            return Host(name, self.sched, Clock(hz, exact, float(wheel.uniform(0, _PHASE_SPAN_J))), sysctl)
+        def host(h: HostSpec) -> Host:
+            return Host(h.name, self.sched, Clock(h.hz, h.exact, float(wheel.uniform(0, _PHASE_SPAN_J))),
+                        h.sysctls())
 
-        self.client_host = host("client", sc.client.kernel)
-        self.envoy_host = host("envoy", sc.envoy.kernel) if sc.envoy else None
-        self.envoy_settings = EnvoySettings(sc.envoy) if sc.envoy else None
-        self.upstream_host = host("upstream", sc.upstream.kernel)
-        sizes = (sc.traffic.request_bytes, sc.traffic.response_bytes)
-        bucket_s = series_bucket_s(sc.duration)
-        self.ds_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes, "downstream", bucket_s) for c in lb_list(sc.lb)]
+        # the hosts draw their wheel phases in this order (client, Envoy, upstream, then a terminating LB)
+        self.client_host = host(spec.client.host)
+        self.envoy_host = host(spec.envoy.host) if spec.envoy else None
+        self.envoy_settings = EnvoySettings(spec.envoy) if spec.envoy else None
+        self.upstream_host = host(spec.server.host)
+        t = spec.traffic
+        sizes = (t.request_bytes, t.response_bytes)
+        bucket_s = series_bucket_s(spec.duration_s)
+        self.ds_mbs = [Middlebox(m, self.sched, sizes, "downstream", bucket_s) for m in spec.lb]
         # A terminating LB splits the client's path in two legs; its flow-table view sits on both.
         self.term = next((m for m in self.ds_mbs if m.spec.terminating), None)
         self.front_mbs, self.back_mbs = self.ds_mbs, []
@@ -98,44 +94,43 @@ class World:
             k = self.ds_mbs.index(self.term)
             self.front_mbs = self.ds_mbs[: k + 1]
             self.back_mbs = self.ds_mbs[k:]
-            self.lb_host = host("lb", KernelCfg())
-        self.us_mbs = [Middlebox(middlebox_spec(c), self.sched, sizes, "upstream", bucket_s)
-                       for c in lb_list(sc.upstream.lb)]
-        self.client_spec = sock_spec(sc.client.keepalive, sc.client.user_timeout)
-        self.upstream_spec = sock_spec(sc.upstream.keepalive, sc.upstream.user_timeout)
-        if sc.envoy:
-            lst, ups = sc.envoy.listener, sc.envoy.upstream
-            self.listener_spec = sock_spec(lst.keepalive, lst.user_timeout)
-            self.envoy_up_spec = sock_spec(ups.keepalive, ups.user_timeout)
+            self.lb_host = host(spec.lb_host)
+        self.us_mbs = [Middlebox(m, self.sched, sizes, "upstream", bucket_s) for m in spec.upstream_lb]
+        # One options object per kind of socket, shared by the fleet (a setsockopt replaces a copy).
+        self.client_spec = sock_opts(spec.client.socket)
+        self.upstream_spec = sock_opts(spec.server.socket)
+        if spec.envoy:
+            self.listener_spec = sock_opts(spec.envoy.listener_socket)
+            self.envoy_up_spec = sock_opts(spec.envoy.upstream_socket)
         self.conns: list[Conn] = []
         # Fixed-length request timeouts, one queue each for the whole fleet (FifoTimeouts).
-        self.request_timeouts = (FifoTimeouts(self.sched, sc.client.request_timeout, "outstanding",
-                                              ClientSlot._request_timed_out) if sc.client.request_timeout > 0 else None)
+        c = spec.client
+        self.request_timeouts = (FifoTimeouts(self.sched, c.request_timeout_s, "outstanding",
+                                              ClientSlot._request_timed_out) if c.request_timeout_s > 0 else None)
         self.route_timeouts = None
-        if sc.envoy and sc.envoy.listener.protocol != "tcp_proxy":
-            limit_s, _ = request_limit(sc.envoy.listener)
-            if limit_s > 0:
-                self.route_timeouts = FifoTimeouts(self.sched, limit_s, "active", EnvoyConn._request_timer)
+        if spec.envoy and spec.envoy.request_timeout_s > 0:
+            self.route_timeouts = FifoTimeouts(self.sched, spec.envoy.request_timeout_s, "active",
+                                               EnvoyConn._request_timer)
         #: failed requests per simulated second, sparse (the burst of a reconnect storm)
         self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
         # slots simulates exactly as it would within the whole fleet (see run_split).
-        sk, sa, sb = sc.traffic.service_time.spec()
-        gk, ga, gb = sc.traffic.request_gap.spec()
-        n = sc.connections
+        sv, gp = t.service, t.gap
+        server = spec.server
+        n = spec.connections
         self.slots: list[ClientSlot] = []
         # A fixed distribution has no state, so its sampler (and a server that only uses that) is
         # shared by the whole fleet instead of costing memory per connection.
-        fixed_gaps = Sampler(gk, ga, gb, None) if gk == "fixed" else None
-        fixed_server = (Server(self, Sampler(sk, sa, sb, None), sc.upstream.idle_timeout, sc.upstream.grpc)
-                        if sk == "fixed" else None)
+        fixed_gaps = Sampler(gp.kind, gp.a, gp.b, None) if gp.kind == "fixed" else None
+        fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc)
+                        if sv.kind == "fixed" else None)
         for i in (range(n) if slots is None else slots):
-            gaps = fixed_gaps or Sampler(gk, ga, gb, _rng(seed, STREAM_GAPS, i))
-            server = fixed_server or Server(self, Sampler(sk, sa, sb, _rng(seed, STREAM_SERVICE, i)),
-                                            sc.upstream.idle_timeout, sc.upstream.grpc)
-            slot = ClientSlot(self, i, gaps, server, sc.client)
+            gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
+            srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
+                                         server.idle_timeout_s, server.grpc)
+            slot = ClientSlot(self, i, gaps, srv, c)
             self.slots.append(slot)
-            self.sched.call_at(i * sc.traffic.ramp / n, slot.open)
+            self.sched.call_at(i * t.ramp_s / n, slot.open)
 
     def now(self) -> float:
         return self.sched.now_s
@@ -178,8 +173,7 @@ class World:
 
     def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
                    shared_flow=None) -> Conn:
-        sc = self.sc
-        if sc.envoy:
+        if self.spec.envoy:
             assert self.envoy_host is not None and self.envoy_settings is not None
             conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
                                  shared_flow)
@@ -196,7 +190,7 @@ class World:
                              self.upstream_host, slot.server, self.upstream_spec)
 
     def finish(self) -> Records:
-        end = self.sc.duration
+        end = self.spec.duration_s
         # Entries still queued can never run now; their memory goes to the records instead.
         self.sched.clear()
         conns = self.conns
@@ -217,11 +211,7 @@ class World:
             "new_flows": sum(m.new_flows for m in mbs),
         }
         intervals = [iv for m in mbs for iv in m.intervals]
-        profiles = all_profiles()
-        devices = []
-        for m in mbs:
-            cap = profiles[m.spec.name].capacity
-            devices.append(m.export(cap.nlcu.model_dump() if cap and cap.nlcu else None))
+        devices = [m.export(asdict(m.spec.nlcu) if m.spec.nlcu else None) for m in mbs]
         # devices in path order, downstream first: the first is "the LB" of the lb_* figures
         series: dict[str, Any] = {"bucket_s": series_bucket_s(end), "failed_per_s": self.failed_per_s,
                                   "devices": devices}
@@ -257,25 +247,25 @@ def _legs_serving(conn: Conn) -> list[Conn]:
     return legs
 
 
-def run_one(sc: Scenario, seed: int, trace_conn: int | None = None,
-            slots: Iterable[int] | None = None, chunk_slots: int = CHUNK_SLOTS) -> Records:
-    """Simulate one replication of ``sc`` with ``seed``. Pure: no files, no CLI, no executors.
+def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
+              slots: Iterable[int] | None = None, chunk_slots: int = CHUNK_SLOTS) -> Records:
+    """Simulate one replication of ``spec`` with ``seed``. Pure: no files, no CLI, no executors.
     ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
     only these client slots (the rest of the fleet is independent of them). A fleet of more than
     ``chunk_slots`` slots is simulated that many slots at a time, one chunk after another, and
     merged: the same records (0: never)."""
-    chosen = range(sc.connections) if slots is None else list(slots)
+    chosen = range(spec.connections) if slots is None else list(slots)
     if 0 < chunk_slots < len(chosen):
         t0 = time.perf_counter()
-        parts = [_run_world(sc, seed, trace_conn, chosen[a:a + chunk_slots])
+        parts = [_run_world(spec, seed, trace_conn, chosen[a:a + chunk_slots])
                  for a in range(0, len(chosen), chunk_slots)]
         rec = merge(parts)
         rec.run["wall_s"] = time.perf_counter() - t0
         return rec
-    return _run_world(sc, seed, trace_conn, slots)
+    return _run_world(spec, seed, trace_conn, slots)
 
 
-def _run_world(sc: Scenario, seed: int, trace_conn: int | None, slots: Iterable[int] | None) -> Records:
+def _run_world(spec: WorldSpec, seed: int, trace_conn: int | None, slots: Iterable[int] | None) -> Records:
     t0 = time.perf_counter()
     # The model's short-lived garbage (segments, heap entries) has no reference cycles and is freed
     # by reference counting; the cyclic collector would only re-walk every live connection, over and
@@ -284,8 +274,8 @@ def _run_world(sc: Scenario, seed: int, trace_conn: int | None, slots: Iterable[
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        world = World(sc, seed, trace_conn, slots)
-        world.sched.run(sc.duration)
+        world = World(spec, seed, trace_conn, slots)
+        world.sched.run(spec.duration_s)
         rec = world.finish()
     finally:
         if gc_was_enabled:
@@ -340,20 +330,20 @@ def _merge_device(parts: list[dict]) -> dict:
 
 
 def _run_part(args: tuple) -> Records:
-    sc, seed, trace_conn, slots = args
-    return run_one(sc, seed, trace_conn, slots)
+    spec, seed, trace_conn, slots = args
+    return run_world(spec, seed, trace_conn, slots)
 
 
-def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
-    """``run_one`` with the fleet's slots split over ``workers`` processes; the same records."""
-    if workers <= 1 or sc.connections < 2 * workers:
-        return run_one(sc, seed, trace_conn)
+def run_split(spec: WorldSpec, seed: int, workers: int, trace_conn: int | None = None) -> Records:
+    """``run_world`` with the fleet's slots split over ``workers`` processes; the same records."""
+    if workers <= 1 or spec.connections < 2 * workers:
+        return run_world(spec, seed, trace_conn)
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
-    chunks = [range(i, sc.connections, workers) for i in range(workers)]
+    chunks = [range(i, spec.connections, workers) for i in range(workers)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_run_part, [(sc, seed, trace_conn, c) for c in chunks]))
+        parts = list(pool.map(_run_part, [(spec, seed, trace_conn, c) for c in chunks]))
     rec = merge(parts)
     rec.run["wall_s"] = time.perf_counter() - t0
     return rec

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sim.model.app import ClientSlot, Msg
 from sim.model.kernel import ESTABLISHED, PROBE, Seg, TcpSocket
-from sim.model.middlebox import MiddleboxSpec
 from sim.model.records import Conn
+from sim.spec import MiddleboxSpec
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World

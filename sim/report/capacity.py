@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from sim.model.middlebox import SEGMENT_HEADER_BYTES
+from sim.facts.names import SEGMENT_HEADER_BYTES
 
 CAPACITY_FIELDS = (
     "failed_requests_peak_per_s", "lb_keepalive_pps", "keepalive_pps_steady", "keepalive_bytes_per_s",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from sim.model.records import FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
+from sim.facts.names import FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
 from sim.report.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
 
 #: failed requests by reason, as the client saw them (downstream leg): they sum to failed_requests

@@ -10,8 +10,8 @@ import pandas as pd
 
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
-from sim.model.clock import wheel_granularity_j
-from sim.model.records import FAILURE_REASONS
+from sim.facts.names import FAILURE_REASONS
+from sim.facts.wheel import wheel_granularity_j
 from sim.report.capacity import CAPACITY_FIELDS, combine_devices
 from sim.report.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 

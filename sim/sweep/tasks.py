@@ -50,7 +50,7 @@ class Task:
 def code_digest() -> str:
     """The package version, the digest of the simulation core's sources and the store format."""
     from sim import __version__
-    from sim.model.native import sources_digest
+    from sim.native import sources_digest
 
     return f"{__version__}:{sources_digest()}:{STORE_FORMAT}"
 

@@ -26,8 +26,8 @@ from sim.config.load import load_config
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
 from sim.execution import run_one
-from sim.model.clock import wheel_granularity_j
-from sim.model.kernel import retries_timeout_s
+from sim.facts.kernel import retries_timeout_s
+from sim.facts.wheel import wheel_granularity_j
 from sim.output import dumps
 from sim.testbed.netns import SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 

@@ -1,10 +1,10 @@
 """Which build of the simulation core runs: compiled by mypyc at install time, or plain Python.
 
-``setup.py`` compiles the modules in ``MODULES`` into C extensions (same sources, about three times as
-fast) and records a digest of their sources in ``_core.sha256``. Python would import a compiled
-module in preference to its ``.py`` file, so an edit to a source after an editable install would be
-silently shadowed; ``select`` prevents that. It runs when ``sim.model`` is imported and keeps the
-plain-Python modules when:
+``setup.py`` compiles the modules in ``MODULES`` (the model and the facts it uses) into C extensions
+(same sources, about three times as fast) and records a digest of their sources in ``_core.sha256``.
+Python would import a compiled module in preference to its ``.py`` file, so an edit to a source
+after an editable install would be silently shadowed; ``select`` prevents that. It runs when
+``sim`` is imported, before any of those modules, and keeps the plain-Python modules when:
 
 * ``SIM_PURE`` is set in the environment (any non-empty value), or
 * the sources no longer match the digest the compiled core was built from (a warning says so).
@@ -22,10 +22,11 @@ import os
 import sys
 from pathlib import Path
 
-#: the compiled modules of ``sim.model``, in import-independent order
-MODULES = ("clock", "kernel", "network", "middlebox", "app", "proxy", "terminating", "records", "scenario")
-#: the mypyc group: its shared library is ``sim/model/_core__mypyc.*.so``
-GROUP = "sim.model._core"
+#: the compiled modules, relative to the ``sim`` package, in import-independent order
+MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/kernel", "model/network",
+           "model/middlebox", "model/app", "model/proxy", "model/terminating", "model/records", "model/scenario")
+#: the mypyc group: its shared library is ``sim/_core__mypyc.*.so``
+GROUP = "sim._core"
 _HERE = Path(__file__).resolve().parent
 MANIFEST = _HERE / "_core.sha256"
 
@@ -37,7 +38,7 @@ REASON = "not selected yet"
 
 def source_paths() -> list[str]:
     """The compiled modules' sources, relative to the project root (for ``mypycify``)."""
-    return [f"sim/model/{name}.py" for name in MODULES]
+    return [f"sim/{name}.py" for name in MODULES]
 
 
 def sources_digest() -> str:
@@ -65,13 +66,13 @@ def _compiled_present() -> bool:
 class _PlainFinder:
     """Import ``sim.model.<MODULES>`` from their ``.py`` files even where a compiled one sits."""
 
-    _names = {f"sim.model.{name}" for name in MODULES}
+    _names = {"sim." + name.replace("/", ".") for name in MODULES}
 
     @classmethod
     def find_spec(cls, fullname: str, path: object = None, target: object = None):
         if fullname not in cls._names:
             return None
-        return importlib.util.spec_from_file_location(fullname, _HERE / f"{fullname.rsplit('.', 1)[1]}.py")
+        return importlib.util.spec_from_file_location(fullname, _HERE / (fullname[4:].replace(".", "/") + ".py"))
 
 
 def choose(compiled_present: bool, pure_env: str, manifest: str | None, digest: str) -> tuple[bool, str]:

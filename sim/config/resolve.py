@@ -1,0 +1,80 @@
+"""A validated scenario resolved into the world spec the model builds from (sim.spec)."""
+
+from __future__ import annotations
+
+from sim.config.hostcfg import KeepaliveCfg, KernelCfg
+from sim.config.profiles import middlebox_spec
+from sim.config.schema import Scenario, lb_list
+from sim.spec import (
+    ClientSpec,
+    DistSpec,
+    EnvoySpec,
+    GrpcSpec,
+    HostSpec,
+    ServerSpec,
+    Shortcuts,
+    SocketSpec,
+    TrafficSpec,
+    WorldSpec,
+)
+
+
+def socket_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SocketSpec:
+    """Config keepalive → socket options (a missing value falls back to the sysctl, R1)."""
+    return SocketSpec(keepalive=ka.enabled, idle_s=ka.idle or 0, intvl_s=ka.interval or 0, count=ka.count or 0,
+                      user_timeout_ms=int(round(user_timeout_s * 1000)))
+
+
+def host_spec(name: str, base: KernelCfg, over: KernelCfg) -> HostSpec:
+    """A host's kernel: the scenario-wide block with the host's overrides (R2 defaults filled in)."""
+    hz, exact, sysctl = base.merged(over).resolved()
+    return HostSpec(name, hz, exact, tuple(sorted(sysctl.items())))
+
+
+def request_limit(listener) -> tuple[float, str]:
+    """The shorter of Envoy's route timeout and stream idle timeout (seconds, reason), or
+    ``(0.0, "")`` when both are off. No bytes flow on a waiting stream in this model, so both count
+    from the request."""
+    limits = [(t, r) for t, r in ((listener.route_timeout, "route_timeout"),
+                                  (listener.stream_idle_timeout, "stream_idle_timeout")) if t > 0]
+    return min(limits) if limits else (0.0, "")
+
+
+def _dist(d) -> DistSpec:
+    kind, a, b = d.spec()
+    return DistSpec(kind, a, b)
+
+
+def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
+    """Everything the model needs for one replication of ``sc``; ``shortcuts``: the engine's
+    work-saving shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
+    base = sc.kernel
+    t = sc.traffic
+    client = sc.client
+    envoy = None
+    if sc.envoy:
+        lst, ups = sc.envoy.listener, sc.envoy.upstream
+        limit_s, reason = request_limit(lst) if lst.protocol != "tcp_proxy" else (0.0, "")
+        envoy = EnvoySpec(
+            host=host_spec("envoy", base, sc.envoy.kernel),
+            listener_socket=socket_spec(lst.keepalive, lst.user_timeout),
+            upstream_socket=socket_spec(ups.keepalive, ups.user_timeout), ds_idle_s=lst.idle_timeout,
+            us_idle_s=ups.idle_timeout, tcp_proxy=lst.protocol == "tcp_proxy", retry_on_reset=ups.retry_on_reset,
+            request_timeout_s=limit_s, request_timeout_reason=reason)
+    grpc = sc.upstream.grpc
+    return WorldSpec(
+        name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,
+        traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes),
+        client=ClientSpec(host_spec("client", base, client.kernel), socket_spec(client.keepalive, client.user_timeout),
+                          client.request_timeout, client.ping_interval, client.pool.idle_timeout,
+                          client.pool.max_lifetime),
+        server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
+                          socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
+                          GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
+                          if grpc else None),
+        lb=tuple(middlebox_spec(c) for c in lb_list(sc.lb)),
+        envoy=envoy,
+        upstream_lb=tuple(middlebox_spec(c) for c in lb_list(sc.upstream.lb)),
+        lb_host=host_spec("lb", base, KernelCfg()),
+        shortcuts=shortcuts or Shortcuts(),
+    )

@@ -1,0 +1,23 @@
+"""The world spec: what the config resolves a scenario into, and all the model builds a world from.
+
+Plain, typed, immutable data (frozen dataclasses), every default filled in and every unit
+explicit; ``sim.config.resolve.world_spec`` makes it, ``sim.model`` reads it and never the config.
+"""
+
+from sim.spec.world import (
+    ClientSpec,
+    DistSpec,
+    EnvoySpec,
+    GrpcSpec,
+    HostSpec,
+    MiddleboxSpec,
+    NlcuSpec,
+    ServerSpec,
+    Shortcuts,
+    SocketSpec,
+    TrafficSpec,
+    WorldSpec,
+)
+
+__all__ = ["ClientSpec", "DistSpec", "EnvoySpec", "GrpcSpec", "HostSpec", "MiddleboxSpec", "NlcuSpec",
+           "ServerSpec", "Shortcuts", "SocketSpec", "TrafficSpec", "WorldSpec"]
