@@ -32,3 +32,11 @@ def test_nothing_cites_files_outside_the_repository():
                 "utf-8", "replace"):
             hits.append(str(path.relative_to(ROOT)))
     assert not hits, f"these cite ../shared (outside the repository): {hits}"
+
+
+def test_every_record_column_is_documented():
+    from sim.facts.names import COLUMNS
+
+    text = (ROOT / "docs" / "outputs.md").read_text()
+    missing = [c for c in COLUMNS if f"`{c}`" not in text]
+    assert not missing, f"record columns missing from docs/outputs.md: {missing}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Final
 
 #: Outcome values (DESIGN §3), plus what this model adds: ``reset_by_peer`` (an RST built by the
@@ -33,14 +34,50 @@ def reason_column(reason: str) -> str:
 #: Per-reason count columns: failed requests by reason; they sum to ``failed_requests``.
 REASON_COLUMNS: Final = tuple(reason_column(r) for r in FAILURE_REASONS)
 
-#: The per-connection record columns (docs/outputs.md), in order.
-COLUMNS: Final = (
-    "conn_id", "leg", "outcome", "client_outcome", "server_outcome", "silent_drop", "drop_at_s",
-    "client_detect_s", "server_detect_s", "requests", "failed_requests", "hang_s",
-    "requests_in_flight_at_end", "keepalive_probes", "client_zombie_s", "server_zombie_s",
-    "opened_at_s", "closed_at_s", "min_slack_s", "at_risk_gaps", "client_closed_at_s", "server_closed_at_s",
-    *REASON_COLUMNS, "goaways", "envoy_503s", "hang_s_open",
-)
+@dataclass
+class ConnRecord:
+    """One connection (one leg) as the model records it: the documented per-connection columns
+    (docs/outputs.md), in order. Times in seconds of simulated time; NaN where nothing happened."""
+
+    conn_id: int
+    leg: str  # downstream | lb_backend | upstream
+    outcome: str  # the client side's, as client_outcome
+    client_outcome: str
+    server_outcome: str
+    silent_drop: bool
+    drop_at_s: float
+    client_detect_s: float
+    server_detect_s: float
+    requests: int
+    failed_requests: int
+    hang_s: float
+    requests_in_flight_at_end: int
+    keepalive_probes: int
+    client_zombie_s: float
+    server_zombie_s: float
+    opened_at_s: float
+    closed_at_s: float
+    min_slack_s: float
+    at_risk_gaps: int
+    client_closed_at_s: float
+    server_closed_at_s: float
+    #: failed requests by reason (REASON_COLUMNS, in FAILURE_REASONS order): they sum to failed_requests
+    resets: int
+    timeouts: int
+    hung: int
+    race_resets: int
+    route_timeouts: int
+    stream_idle_timeouts: int
+    client_timeouts: int
+    goaway_failures: int
+    goaways: int
+    envoy_503s: int
+    hang_s_open: float
+
+
+#: The per-connection record columns (docs/outputs.md), in order: ConnRecord's fields.
+COLUMNS: Final = tuple(f.name for f in fields(ConnRecord))
+
 
 #: Connection ids are ``slot * CONN_ID_STRIDE + n`` for the n-th connection a slot (and Envoy on its
 #: behalf) opened, so ids do not depend on which other slots ran in the same process.

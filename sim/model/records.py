@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sim.facts.names import FAILURE_REASONS
+from sim.facts.names import ConnRecord
 from sim.model.kernel import DATA, PROBE, TcpSocket
 from sim.model.network import Path
 
@@ -117,7 +117,7 @@ class Conn:
         elif self.close_reason is None:
             self.close_reason = reason
 
-    def row(self, end_s: float) -> tuple:
+    def row(self, end_s: float) -> ConnRecord:
         """The finished record, after ``path.finish``."""
         drop_s = None
         silent = False
@@ -162,14 +162,21 @@ class Conn:
             zombies.append(zombie)
         probes = (self.cs.probes_sent if self.cs else 0) + (self.ss.probes_sent if self.ss else 0)
         closed_at = [s.closed_at_s for s in (self.cs, self.ss) if s is not None and s.closed_at_s is not None]
-        return (
-            self.conn_id, self.leg, outs[0], outs[0], outs[1], silent,
-            math.nan if drop_s is None else drop_s,
-            detects[0], detects[1], self.requests, self.failed, self.hang_s, self.in_flight,
-            probes, zombies[0], zombies[1], self.opened_s,
-            max(closed_at) if len(closed_at) == 2 else math.nan,
-            min_slack, at_risk,
-            *(math.nan if s is None or s.closed_at_s is None else s.closed_at_s for s in (self.cs, self.ss)),
-            *((self.fail_reasons or {}).get(r, 0) for r in FAILURE_REASONS),
-            self.goaways, self.status_503, self.hang_open_s,
+        reasons = self.fail_reasons or {}
+        cs, ss = self.cs, self.ss
+        return ConnRecord(
+            conn_id=self.conn_id, leg=self.leg, outcome=outs[0], client_outcome=outs[0], server_outcome=outs[1],
+            silent_drop=silent, drop_at_s=math.nan if drop_s is None else drop_s,
+            client_detect_s=detects[0], server_detect_s=detects[1], requests=self.requests,
+            failed_requests=self.failed, hang_s=self.hang_s, requests_in_flight_at_end=self.in_flight,
+            keepalive_probes=probes, client_zombie_s=zombies[0], server_zombie_s=zombies[1],
+            opened_at_s=self.opened_s, closed_at_s=max(closed_at) if len(closed_at) == 2 else math.nan,
+            min_slack_s=min_slack, at_risk_gaps=at_risk,
+            client_closed_at_s=math.nan if cs is None or cs.closed_at_s is None else cs.closed_at_s,
+            server_closed_at_s=math.nan if ss is None or ss.closed_at_s is None else ss.closed_at_s,
+            resets=reasons.get("reset", 0), timeouts=reasons.get("timeout", 0), hung=reasons.get("hung", 0),
+            race_resets=reasons.get("race_reset", 0), route_timeouts=reasons.get("route_timeout", 0),
+            stream_idle_timeouts=reasons.get("stream_idle_timeout", 0),
+            client_timeouts=reasons.get("client_timeout", 0), goaway_failures=reasons.get("goaway", 0),
+            goaways=self.goaways, envoy_503s=self.status_503, hang_s_open=self.hang_open_s,
         )

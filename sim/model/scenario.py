@@ -201,8 +201,9 @@ class World:
             conn.path.finish(end)
         self._hung_at_end(end)
         for i, conn in enumerate(conns):
-            for col, value in zip(cols, conn.row(end), strict=True):
-                col[i] = value
+            rec = conn.row(end)  # a named record (ConnRecord), read column by column
+            for name, col in zip(COLUMNS, cols, strict=True):
+                col[i] = getattr(rec, name)
         columns = dict(zip(COLUMNS, cols, strict=True))
         mbs = self.ds_mbs + self.us_mbs
         counters: dict[str, int] = {
