@@ -11,8 +11,8 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
-from sim.report.summary import combine, summarize_one
 from sim.sweep.seeds import replication_seed
 
 #: a fleet larger than this is simulated a piece of this many slots at a time, so that progress can

@@ -12,7 +12,7 @@ from sim.cli import main
 from sim.config.load import load_config
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.report.summary import summarize_one
+from sim.metrics.summary import summarize_one
 from sim.runner import run_scenario
 
 NLB = "configs/nlb.yaml"
@@ -152,7 +152,7 @@ def test_run_scenario_counts_replications():
 @pytest.mark.parametrize("config", [NLB, "configs/nlb-tls.yaml", "configs/keepalive-inversion.yaml"])
 def test_a_fleet_simulated_in_chunks_gives_the_same_records(config):
     # run_one simulates big fleets a chunk of slots at a time (CHUNK_SLOTS); 7 slots per chunk here
-    from sim.report.capacity import series_frame
+    from sim.metrics.capacity import series_frame
 
     sc = load_config(config, ["connections=40", "duration=1h", "replications=1"]).scenario
     whole = run_one(sc, 5, trace_conn=3_000_000, chunk_slots=0)

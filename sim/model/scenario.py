@@ -47,7 +47,7 @@ class Records:
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
     trace: list | None = None
-    #: capacity time series of the client-facing LB (sim.report.capacity)
+    #: capacity time series of the client-facing LB (sim.metrics.capacity)
     series: dict = field(default_factory=dict)
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
+from sim.metrics.capacity import CAPACITY_FIELDS, combine_devices
+from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 from sim.model.clock import wheel_granularity_j
 from sim.model.records import FAILURE_REASONS
-from sim.report.capacity import CAPACITY_FIELDS, combine_devices
-from sim.report.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 
 Side = tuple[str, KeepaliveCfg, KernelCfg]
 

@@ -13,8 +13,8 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.report.capacity import series_frame
-from sim.report.summary import summarize_one
+from sim.metrics.capacity import series_frame
+from sim.metrics.summary import summarize_one
 from sim.sweep.columns import nested_to_json, param_column
 from sim.sweep.store import Store
 
