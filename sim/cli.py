@@ -186,8 +186,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.config.load import load_config
     from sim.output import dumps
     from sim.report.markdown import build_report
+    from sim.results.store import prune
     from sim.sweep.run import Interrupted, config_params, run_sweep
-    from sim.sweep.store import prune
 
     loaded = load_config(args.config, args.sets)
     if args.method == "analytic":

@@ -156,7 +156,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from sim import __version__
     from sim.config.load import load_config, with_values
     from sim.integrations import emit
-    from sim.report.results import config_value
+    from sim.results.load import config_value
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}", file="<command line>", allowed="1..65535")

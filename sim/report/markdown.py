@@ -14,8 +14,8 @@ from sim.config.schema import Scenario, lb_list
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
-from sim.report.results import config_value, load_results
 from sim.report.verdict import failure_split
+from sim.results.load import config_value, load_results
 
 
 def capacity_device(sc: Scenario) -> str:

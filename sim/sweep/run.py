@@ -14,14 +14,14 @@ import pandas as pd
 from sim.config.load import Loaded
 from sim.errors import ConfigError
 from sim.output import OutputError, atomic_write, claim_folder, clean, json_text, read_marker, resolved_config_yaml
-from sim.report.results import config_value, decode_columns
 from sim.report.verdict import per_knob, per_point, predicted_margin_s, recommend, thresholds
-from sim.sweep.columns import param_column
+from sim.results.columns import param_column
+from sim.results.load import config_value, decode_columns
+from sim.results.store import Store
 from sim.sweep.executors import available_cores, run_all
 from sim.sweep.grid import Point, expand
 from sim.sweep.progress import progress
 from sim.sweep.seeds import replication_seed
-from sim.sweep.store import Store
 from sim.sweep.tasks import Task, fingerprint, run_and_save, run_task, scenario_digest
 
 

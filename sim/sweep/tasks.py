@@ -15,8 +15,8 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.metrics.capacity import series_frame
 from sim.metrics.summary import summarize_one
-from sim.sweep.columns import nested_to_json, param_column
-from sim.sweep.store import Store
+from sim.results.columns import nested_to_json, param_column
+from sim.results.store import Store
 
 #: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
 STORE_FORMAT = 2
@@ -31,7 +31,7 @@ class Task:
     replication: int
     seed: int  # the replication's own seed (replication_seed(config seed, replication))
     fingerprint: str  # of everything the result depends on (see ``fingerprint``)
-    stored: dict[str, Any]  # the swept values as stored in points.parquet (sim.sweep.columns)
+    stored: dict[str, Any]  # the swept values as stored in points.parquet (sim.results.columns)
     scenario: Scenario
     json_keys: frozenset[str] = field(default_factory=frozenset)
     params: dict[str, Any] = field(default_factory=dict)  # canonical, for error rows

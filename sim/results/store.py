@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.output import atomic_write, json_text, output_error, write_parquet
-from sim.sweep.columns import META_KEY
+from sim.results.columns import META_KEY
 
 #: columns whose type is fixed whatever the values in one part (a seed of 2**63 or more is uint64
 #: in one part and would be int64 in the next)

@@ -1,6 +1,6 @@
 """Load a sweep's results folder into frames: shared by ``report`` and the notebooks.
 
-Columns held as JSON text (sim/sweep/columns.py: mixed or non-scalar swept keys, seeds beyond
+Columns held as JSON text (sim/results/columns.py: mixed or non-scalar swept keys, seeds beyond
 int64, mapping- or list-valued summary fields) are listed in ``sweep.json`` (``json_columns``) and
 decoded here, so that a folder gives back the values the sweep had: swept mappings as their canonical
 JSON text (hashable, as the grid holds them), ``off`` as False, nested summary fields as dicts and
