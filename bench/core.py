@@ -23,8 +23,8 @@ from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
 from sim.execution import run_one  # noqa: E402
+from sim.execution.runner import run_split  # noqa: E402
 from sim.model import native  # noqa: E402
-from sim.model.scenario import run_split  # noqa: E402
 
 
 def bare_simpy(processes: int, events: int) -> tuple[float, int]:

@@ -2,7 +2,7 @@
 
     python bench/sweep_scaling.py [--points 16] [--connections 500]
 
-Runs the same grid twice through sim.sweep.run_sweep (no report) and prints both wall times and the
+Runs the same grid twice through sim.execution.sweep.run_sweep (no report) and prints both wall times and the
 speed-up. The grid: 8 Envoy keepidle values x HZ 250/1000, one replication each.
 """
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
-from sim.sweep.run import run_sweep  # noqa: E402
+from sim.execution.sweep import run_sweep  # noqa: E402
 
 IDLES = ["60s", "120s", "240s", "300s", "310s", "320s", "330s", "340s", "345s", "349s", "350s", "400s"]
 

@@ -1,4 +1,4 @@
-"""Command line: argument parsing and printing only; the work is in sim.runner / sim.sweep."""
+"""Command line: argument parsing and printing only; the work is in sim.execution.runner / sim.execution."""
 
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def _load(config: str, sets: list[str]):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.execution.cost import check, estimate_run
+    from sim.execution.runner import run_scenario
+    from sim.execution.sweep import cap_workers
     from sim.output import atomic_write, claim_folder, dumps, resolved_config_yaml, write_parquet
-    from sim.runner import run_scenario
-    from sim.sweep.cost import check, estimate_run
-    from sim.sweep.run import cap_workers
 
     loaded = _load(args.config, args.sets)
     sc = loaded.scenario
@@ -184,10 +184,10 @@ def _human(sc, result) -> str:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.config.load import load_config
+    from sim.execution.sweep import Interrupted, config_params, run_sweep
     from sim.output import dumps
     from sim.report.markdown import build_report
     from sim.results.store import prune
-    from sim.sweep.run import Interrupted, config_params, run_sweep
 
     loaded = load_config(args.config, args.sets)
     if args.method == "analytic":
@@ -233,9 +233,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
     from sim.analytic import screen
+    from sim.execution.cost import check, estimate_sweep
     from sim.output import dumps
     from sim.report.fmt import fmt, fmt_param
-    from sim.sweep.cost import check, estimate_sweep
 
     if not force:  # the points it cannot screen are simulated
         check(estimate_sweep(loaded, 1), file=loaded.file)

@@ -12,8 +12,8 @@ from sim.cli import main
 from sim.config.load import load_config
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.runner import run_scenario
 from sim.metrics.summary import summarize_one
-from sim.runner import run_scenario
 
 NLB = "configs/nlb.yaml"
 
@@ -176,7 +176,7 @@ def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
 
 
 def test_split_fleet_gives_the_same_records_as_one_process():
-    from sim.model.scenario import run_split
+    from sim.execution.runner import run_split
 
     sc = load_config(NLB, ["connections=40", "duration=1h", "replications=1",
                            "envoy.listener.keepalive.idle=340"]).scenario

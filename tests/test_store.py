@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from sim.execution.seeds import replication_seed
 from sim.results.load import load_points, load_results
-from sim.sweep.seeds import replication_seed
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 QUIET = ["--executor", "serial", "--quiet", "--no-report"]

@@ -86,7 +86,7 @@ def find_recommendation(args: argparse.Namespace, loaded: Any) -> tuple[dict[str
     results are used when they are for this config file and these ``--set`` values; otherwise a quick
     sweep of the config's own sweep block (1 replication) runs in a temporary folder."""
     from sim.config.load import load_config, sweep_axes
-    from sim.sweep.run import run_sweep
+    from sim.execution.sweep import run_sweep
 
     knobs, _ = sweep_axes(loaded.raw.get("sweep"), loaded.file, loaded.lines)
     if not knobs:

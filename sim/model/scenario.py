@@ -338,22 +338,3 @@ def _merge_device(parts: list[dict]) -> dict:
             "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),
             "new_flows_per_s": _sum_counts([p["new_flows_per_s"] for p in parts])}
 
-
-def _run_part(args: tuple) -> Records:
-    sc, seed, trace_conn, slots = args
-    return run_one(sc, seed, trace_conn, slots)
-
-
-def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
-    """``run_one`` with the fleet's slots split over ``workers`` processes; the same records."""
-    if workers <= 1 or sc.connections < 2 * workers:
-        return run_one(sc, seed, trace_conn)
-    from concurrent.futures import ProcessPoolExecutor
-
-    t0 = time.perf_counter()
-    chunks = [range(i, sc.connections, workers) for i in range(workers)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_run_part, [(sc, seed, trace_conn, c) for c in chunks]))
-    rec = merge(parts)
-    rec.run["wall_s"] = time.perf_counter() - t0
-    return rec

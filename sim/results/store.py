@@ -2,7 +2,7 @@
 so a killed sweep loses only the tasks in flight and ``--resume`` skips what is done.
 
 Part files are named ``<point_id>-r<replication>.<fingerprint>.<kind>.parquet``: a part is used
-only by a task with the same fingerprint (sim.sweep.tasks.fingerprint), so --resume never mixes in
+only by a task with the same fingerprint (sim.execution.tasks.fingerprint), so --resume never mixes in
 results of other settings. The merged files are written one part at a time (streamed), so merging
 needs the memory of one part, not of the whole sweep."""
 

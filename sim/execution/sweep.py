@@ -13,16 +13,16 @@ import pandas as pd
 
 from sim.config.load import Loaded
 from sim.errors import ConfigError
+from sim.execution.executors import available_cores, run_all
+from sim.execution.grid import Point, expand
+from sim.execution.progress import progress
+from sim.execution.seeds import replication_seed
+from sim.execution.tasks import Task, fingerprint, run_and_save, run_task, scenario_digest
 from sim.output import OutputError, atomic_write, claim_folder, clean, json_text, read_marker, resolved_config_yaml
 from sim.report.verdict import per_knob, per_point, predicted_margin_s, recommend, thresholds
 from sim.results.columns import param_column
 from sim.results.load import config_value, decode_columns
 from sim.results.store import Store
-from sim.sweep.executors import available_cores, run_all
-from sim.sweep.grid import Point, expand
-from sim.sweep.progress import progress
-from sim.sweep.seeds import replication_seed
-from sim.sweep.tasks import Task, fingerprint, run_and_save, run_task, scenario_digest
 
 
 @dataclass
@@ -71,7 +71,7 @@ def run_sweep(loaded: Loaded, out: Path, *, executor: str = "process", workers: 
               connections: bool = True, force: bool = False, overwrite: bool = False) -> SweepOutcome:
     """Run (or complete, with ``resume``) the sweep of ``loaded`` into ``out``. Refuses (ConfigError)
     a sweep over the cost limits unless ``force``, and a folder that is not ours unless ``overwrite``."""
-    from sim.sweep.cost import check, estimate_sweep
+    from sim.execution.cost import check, estimate_sweep
 
     if not force:  # before expanding the grid
         check(estimate_sweep(loaded, workers or available_cores()), file=loaded.file)
@@ -201,7 +201,7 @@ def _base_safe(loaded: Loaded, pp: pd.DataFrame, knobs: list[str]) -> bool | Non
         return None
     if not knobs:
         return bool(pp["safe"].all())
-    from sim.sweep.grid import canonical
+    from sim.execution.grid import canonical
 
     own = {k: canonical(loaded.scenario, k) for k in knobs}
     mask = pd.Series(True, index=pp.index)
@@ -209,7 +209,7 @@ def _base_safe(loaded: Loaded, pp: pd.DataFrame, knobs: list[str]) -> bool | Non
         mask &= pp[k].map(lambda x, v=v: x == v)
     sub = pp[mask]
     if sub.empty:
-        from sim.runner import run_scenario
+        from sim.execution.runner import run_scenario
 
         return run_scenario(loaded.scenario, keep_records=False).summary["silent_drops"] == 0
     return bool(sub["safe"].all())
