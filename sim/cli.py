@@ -106,7 +106,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.execution.cost import check, estimate_run
     from sim.execution.runner import run_scenario
     from sim.execution.sweep import cap_workers
-    from sim.output import atomic_write, claim_folder, dumps, resolved_config_yaml, write_parquet
+    from sim.output import dumps
+    from sim.results.folder import claim_folder, write_run
 
     loaded = _load(args.config, args.sets)
     sc = loaded.scenario
@@ -120,9 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     workers = cap_workers(args.workers, sc.connections, "run", "slot") if args.workers > 1 else 1
     result = run_scenario(sc, workers=workers, quiet=args.quiet)
     if out is not None:
-        write_parquet(result.connections_frame(), out / "connections.parquet")
-        atomic_write(out / "summary.json", dumps(result.summary) + "\n")
-        atomic_write(out / "config.resolved.yaml", resolved_config_yaml(sc, loaded.raw.get("sweep")))
+        write_run(out, result.connections_frame(), result.summary, sc, loaded.raw.get("sweep"))
     if args.json:
         print(dumps(result.summary))
     else:

@@ -10,7 +10,7 @@ import yaml
 from sim.config.load import load_config
 from sim.execution import run_one
 from sim.execution.grid import expand
-from sim.output import resolved_config_yaml
+from sim.results.folder import resolved_config_yaml
 
 LONG_POLL = """\
 name: flavor-long-poll

@@ -18,9 +18,10 @@ from sim.execution.grid import Point, expand
 from sim.execution.progress import progress
 from sim.execution.seeds import replication_seed
 from sim.execution.tasks import Task, fingerprint, run_and_save, run_task, scenario_digest
-from sim.output import OutputError, atomic_write, claim_folder, clean, json_text, read_marker, resolved_config_yaml
+from sim.output import OutputError, atomic_write, clean, json_text
 from sim.report.verdict import per_knob, per_point, predicted_margin_s, recommend, thresholds
 from sim.results.columns import param_column
+from sim.results.folder import claim_folder, read_marker, resolved_config_yaml
 from sim.results.load import config_value, decode_columns
 from sim.results.store import Store
 
