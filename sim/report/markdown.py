@@ -14,7 +14,7 @@ from sim.config.schema import Scenario, lb_list
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
-from sim.report.verdict import failure_split
+from sim.report.verdict import failure_split, per_knob
 from sim.results.load import config_value, load_results
 
 
@@ -92,7 +92,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     """Write ``report.md`` and ``plots/*.png`` in ``root`` from what the sweep stored there."""
     res = load_results(root)
     root, meta, knobs, conds = res.root, res.meta, res.knobs, res.conditions
-    pp, table, loaded, conns = res.points, res.table, res.loaded, res.connections
+    pp, loaded, conns = res.points, res.loaded, res.connections
+    table = per_knob(pp, knobs)
     sc = loaded.scenario
     plot_dir = root / "plots"
     plot_dir.mkdir(exist_ok=True)
