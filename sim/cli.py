@@ -1,4 +1,5 @@
-"""Command line: argument parsing and printing only; the work is in sim.execution.runner / sim.execution."""
+"""Command line: argument parsing and printing only; the work is in sim.execution (simulating) and
+sim.report (verdicts, report.md)."""
 
 from __future__ import annotations
 
@@ -183,9 +184,10 @@ def _human(sc, result) -> str:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.config.load import load_config
-    from sim.execution.sweep import Interrupted, config_params, run_sweep
+    from sim.execution.sweep import Interrupted, run_sweep
     from sim.output import dumps
     from sim.report.markdown import build_report
+    from sim.report.sweep_summary import config_params, summarize_sweep
     from sim.results.store import prune
 
     loaded = load_config(args.config, args.sets)
@@ -194,15 +196,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    own_safe = _own_setting_safe(loaded)
     try:
-        res = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                        resume=args.resume, quiet=args.quiet or args.json, force=args.force,
-                        overwrite=args.overwrite)
+        stored = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                           resume=args.resume, quiet=args.quiet or args.json, force=args.force,
+                           overwrite=args.overwrite)
     except Interrupted as exc:
+        summarize_sweep(exc.stored, own_safe)  # summary.csv and sweep.json of what finished
         again = shlex.join(["python", "-m", "sim", *args.argv, *([] if args.resume else ["--resume"])])
         print(f"interrupted: {exc.done} of {exc.total} runs done, merged into {out}/points.parquet; "
               f"finish with: {again}", file=sys.stderr)
         return 130
+    res = summarize_sweep(stored, own_safe)
     report = None
     if not args.no_report and not res.points.empty:
         report = build_report(out)
@@ -228,6 +233,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print("unsafe: the config's own setting has silent drops", file=sys.stderr)
         return 3
     return 0
+
+
+def _own_setting_safe(loaded):
+    """For the sweep's ``base_safe`` (--fail-on-unsafe) when the config's own knob setting is not a
+    grid point: simulate it and tell whether it had no silent drop."""
+    def safe() -> bool:
+        from sim.execution.runner import run_scenario
+
+        return run_scenario(loaded.scenario, keep_records=False).summary["silent_drops"] == 0
+
+    return safe
 
 
 def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.output import atomic_write, json_text, output_error, write_parquet
+from sim.output import atomic_write, clean, json_text, output_error, write_parquet
 from sim.results.columns import META_KEY
 
 #: columns whose type is fixed whatever the values in one part (a seed of 2**63 or more is uint64
@@ -92,10 +92,10 @@ class Store:
         files = [f for f in (self.parts / f"{k}.error.parquet" for k in sorted(keys)) if f.exists()]
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
-    def finalize(self, points: pd.DataFrame, json_cols: set[str], summary_csv: str, stems: Iterable[str],
+    def finalize(self, points: pd.DataFrame, json_cols: set[str], stems: Iterable[str],
                  write_connections: bool) -> None:
-        """points.parquet, summary.csv, connections.parquet (optional) and series.parquet, the last
-        two streamed from the parts of ``stems``; the parts stay."""
+        """points.parquet, connections.parquet (optional) and series.parquet, the last two streamed
+        from the parts of ``stems``; the parts stay."""
         stems = list(stems)
         write_table(points, self.root / "points.parquet", json_cols)
         for name, kind, wanted in (("connections.parquet", "conns", write_connections),
@@ -105,8 +105,16 @@ class Store:
                 stream_merge(files, self.root / name)
             else:
                 (self.root / name).unlink(missing_ok=True)  # not stale results of an earlier sweep
-        atomic_write(self.root / "summary.csv", summary_csv)
 
+
+def write_summary_csv(root: Path, text: str) -> None:
+    """summary.csv (one row per grid point, written by the report from points.parquet)."""
+    atomic_write(root / "summary.csv", text)
+
+
+def write_sweep_json(root: Path, meta: dict) -> None:
+    """sweep.json: the sweep's axes, recommendation, thresholds and JSON columns (NaN as null)."""
+    atomic_write(root / "sweep.json", json.dumps(clean(meta), indent=2) + "\n")
 
 
 def prune(root: Path) -> None:
