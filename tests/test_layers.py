@@ -36,3 +36,14 @@ def test_loading_a_results_folder_runs_no_report_code(finished):
                         "assert len(res.points) == 4 and res.knobs == ['envoy.listener.keepalive.idle']")
     assert "sim.results.load" in mods
     assert not {m for m in mods if m.startswith(("sim.report", "sim.execution"))}
+
+
+def test_a_sweep_run_by_execution_imports_no_report_code(tmp_path):
+    out = tmp_path / "o"
+    mods = _imported_by("from sim.config.load import load_config\nfrom sim.execution.sweep import run_sweep\n"
+                        f"stored = run_sweep(load_config({SMALL!r}, ['replications=1', 'connections=4']), "
+                        f"__import__('pathlib').Path({str(out)!r}), executor='serial', quiet=True)\n"
+                        "assert len(stored.raw) == 4 and not stored.failed")
+    assert "sim.execution.tasks" in mods
+    assert not {m for m in mods if m.startswith(("sim.report", "sim.integrations", "sim.cli"))}
+    assert (out / "points.parquet").exists() and not (out / "sweep.json").exists()  # the verdicts are the report's
