@@ -33,6 +33,7 @@ class Results:
     loaded: Loaded  # the resolved config
     connections: pd.DataFrame | None
     series: pd.DataFrame | None
+    trace: pd.DataFrame | None  # the packets of each task's earliest-dropped connection (trace.parquet)
 
 
 def _parse_cell(v: Any) -> Any:
@@ -81,12 +82,13 @@ def load_results(root: str | Path) -> Results:
     else:
         pp = decode_columns(pd.read_csv(root / "summary.csv", dtype={c: str for c in json_cols}), json_cols,
                             knobs + conds)
-    conns_path, series_path = root / "connections.parquet", root / "series.parquet"
+    conns_path, series_path, trace_path = root / "connections.parquet", root / "series.parquet", root / "trace.parquet"
     return Results(
         root=root, meta=meta, knobs=knobs, conditions=conds, points=pp,
         loaded=load_config(root / "config.resolved.yaml"),
         connections=pd.read_parquet(conns_path) if conns_path.exists() else None,
         series=pd.read_parquet(series_path) if series_path.exists() else None,
+        trace=pd.read_parquet(trace_path) if trace_path.exists() else None,
     )
 
 
