@@ -247,7 +247,7 @@ def _own_setting_safe(loaded):
 
 
 def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
-    from sim.analytic import screen
+    from sim.execution.analytic import screen
     from sim.execution.cost import check, estimate_sweep
     from sim.output import dumps
     from sim.report.fmt import fmt, fmt_param

@@ -4,7 +4,8 @@
 scenario and simulates one replication; it is the only way in to the model from above. Around it:
 a scenario's replications and fleet splits (runner.py), the grid (grid.py), seeds (seeds.py),
 executors (executors.py), the cost estimate (cost.py), progress (progress.py), one sweep task
-(tasks.py) and the sweep driver (sweep.py). Nothing here knows about the CLI or the report.
+(tasks.py), the sweep driver (sweep.py) and the closed-form screening of ``sweep --method
+analytic`` (analytic.py). Nothing here knows about the CLI or the report.
 """
 
 from sim.execution.simulate import run_one
