@@ -119,8 +119,8 @@ def _execute(store: Store, todo: list[Task], total: int, executor: str, workers:
 def merge_sweep(loaded: Loaded, out: Path, points: list[Point], knobs: list[str], conds: list[str],
                 store: Store, tasks: list[Task], connections: bool = True) -> StoredSweep:
     """The finished parts of ``tasks`` merged: points.parquet, connections.parquet (unless not
-    ``connections``) and series.parquet. A failure here keeps the parts (one line says so; --resume
-    merges them again)."""
+    ``connections``), series.parquet and trace.parquet. A failure here keeps the parts (one line
+    says so; --resume merges them again)."""
     try:
         return _merge(loaded, out, points, knobs, conds, store, tasks, connections)
     except OutputError:
@@ -139,7 +139,7 @@ def _merge(loaded: Loaded, out: Path, points: list[Point], knobs: list[str], con
     failed = sorted(set(errors["point_id"].tolist())) if "point_id" in errors else []
     store.finalize(raw, json_cols, stems, connections)
     return StoredSweep(out, loaded, knobs, conds, raw, json_cols, failed,
-                       stored={p.point_id: p.stored for p in points},
+                       point_values={p.point_id: p.stored for p in points},
                        scenarios={p.point_id: p.scenario for p in points},
                        json_keys=points[0].json_keys if points else frozenset(),
                        own={k: canonical(loaded.scenario, k) for k in knobs})

@@ -61,7 +61,7 @@ def _summarize(st: StoredSweep, own_setting_safe: Callable[[], bool] | None) -> 
         pp["predicted_margin_s"] = pp["point_id"].map(margins).astype(float)
         table = per_knob(pp, knobs)
     rec = recommend(table, knobs) if not raw.empty and knobs else None
-    csv, csv_json = _summary_csv(pp, st.stored, keys, st.json_keys)
+    csv, csv_json = _summary_csv(pp, st.point_values, keys, st.json_keys)
     write_summary_csv(st.root, csv)
     base = _base_safe(pp, knobs, st.own, own_setting_safe)
     outcome = SweepOutcome(st.root, pp, table, knobs, conds, rec, st.failed, base)

@@ -24,7 +24,7 @@ class StoredSweep:
     json_cols: set[str]  # the columns of ``raw`` held as JSON text
     failed: list[str]  # the ids of the points with a failed replication
     #: every grid point, in grid order: id -> the swept values as stored in the tables
-    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+    point_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     scenarios: dict[str, Scenario] = field(default_factory=dict)  # id -> the point's resolved scenario
     json_keys: frozenset[str] = frozenset()  # the swept keys stored as JSON text
     own: dict[str, Any] = field(default_factory=dict)  # the config's own knob setting, canonical values
