@@ -23,9 +23,8 @@ from figures import report  # noqa: E402
 
 from sim import native  # noqa: E402
 from sim.config.load import load_config  # noqa: E402
-from sim.config.resolve import world_spec  # noqa: E402
 from sim.execution import run_one  # noqa: E402
-from sim.model.scenario import run_split  # noqa: E402
+from sim.execution.runner import run_split  # noqa: E402
 
 
 def bare_simpy(processes: int, events: int) -> tuple[float, int]:
@@ -74,7 +73,7 @@ def main() -> int:
     sc = load_config(args.config, [f"connections={args.connections}", f"duration={args.duration}",
                                    "replications=1"]).scenario
     t0 = time.perf_counter()
-    rec = run_split(world_spec(sc), 1, args.workers) if args.workers > 1 else run_one(sc, 1)
+    rec = run_split(sc, 1, args.workers) if args.workers > 1 else run_one(sc, 1)
     wall = time.perf_counter() - t0
     events = rec.run["events"]
     essential = essential_events(rec)

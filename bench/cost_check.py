@@ -1,4 +1,4 @@
-"""The cost estimate (sim/sweep/cost.py) against measured event counts, for every shipped config.
+"""The cost estimate (sim/execution/cost.py) against measured event counts, for every shipped config.
 
     python bench/cost_check.py [--connections 40] [--duration 2h]
 
@@ -20,7 +20,7 @@ from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
 from sim.execution import run_one  # noqa: E402
-from sim.sweep.cost import point_cost  # noqa: E402
+from sim.execution.cost import point_cost  # noqa: E402
 
 
 def main() -> int:

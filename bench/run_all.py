@@ -145,14 +145,14 @@ deterministic test case by `pytest tests/test_analytic.py`, not here: it is a co
 
 def cost_section(cost: dict) -> str:
     """The cost-estimate section, from ``bench/cost_check.py``'s figures."""
-    from sim.sweep import cost as c
+    from sim.execution import cost as c
 
     rows = "\n".join(f"| `{name}` | {r['measured']:,} | {r['estimate']:,} | {r['ratio']} |"
                       for name, r in cost["configs"].items())
     return f"""## Cost estimate and limits: `python bench/cost_check.py`
 
 `run` and `sweep` estimate what a request will cost before simulating anything
-(`sim/sweep/cost.py`) and refuse, with exit code 2 and one line giving the estimate and the limit,
+(`sim/execution/cost.py`) and refuse, with exit code 2 and one line giving the estimate and the limit,
 what is over a limit; `--force` runs it anyway. For one replication of a scenario:
 
 ```

@@ -2,8 +2,8 @@
 
     python bench/sweep_scaling.py [--points 16] [--connections 500]
 
-Runs the same grid twice through sim.sweep.run_sweep (no report) and prints both wall times and the
-speed-up. The grid: 8 Envoy keepidle values x HZ 250/1000, one replication each.
+Runs the same grid twice through sim.execution.sweep.run_sweep and the verdicts (no report.md) and
+prints both wall times and the speed-up. The grid: 8 Envoy keepidle values x HZ 250/1000, one replication each.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import report  # noqa: E402
 
 from sim.config.load import load_config  # noqa: E402
-from sim.sweep.run import run_sweep  # noqa: E402
+from sim.execution.sweep import run_sweep  # noqa: E402
+from sim.report.sweep_summary import summarize_sweep  # noqa: E402
 
 IDLES = ["60s", "120s", "240s", "300s", "310s", "320s", "330s", "340s", "345s", "349s", "350s", "400s"]
 
@@ -41,7 +42,8 @@ def main() -> int:
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            run_sweep(loaded, Path(tmp), executor="process", workers=workers, quiet=True, connections=False)
+            summarize_sweep(run_sweep(loaded, Path(tmp), executor="process", workers=workers, quiet=True,
+                                      connections=False))
             walls[workers] = time.perf_counter() - t0
     fig = {"points": args.points, "connections": args.connections, "duration": args.duration,
            "wall_s_1_worker": round(walls[1], 2), "wall_s_2_workers": round(walls[2], 2),

@@ -1,4 +1,5 @@
-"""Command line: argument parsing and printing only; the work is in sim.runner / sim.sweep."""
+"""Command line: argument parsing and printing only; the work is in sim.execution (simulating) and
+sim.report (verdicts, report.md)."""
 
 from __future__ import annotations
 
@@ -103,10 +104,11 @@ def _load(config: str, sets: list[str]):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sim.output import atomic_write, claim_folder, dumps, resolved_config_yaml, write_parquet
-    from sim.runner import run_scenario
-    from sim.sweep.cost import check, estimate_run
-    from sim.sweep.run import cap_workers
+    from sim.execution.cost import check, estimate_run
+    from sim.execution.runner import run_scenario
+    from sim.execution.sweep import cap_workers
+    from sim.output import dumps
+    from sim.results.folder import claim_folder, write_run
 
     loaded = _load(args.config, args.sets)
     sc = loaded.scenario
@@ -120,9 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     workers = cap_workers(args.workers, sc.connections, "run", "slot") if args.workers > 1 else 1
     result = run_scenario(sc, workers=workers, quiet=args.quiet)
     if out is not None:
-        write_parquet(result.connections_frame(), out / "connections.parquet")
-        atomic_write(out / "summary.json", dumps(result.summary) + "\n")
-        atomic_write(out / "config.resolved.yaml", resolved_config_yaml(sc, loaded.raw.get("sweep")))
+        write_run(out, result.connections_frame(), result.summary, sc, loaded.raw.get("sweep"))
     if args.json:
         print(dumps(result.summary))
     else:
@@ -184,10 +184,11 @@ def _human(sc, result) -> str:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.config.load import load_config
+    from sim.execution.sweep import Interrupted, run_sweep
     from sim.output import dumps
     from sim.report.markdown import build_report
-    from sim.sweep.run import Interrupted, config_params, run_sweep
-    from sim.sweep.store import prune
+    from sim.report.sweep_summary import config_params, summarize_sweep
+    from sim.results.store import prune
 
     loaded = load_config(args.config, args.sets)
     if args.method == "analytic":
@@ -195,15 +196,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", allowed="1 or more")
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    own_safe = _own_setting_safe(loaded)
     try:
-        res = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                        resume=args.resume, quiet=args.quiet or args.json, force=args.force,
-                        overwrite=args.overwrite)
+        stored = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                           resume=args.resume, quiet=args.quiet or args.json, force=args.force,
+                           overwrite=args.overwrite)
     except Interrupted as exc:
+        summarize_sweep(exc.stored, own_safe)  # summary.csv and sweep.json of what finished
         again = shlex.join(["python", "-m", "sim", *args.argv, *([] if args.resume else ["--resume"])])
         print(f"interrupted: {exc.done} of {exc.total} runs done, merged into {out}/points.parquet; "
               f"finish with: {again}", file=sys.stderr)
         return 130
+    res = summarize_sweep(stored, own_safe)
     report = None
     if not args.no_report and not res.points.empty:
         report = build_report(out)
@@ -231,11 +235,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_setting_safe(loaded):
+    """For the sweep's ``base_safe`` (--fail-on-unsafe) when the config's own knob setting is not a
+    grid point: simulate it and tell whether it had no silent drop."""
+    def safe() -> bool:
+        from sim.execution.runner import run_scenario
+
+        return run_scenario(loaded.scenario, keep_records=False).summary["silent_drops"] == 0
+
+    return safe
+
+
 def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
-    from sim.analytic import screen
+    from sim.execution.analytic import screen
+    from sim.execution.cost import check, estimate_sweep
     from sim.output import dumps
     from sim.report.fmt import fmt, fmt_param
-    from sim.sweep.cost import check, estimate_sweep
 
     if not force:  # the points it cannot screen are simulated
         check(estimate_sweep(loaded, 1), file=loaded.file)

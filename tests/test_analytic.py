@@ -1,4 +1,4 @@
-"""The closed form (sim.analytic) agrees with the simulator on every deterministic case."""
+"""The closed form (sim.execution.analytic) agrees with the simulator on every deterministic case."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from sim.analytic import analytic, in_scope
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.analytic import analytic, in_scope
 
 D = 0.001
 

@@ -6,7 +6,7 @@ import pytest
 
 from sim.config.load import load_config
 from sim.execution import run_one
-from sim.report.summary import summarize_one
+from sim.metrics.summary import summarize_one
 
 
 def _summary(path: str, *sets: str) -> dict:

@@ -7,8 +7,8 @@ import pytest
 
 from sim.config.load import load_config
 from sim.execution import run_one
-from sim.report.capacity import active_flows_at
-from sim.report.summary import summarize_one
+from sim.metrics.capacity import active_flows_at
+from sim.metrics.summary import summarize_one
 from sim.report.verdict import idle_keepalive_pps
 
 

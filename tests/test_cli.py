@@ -62,9 +62,9 @@ def test_run_reads_the_config_from_stdin(tmp_path):
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
-    import sim.sweep.progress
+    import sim.execution.progress
 
-    monkeypatch.setattr(sim.sweep.progress, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(sim.execution.progress, "PLAIN_EVERY_S", 0.0)
     assert main(["sweep", SMALL, "--executor", "serial", "--no-report", "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err.splitlines()
     assert "sweep: 1/8 runs done, eta " in err[0]
@@ -74,11 +74,11 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypa
 
 
 def test_run_of_a_large_fleet_reports_progress(capsys, monkeypatch):
-    import sim.runner
-    import sim.sweep.progress
+    import sim.execution.progress
+    import sim.execution.runner
 
-    monkeypatch.setattr(sim.sweep.progress, "PLAIN_EVERY_S", 0.0)
-    monkeypatch.setattr(sim.runner, "PIECE_SLOTS", 5)
+    monkeypatch.setattr(sim.execution.progress, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(sim.execution.runner, "PIECE_SLOTS", 5)
     assert main(["run", SMALL, "--set", "connections=10", "--set", "duration=10m", "--json"]) == 0
     err = capsys.readouterr().err
     assert "run: 5/20 slots done" in err and "run: 20/20 slots done in" in err

@@ -9,21 +9,21 @@ import pytest
 
 from sim.cli import main
 from sim.config.load import load_config
-from sim.sweep import cost
+from sim.execution import cost
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 
 
 @pytest.fixture
 def no_simulation(monkeypatch):
-    import sim.runner
-    import sim.sweep.run
+    import sim.execution.runner
+    import sim.execution.sweep
 
     def boom(*a, **k):
         raise AssertionError("simulated or expanded a request that should have been refused")
 
-    monkeypatch.setattr(sim.runner, "run_scenario", boom)
-    monkeypatch.setattr(sim.sweep.run, "expand", boom)
+    monkeypatch.setattr(sim.execution.runner, "run_scenario", boom)
+    monkeypatch.setattr(sim.execution.sweep, "expand", boom)
 
 
 def test_a_million_connections_for_a_day_of_nlb_traffic_is_allowed():
@@ -68,9 +68,9 @@ def test_huge_requests_are_refused_with_the_estimate(tmp_path, capsys, no_simula
 
 
 def test_a_million_point_grid_is_refused_before_it_is_expanded(tmp_path, capsys, no_simulation, monkeypatch):
-    import sim.sweep.grid
+    import sim.execution.grid
 
-    monkeypatch.setattr(sim.sweep.grid, "expand", lambda *a: pytest.fail("expanded"))
+    monkeypatch.setattr(sim.execution.grid, "expand", lambda *a: pytest.fail("expanded"))
     fleets, seeds = ", ".join(map(str, range(1, 1001))), ", ".join(map(str, range(1000)))
     grid = f"sweep={{connections: [{fleets}], seed: [{seeds}]}}"
     assert main(["sweep", SMALL, "--set", grid, "--out", str(tmp_path / "o")]) == 2

@@ -23,14 +23,14 @@ def _one_line(capsys) -> str:
 
 
 def _no_simulation(monkeypatch):
-    import sim.runner
-    import sim.sweep.run
+    import sim.execution.runner
+    import sim.execution.sweep
 
     def boom(*a, **k):
         raise AssertionError("simulated before checking --out")
 
-    monkeypatch.setattr(sim.runner, "run_scenario", boom)
-    monkeypatch.setattr(sim.sweep.run, "expand", boom)
+    monkeypatch.setattr(sim.execution.runner, "run_scenario", boom)
+    monkeypatch.setattr(sim.execution.sweep, "expand", boom)
 
 
 @pytest.mark.parametrize("cmd", ["run", "sweep"])
@@ -105,7 +105,7 @@ def test_empty_and_own_folders_are_fine_but_run_and_sweep_folders_do_not_mix(tmp
 
 def test_a_bad_dask_scheduler_fails_fast_with_exit_2(tmp_path, capsys, monkeypatch):
     pytest.importorskip("dask.distributed")
-    import sim.sweep.executors as ex
+    import sim.execution.executors as ex
 
     monkeypatch.setattr(ex, "DASK_CONNECT_TIMEOUT_S", 1)
     code = main(["sweep", SMALL, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "--quiet",

@@ -9,8 +9,8 @@ import yaml
 
 from sim.config.load import load_config
 from sim.execution import run_one
-from sim.output import resolved_config_yaml
-from sim.sweep.grid import expand
+from sim.execution.grid import expand
+from sim.results.folder import resolved_config_yaml
 
 LONG_POLL = """\
 name: flavor-long-poll

@@ -10,7 +10,7 @@ import pytest
 from sim.cli import main
 from sim.config.load import load_config
 from sim.errors import ConfigError
-from sim.sweep.grid import expand
+from sim.execution.grid import expand
 
 NLB = "configs/nlb.yaml"
 SMALL = "tests/sweep_small.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from sim.config.load import load_config
 from sim.execution import run_one
-from sim.sweep.grid import expand
+from sim.execution.grid import expand
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 

@@ -9,7 +9,7 @@ from sim.config.load import load_config
 from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.facts.names import FAILURE_REASONS
-from sim.report.summary import REASON_FIELDS, summarize_one
+from sim.metrics.summary import REASON_FIELDS, summarize_one
 from sim.report.verdict import failure_split, predicted_margin_s
 
 

@@ -12,8 +12,8 @@ from sim.cli import main
 from sim.config.load import load_config
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.report.summary import summarize_one
-from sim.runner import run_scenario
+from sim.execution.runner import run_scenario
+from sim.metrics.summary import summarize_one
 
 NLB = "configs/nlb.yaml"
 
@@ -152,7 +152,7 @@ def test_run_scenario_counts_replications():
 @pytest.mark.parametrize("config", [NLB, "configs/nlb-tls.yaml", "configs/keepalive-inversion.yaml"])
 def test_a_fleet_simulated_in_chunks_gives_the_same_records(config):
     # run_one simulates big fleets a chunk of slots at a time (CHUNK_SLOTS); 7 slots per chunk here
-    from sim.report.capacity import series_frame
+    from sim.metrics.capacity import series_frame
 
     sc = load_config(config, ["connections=40", "duration=1h", "replications=1"]).scenario
     whole = run_one(sc, 5, trace_conn=3_000_000, chunk_slots=0)
@@ -176,13 +176,12 @@ def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
 
 
 def test_split_fleet_gives_the_same_records_as_one_process():
-    from sim.config.resolve import world_spec
-    from sim.model.scenario import run_split
+    from sim.execution.runner import run_split
 
     sc = load_config(NLB, ["connections=40", "duration=1h", "replications=1",
                            "envoy.listener.keepalive.idle=340"]).scenario
     whole = run_one(sc, 5)
-    split = run_split(world_spec(sc), 5, workers=2)
+    split = run_split(sc, 5, workers=2)
     import pandas as pd
 
     pd.testing.assert_frame_equal(pd.DataFrame(whole.columns), pd.DataFrame(split.columns))

@@ -14,7 +14,7 @@ import yaml
 from sim.cli import main
 from sim.config.load import load_config, with_values
 from sim.integrations.recommend import HOP_OF, hop_target, target_socket
-from sim.report.results import config_value
+from sim.results.load import config_value
 from tests.test_integrations import inspect_json, run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """The results folder's tables: one type per column whatever the swept values, exact seeds, nested
-summary fields as JSON text, and reading them back (sim/report/results.py) gives the same values."""
+summary fields as JSON text, and reading them back (sim/results/load.py) gives the same values."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.report.results import load_points, load_results
-from sim.sweep.seeds import replication_seed
+from sim.execution.seeds import replication_seed
+from sim.results.load import load_points, load_results
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 QUIET = ["--executor", "serial", "--quiet", "--no-report"]
@@ -128,7 +128,7 @@ def test_nested_summary_fields_are_stored_as_json_and_read_back(tmp_path, capsys
 
 
 def test_a_failed_merge_keeps_the_parts_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
-    import sim.sweep.store as store
+    import sim.results.store as store
 
     real = store.stream_merge
 
@@ -151,7 +151,7 @@ def test_parts_of_clashing_types_still_merge_as_json_text(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sim.sweep.store import conform, stream_merge, unify
+    from sim.results.store import conform, stream_merge, unify
 
     a = pa.table({"x": [False], "n": pa.array([1], pa.int64())})
     b = pa.table({"x": ['{"idle":300}'], "n": pa.array([2.5])})

@@ -15,8 +15,8 @@ import pytest
 
 from sim.cli import main
 from sim.config.load import load_config
-from sim.sweep.grid import expand
-from sim.sweep.seeds import replication_seed
+from sim.execution.grid import expand
+from sim.execution.seeds import replication_seed
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 RUN_COLS = ["run_events", "run_wall_s", "run_version"]
@@ -102,8 +102,8 @@ def test_report_rebuilds_from_folder(tmp_path, capsys):
 
 
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
-    import sim.sweep.tasks as sweep_tasks  # local executors run and save each task in the worker
-    from sim.sweep.tasks import run_task as real_task
+    import sim.execution.tasks as sweep_tasks  # local executors run and save each task in the worker
+    from sim.execution.tasks import run_task as real_task
 
     def flaky(task):
         if task.params["envoy.listener.keepalive.idle"] == 345 and task.params["kernel.hz"] == 1000:

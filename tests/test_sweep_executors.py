@@ -84,8 +84,8 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
 def test_a_dying_worker_fails_only_its_own_point(tmp_path, monkeypatch, capsys, how):
-    import sim.sweep.tasks as sweep_tasks
-    from sim.sweep.tasks import run_task as real_task
+    import sim.execution.tasks as sweep_tasks
+    from sim.execution.tasks import run_task as real_task
 
     def dies(task):  # runs in the forked workers
         if task.params["envoy.listener.keepalive.idle"] == 345 and task.params["kernel.hz"] == 1000:
@@ -130,7 +130,7 @@ def test_ctrl_c_stops_at_once_keeps_what_finished_and_says_how_to_resume(tmp_pat
 
 
 def test_workers_are_capped_at_the_cores_and_the_runs(tmp_path, monkeypatch, capsys):
-    import sim.sweep.run as sweep_run
+    import sim.execution.sweep as sweep_run
 
     seen = []
     real = sweep_run.run_all
@@ -151,7 +151,7 @@ def test_workers_are_capped_at_the_cores_and_the_runs(tmp_path, monkeypatch, cap
 
 
 def test_run_workers_are_capped_at_the_cores(monkeypatch, capsys):
-    import sim.sweep.run as sweep_run
+    import sim.execution.sweep as sweep_run
 
     monkeypatch.setattr(sweep_run, "available_cores", lambda: 1)
     assert main(["run", SMALL, "--workers", "500", "--set", "connections=4", "--set", "duration=10m",
@@ -160,14 +160,14 @@ def test_run_workers_are_capped_at_the_cores(monkeypatch, capsys):
 
 
 def test_run_in_pieces_over_workers_gives_the_same_records(monkeypatch):
-    import sim.runner
+    import sim.execution.runner
     from sim.config.load import load_config
 
     sc = load_config(SMALL, ["connections=12", "duration=20m"]).scenario
-    whole = sim.runner.run_scenario(sc)
-    monkeypatch.setattr(sim.runner, "PIECE_SLOTS", 5)
+    whole = sim.execution.runner.run_scenario(sc)
+    monkeypatch.setattr(sim.execution.runner, "PIECE_SLOTS", 5)
     for workers in (1, 2):
-        split = sim.runner.run_scenario(sc, workers=workers)
+        split = sim.execution.runner.run_scenario(sc, workers=workers)
         assert {k: v for k, v in split.summary.items() if k != "run"} == \
             {k: v for k, v in whole.summary.items() if k != "run"}
         pd.testing.assert_frame_equal(split.connections_frame(), whole.connections_frame())

@@ -86,7 +86,8 @@ def find_recommendation(args: argparse.Namespace, loaded: Any) -> tuple[dict[str
     results are used when they are for this config file and these ``--set`` values; otherwise a quick
     sweep of the config's own sweep block (1 replication) runs in a temporary folder."""
     from sim.config.load import load_config, sweep_axes
-    from sim.sweep.run import run_sweep
+    from sim.execution.sweep import run_sweep
+    from sim.report.sweep_summary import summarize_sweep
 
     knobs, _ = sweep_axes(loaded.raw.get("sweep"), loaded.file, loaded.lines)
     if not knobs:
@@ -118,7 +119,9 @@ def find_recommendation(args: argparse.Namespace, loaded: Any) -> tuple[dict[str
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}", file="<command line>", allowed="1 or more")
     with tempfile.TemporaryDirectory(prefix="sim-recommend-") as tmp:
-        res = run_sweep(quick, Path(tmp), executor=args.executor, workers=args.workers, quiet=True, connections=False)
+        # base_safe is not needed here: no simulation of the config's own setting (own_setting_safe)
+        res = summarize_sweep(run_sweep(quick, Path(tmp), executor=args.executor, workers=args.workers, quiet=True,
+                                        connections=False))
     if res.failed:
         raise RuntimeError(f"{len(res.failed)} sweep point(s) failed in the quick sweep")
     if res.recommended is None:
@@ -156,7 +159,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from sim import __version__
     from sim.config.load import load_config, with_values
     from sim.integrations import emit
-    from sim.report.results import config_value
+    from sim.results.load import config_value
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}", file="<command line>", allowed="1..65535")

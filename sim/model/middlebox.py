@@ -234,7 +234,7 @@ class Middlebox:
             self._end(flow, end_s)
 
     def export(self, nlcu: dict | None) -> dict:
-        """This device's capacity record for the run (sim.report.capacity reads it): its name and
+        """This device's capacity record for the run (sim.metrics.capacity reads it): its name and
         leg, counters, flow-table intervals and series. ``nlcu``: its profile's NLCU figures."""
         return {"name": self.spec.name, "leg": self.leg, "keepalive_packets": self.keepalive_packets,
                 "lb_rsts": self.lb_rsts, "new_flows": self.new_flows, "intervals": self.intervals,

@@ -47,7 +47,7 @@ class Records:
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
     trace: list | None = None
-    #: capacity time series of the client-facing LB (sim.report.capacity)
+    #: capacity time series of the client-facing LB (sim.metrics.capacity)
     series: dict = field(default_factory=dict)
 
 
@@ -329,22 +329,3 @@ def _merge_device(parts: list[dict]) -> dict:
             "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),
             "new_flows_per_s": _sum_counts([p["new_flows_per_s"] for p in parts])}
 
-
-def _run_part(args: tuple) -> Records:
-    spec, seed, trace_conn, slots = args
-    return run_world(spec, seed, trace_conn, slots)
-
-
-def run_split(spec: WorldSpec, seed: int, workers: int, trace_conn: int | None = None) -> Records:
-    """``run_world`` with the fleet's slots split over ``workers`` processes; the same records."""
-    if workers <= 1 or spec.connections < 2 * workers:
-        return run_world(spec, seed, trace_conn)
-    from concurrent.futures import ProcessPoolExecutor
-
-    t0 = time.perf_counter()
-    chunks = [range(i, spec.connections, workers) for i in range(workers)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_run_part, [(spec, seed, trace_conn, c) for c in chunks]))
-    rec = merge(parts)
-    rec.run["wall_s"] = time.perf_counter() - t0
-    return rec

@@ -14,8 +14,8 @@ from sim.config.schema import Scenario, lb_list
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
-from sim.report.results import config_value, load_results
-from sim.report.verdict import failure_split
+from sim.report.verdict import failure_split, per_knob
+from sim.results.load import config_value, load_results
 
 
 def capacity_device(sc: Scenario) -> str:
@@ -92,7 +92,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     """Write ``report.md`` and ``plots/*.png`` in ``root`` from what the sweep stored there."""
     res = load_results(root)
     root, meta, knobs, conds = res.root, res.meta, res.knobs, res.conditions
-    pp, table, loaded, conns = res.points, res.table, res.loaded, res.connections
+    pp, loaded, conns = res.points, res.loaded, res.connections
+    table = per_knob(pp, knobs)
     sc = loaded.scenario
     plot_dir = root / "plots"
     plot_dir.mkdir(exist_ok=True)
@@ -110,8 +111,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
     cap_text = _capacity(root, loaded, pp, knobs, conds, plot_dir, figures)
     tl_text = ""
-    if timeline and conns is not None:
-        tl_text = _timeline(root, loaded, pp, conns, knobs + conds, plot_dir, figures)
+    if timeline and res.trace is not None:
+        tl_text = _timeline(loaded, pp, res.trace, knobs + conds, plot_dir, figures)
     rec = meta.get("recommended")
     parts = [f"# {sc.name}: which settings prevent silent drops\n",
              describe(sc) + "\n",
@@ -162,29 +163,26 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     return path
 
 
-def _timeline(root, loaded, pp, conns, keys, plot_dir, figures) -> str:
-    """Re-run one replication of the first unsafe point with tracing on, and plot the dropped
-    connection that waited longest to find out."""
-    from sim.execution import run_one
-
+def _timeline(loaded, pp, traces: pd.DataFrame, keys, plot_dir, figures) -> str:
+    """Plot, from trace.parquet (recorded by the sweep), the packets of the connection of the first
+    unsafe point that was dropped first."""
     unsafe = pp[~pp["safe"].astype(bool)]
     if unsafe.empty:
         return ""
     point = unsafe.iloc[0]
-    sub = conns[(conns["point_id"] == point["point_id"]) & conns["silent_drop"].astype(bool)]
+    sub = traces[traces["point_id"] == point["point_id"]]
     if sub.empty:
         return ""
-    row = sub.sort_values("drop_at_s").iloc[0]
+    conns = sub.drop_duplicates(["replication", "conn_id"]).sort_values(["replication", "conn_id"], kind="stable")
+    row = conns.sort_values("drop_at_s", kind="stable").iloc[0]
     sc = with_values(loaded, {k: config_value(point[k]) for k in keys})
-    seed_rows = pd.read_parquet(root / "points.parquet")
-    seed = int(seed_rows[(seed_rows["point_id"] == point["point_id"])
-                         & (seed_rows["replication"] == row["replication"])]["seed"].iloc[0])
-    rec = run_one(sc, seed, trace_conn=int(row["conn_id"]))
+    events = sub[(sub["replication"] == row["replication"]) & (sub["conn_id"] == row["conn_id"])]
+    rec_trace = list(zip(events["t_s"], events["lane"], events["kind"], events["note"], strict=True))
     drop = float(row["drop_at_s"])
     lo, hi = drop - sc.duration, drop + sc.duration
-    end = [t for t, *_ in rec.trace if t is not None and t >= drop]
+    end = [t for t, *_ in rec_trace if t is not None and t >= drop]
     hi = min(hi, (max(end) if end else drop) + 30)
-    trace = [e for e in rec.trace if e[0] is not None and lo <= e[0] <= hi]
+    trace = [e for e in rec_trace if e[0] is not None and lo <= e[0] <= hi]
     before = [e for e in trace if e[0] < drop]
     lo = max(lo, (before[-1][0] - 30) if before else lo)
     trace = [e for e in trace if e[0] >= lo]

@@ -12,8 +12,8 @@ from sim.config.profiles import middlebox_spec
 from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.facts.names import FAILURE_REASONS
 from sim.facts.wheel import wheel_granularity_j
-from sim.report.capacity import CAPACITY_FIELDS, combine_devices
-from sim.report.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+from sim.metrics.capacity import CAPACITY_FIELDS, combine_devices
+from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 
 Side = tuple[str, KeepaliveCfg, KernelCfg]
 

@@ -11,7 +11,7 @@ part file and the parts always merge (docs/outputs.md, "How values are stored").
 * ``seed`` is the replication's own seed, uint64; a swept ``seed`` is stored as ``config_seed``.
 
 The JSON columns are listed in ``sweep.json`` (``json_columns``) and in each Parquet file's schema
-metadata; ``sim.report.results`` decodes them.
+metadata; ``sim.results.load`` decodes them.
 """
 
 from __future__ import annotations

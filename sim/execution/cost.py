@@ -226,4 +226,4 @@ def check(est: Estimate, force: bool = False, file: str = "<config>") -> None:
     if over and not force:
         raise ConfigError("too big to run: estimated " + "; ".join(over), file=file,
                           allowed="fewer connections, a shorter duration, fewer replications or grid points "
-                                  "(limits in sim/sweep/cost.py, docs/performance.md), or --force to run it anyway")
+                                  "(limits in sim/execution/cost.py, docs/performance.md), or --force to run it anyway")

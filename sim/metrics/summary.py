@@ -6,7 +6,7 @@ import math
 from collections import Counter
 
 from sim.facts.names import FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
-from sim.report.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
+from sim.metrics.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
 
 #: failed requests by reason, as the client saw them (downstream leg): they sum to failed_requests
 REASON_FIELDS = REASON_COLUMNS

@@ -2,7 +2,7 @@
 so a killed sweep loses only the tasks in flight and ``--resume`` skips what is done.
 
 Part files are named ``<point_id>-r<replication>.<fingerprint>.<kind>.parquet``: a part is used
-only by a task with the same fingerprint (sim.sweep.tasks.fingerprint), so --resume never mixes in
+only by a task with the same fingerprint (sim.execution.tasks.fingerprint), so --resume never mixes in
 results of other settings. The merged files are written one part at a time (streamed), so merging
 needs the memory of one part, not of the whole sweep."""
 
@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.output import atomic_write, json_text, output_error, write_parquet
-from sim.sweep.columns import META_KEY
+from sim.output import atomic_write, clean, json_text, output_error, write_parquet
+from sim.results.columns import META_KEY
 
 #: columns whose type is fixed whatever the values in one part (a seed of 2**63 or more is uint64
 #: in one part and would be int64 in the next)
@@ -31,7 +31,7 @@ BULKY = ("connections.parquet", "series.parquet")
 
 #: the part files this package writes (older layouts without a fingerprint included); nothing else
 #: in parts/ is ever deleted
-PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|error)\.parquet")
+PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|trace|error)\.parquet")
 
 
 def _stem(path: Path, kind: str) -> str:
@@ -61,7 +61,11 @@ class Store:
         return {_stem(p, "points") for p in self.parts.glob("*.points.parquet")}
 
     def save(self, stem: str, row: dict, conns: pd.DataFrame | None, series: pd.DataFrame | None = None,
-             json_columns: Iterable[str] = ()) -> None:
+             json_columns: Iterable[str] = (), trace: pd.DataFrame | None = None) -> None:
+        """One finished task's part files; its points row last, as the mark that it is done."""
+        (self.parts / f"{stem}.trace.parquet").unlink(missing_ok=True)  # a rerun without a drop has none
+        if trace is not None:
+            write_parquet(trace, self.parts / f"{stem}.trace.parquet")
         if conns is not None:
             write_parquet(conns, self.parts / f"{stem}.conns.parquet")
         if series is not None:
@@ -92,21 +96,30 @@ class Store:
         files = [f for f in (self.parts / f"{k}.error.parquet" for k in sorted(keys)) if f.exists()]
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
-    def finalize(self, points: pd.DataFrame, json_cols: set[str], summary_csv: str, stems: Iterable[str],
+    def finalize(self, points: pd.DataFrame, json_cols: set[str], stems: Iterable[str],
                  write_connections: bool) -> None:
-        """points.parquet, summary.csv, connections.parquet (optional) and series.parquet, the last
-        two streamed from the parts of ``stems``; the parts stay."""
+        """points.parquet, connections.parquet (optional), series.parquet and trace.parquet (the packets
+        of each task's earliest-dropped connection), the last three streamed from the parts of
+        ``stems``; the parts stay."""
         stems = list(stems)
         write_table(points, self.root / "points.parquet", json_cols)
         for name, kind, wanted in (("connections.parquet", "conns", write_connections),
-                                   ("series.parquet", "series", True)):
+                                   ("series.parquet", "series", True), ("trace.parquet", "trace", True)):
             files = self._files(kind, stems) if wanted else []
             if files:
                 stream_merge(files, self.root / name)
             else:
                 (self.root / name).unlink(missing_ok=True)  # not stale results of an earlier sweep
-        atomic_write(self.root / "summary.csv", summary_csv)
 
+
+def write_summary_csv(root: Path, text: str) -> None:
+    """summary.csv (one row per grid point, written by the report from points.parquet)."""
+    atomic_write(root / "summary.csv", text)
+
+
+def write_sweep_json(root: Path, meta: dict) -> None:
+    """sweep.json: the sweep's axes, recommendation, thresholds and JSON columns (NaN as null)."""
+    atomic_write(root / "sweep.json", json.dumps(clean(meta), indent=2) + "\n")
 
 
 def prune(root: Path) -> None:

@@ -1,4 +1,6 @@
-"""The unit of work: one grid point x one replication -> one summary row (picklable, pure)."""
+"""The unit of work: one grid point x one replication -> one summary row, its connection rows, its
+capacity series and, when it had a silent drop, the packet trace of its earliest-dropped
+connection (picklable, pure)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,18 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.report.capacity import series_frame
-from sim.report.summary import summarize_one
-from sim.sweep.columns import nested_to_json, param_column
-from sim.sweep.store import Store
+from sim.facts.names import CONN_ID_STRIDE
+from sim.metrics.capacity import series_frame
+from sim.metrics.summary import summarize_one
+from sim.results.columns import nested_to_json, param_column
+from sim.results.store import Store
 
 #: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
-STORE_FORMAT = 2
+STORE_FORMAT = 3
+#: the columns of the connection row repeated on every row of a drop trace (the report's timeline
+#: needs them, also once ``--keep summary`` has deleted connections.parquet)
+TRACE_CONN_COLUMNS = ("leg", "drop_at_s", "client_outcome", "server_outcome", "client_detect_s",
+                      "server_detect_s")
 #: config keys that do not change one replication's results (its seed is fingerprinted instead)
 _NOT_FINGERPRINTED = ("name", "replications", "seed", "sweep")
 
@@ -31,7 +38,7 @@ class Task:
     replication: int
     seed: int  # the replication's own seed (replication_seed(config seed, replication))
     fingerprint: str  # of everything the result depends on (see ``fingerprint``)
-    stored: dict[str, Any]  # the swept values as stored in points.parquet (sim.sweep.columns)
+    stored: dict[str, Any]  # the swept values as stored in points.parquet (sim.results.columns)
     scenario: Scenario
     json_keys: frozenset[str] = field(default_factory=frozenset)
     params: dict[str, Any] = field(default_factory=dict)  # canonical, for error rows
@@ -71,10 +78,38 @@ def fingerprint(digest: str, seed: int) -> str:
     return hashlib.sha256(f"{digest}:{seed}".encode()).hexdigest()[:16]
 
 
-def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame, set[str]]:
+TaskResult = tuple[dict, pd.DataFrame, pd.DataFrame, set[str], pd.DataFrame | None]
+
+
+def drop_trace(task: Task, columns: dict[str, list]) -> pd.DataFrame | None:
+    """The packets of the task's earliest-dropped connection (None without a silent drop), for the
+    report's timeline: only that connection's client slot is simulated again, with tracing on.
+    Slots are independent, so its packets are those it had in the whole fleet
+    (tests/test_layers.py). One row per packet or verdict: ``t_s``, ``lane`` (client, lb, server),
+    ``kind``, ``note``, with the connection's id and TRACE_CONN_COLUMNS."""
+    dropped = [i for i, silent in enumerate(columns["silent_drop"]) if silent]
+    if not dropped:
+        return None
+    i = min(dropped, key=lambda j: columns["drop_at_s"][j])  # the first such row on a tie
+    conn_id = int(columns["conn_id"][i])
+    rec = run_one(task.scenario, task.seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE])
+    events = rec.trace or []
+    trace = pd.DataFrame({"t_s": pd.Series([e[0] for e in events], dtype="float64"),
+                          "lane": pd.Series([e[1] for e in events], dtype=object),
+                          "kind": pd.Series([e[2] for e in events], dtype=object),
+                          "note": pd.Series([e[3] for e in events], dtype=object)})
+    trace.insert(0, "conn_id", conn_id)
+    for k in TRACE_CONN_COLUMNS:
+        trace[k] = columns[k][i]
+    trace.insert(0, "replication", task.replication)
+    trace.insert(0, "point_id", task.point_id)
+    return trace
+
+
+def run_task(task: Task) -> TaskResult:
     """Simulate one replication of one point: (points row, connection rows, series, the row's JSON
-    columns). The seed depends only on (config seed, replication), so every point sees the same
-    traffic (common random numbers)."""
+    columns, the drop trace or None). The seed depends only on (config seed, replication), so every
+    point sees the same traffic (common random numbers)."""
     rec = run_one(task.scenario, task.seed)
     summary = summarize_one(rec, task.scenario.duration)
     outcomes = summary.pop("outcomes")
@@ -92,12 +127,12 @@ def run_task(task: Task) -> tuple[dict, pd.DataFrame, pd.DataFrame, set[str]]:
     series = series_frame(rec.series, task.scenario.duration)
     series.insert(0, "replication", task.replication)
     series.insert(0, "point_id", task.point_id)
-    return row, conns, series, nested | {param_column(k) for k in task.json_keys}
+    return row, conns, series, nested | {param_column(k) for k in task.json_keys}, drop_trace(task, rec.columns)
 
 
 def run_and_save(task: Task, out: Path, connections: bool) -> None:
     """``run_task``, its result written to ``out``'s store by the worker itself (local executors:
     the parent then does no per-task work, which would otherwise cap the speed-up of a sweep whose
     points are quick)."""
-    row, conns, series, json_columns = run_task(task)
-    Store(out).save(task.stem, row, conns if connections else None, series, json_columns)
+    row, conns, series, json_columns, trace = run_task(task)
+    Store(out).save(task.stem, row, conns if connections else None, series, json_columns, trace)

@@ -12,7 +12,7 @@ from typing import Any
 from sim.config.load import Loaded, split_key, sweep_axes, with_values
 from sim.config.schema import Scenario
 from sim.output import json_text
-from sim.sweep.columns import stored_params
+from sim.results.columns import stored_params
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.seeds import replication_seed
+from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
-from sim.report.summary import combine, summarize_one
-from sim.sweep.seeds import replication_seed
 
 #: a fleet larger than this is simulated a piece of this many slots at a time, so that progress can
 #: be reported and the pieces spread over ``--workers`` processes (slots are independent: the same
@@ -50,6 +50,27 @@ def _run_piece(args: tuple) -> Records:
     return run_one(sc, seed, slots=slots)
 
 
+def _run_strided(args: tuple) -> Records:
+    sc, seed, trace_conn, slots = args
+    return run_one(sc, seed, trace_conn, slots)
+
+
+def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
+    """``run_one`` with the fleet's slots split over ``workers`` processes, every ``workers``-th slot
+    to one process (bench/core.py --workers); the same records."""
+    if workers <= 1 or sc.connections < 2 * workers:
+        return run_one(sc, seed, trace_conn)
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0 = time.perf_counter()
+    chunks = [range(i, sc.connections, workers) for i in range(workers)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(_run_strided, [(sc, seed, trace_conn, c) for c in chunks]))
+    rec = merge(parts)
+    rec.run["wall_s"] = time.perf_counter() - t0
+    return rec
+
+
 def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None) -> Records:
     """One replication, its fleet in pieces over ``workers`` processes (the same records as
     ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece."""
@@ -59,7 +80,7 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None) -> Reco
         if bar is not None:
             bar.update(sc.connections)
         return rec
-    from sim.sweep.executors import run_all
+    from sim.execution.executors import run_all
 
     t0 = time.perf_counter()
     parts = []
@@ -80,7 +101,7 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     """All replications of ``sc`` (seeds derived from ``sc.seed``), combined per DESIGN §3.
     ``workers`` > 1 splits each replication's fleet over that many processes (same results).
     Unless ``quiet``, a fleet of more than PIECE_SLOTS slots reports its progress on stderr."""
-    from sim.sweep.progress import progress
+    from sim.execution.progress import progress
 
     total = sc.connections * sc.replications
     bar = progress(total, quiet=quiet or sc.connections <= PIECE_SLOTS, label="run", unit="slot")

@@ -1,6 +1,8 @@
-"""Load a sweep's results folder into frames: shared by ``report`` and the notebooks.
+"""Load a sweep's results folder into frames: shared by ``report`` and the notebooks. It returns
+what the folder stores; the tables derived from it (such as the verdict table per knob setting,
+``sim.report.verdict.per_knob``) are the report's.
 
-Columns held as JSON text (sim/sweep/columns.py: mixed or non-scalar swept keys, seeds beyond
+Columns held as JSON text (sim/results/columns.py: mixed or non-scalar swept keys, seeds beyond
 int64, mapping- or list-valued summary fields) are listed in ``sweep.json`` (``json_columns``) and
 decoded here, so that a folder gives back the values the sweep had: swept mappings as their canonical
 JSON text (hashable, as the grid holds them), ``off`` as False, nested summary fields as dicts and
@@ -28,10 +30,10 @@ class Results:
     knobs: list[str]
     conditions: list[str]
     points: pd.DataFrame  # one row per grid point (summary.csv)
-    table: pd.DataFrame  # one row per knob setting
     loaded: Loaded  # the resolved config
     connections: pd.DataFrame | None
     series: pd.DataFrame | None
+    trace: pd.DataFrame | None  # the packets of each task's earliest-dropped connection (trace.parquet)
 
 
 def _parse_cell(v: Any) -> Any:
@@ -69,8 +71,6 @@ def _meta(root: Path) -> dict:
 
 def load_results(root: str | Path) -> Results:
     """Everything a sweep wrote under ``root``; ConfigError if it is not a results folder."""
-    from sim.report.verdict import per_knob
-
     root = Path(root)
     meta = _meta(root)
     knobs, conds = meta["knobs"], meta["conditions"]
@@ -82,12 +82,13 @@ def load_results(root: str | Path) -> Results:
     else:
         pp = decode_columns(pd.read_csv(root / "summary.csv", dtype={c: str for c in json_cols}), json_cols,
                             knobs + conds)
-    conns_path, series_path = root / "connections.parquet", root / "series.parquet"
+    conns_path, series_path, trace_path = root / "connections.parquet", root / "series.parquet", root / "trace.parquet"
     return Results(
-        root=root, meta=meta, knobs=knobs, conditions=conds, points=pp, table=per_knob(pp, knobs),
+        root=root, meta=meta, knobs=knobs, conditions=conds, points=pp,
         loaded=load_config(root / "config.resolved.yaml"),
         connections=pd.read_parquet(conns_path) if conns_path.exists() else None,
         series=pd.read_parquet(series_path) if series_path.exists() else None,
+        trace=pd.read_parquet(trace_path) if trace_path.exists() else None,
     )
 
 

@@ -144,9 +144,9 @@ def screen(loaded, boundary_s: float = 1.0) -> list[dict]:
     """Every grid point's verdict: closed form where it applies and the margin is clear of the
     boundary by ``boundary_s``; otherwise one replication of the simulator."""
     from sim.execution import run_one
-    from sim.report.summary import summarize_one
-    from sim.sweep.grid import expand
-    from sim.sweep.seeds import replication_seed
+    from sim.execution.grid import expand
+    from sim.execution.seeds import replication_seed
+    from sim.metrics.summary import summarize_one
 
     points, _, _ = expand(loaded)
     out = []

@@ -1,1 +1,0 @@
-"""Grids, seeds, executors and the results store."""
