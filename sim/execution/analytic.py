@@ -20,6 +20,7 @@ expires at refresh + T, and the first packet to arrive after that decides who fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
@@ -36,7 +37,7 @@ class Analytic:
     detect_s: float | None  # from the expiry until that side's kernel knew
 
 
-def _prober(sc: Scenario) -> tuple[str, int, int, int] | None | bool:
+def _prober(sc: Scenario) -> tuple[str, int, int, int] | None | Literal[False]:
     """(side, I, V, C) of the only keepalive towards the LB; None if none; False if both sides."""
     sides = []
     for side, ka, kernel in (("client", sc.client.keepalive, sc.kernel.merged(sc.client.kernel)),
@@ -97,6 +98,7 @@ def analytic(sc: Scenario) -> Analytic | None:
     rtt = 4 * d
     gap = sc.traffic.request_gap.spec()[1]
     prober = _prober(sc)
+    assert prober is not False  # screen() simulates the points where both sides probe
     # what reaches the LB after its last refresh of a cycle, in order (seconds after that refresh)
     arrivals = []
     if prober:
@@ -133,6 +135,7 @@ def analytic(sc: Scenario) -> Analytic | None:
             outcome = "timeout_retrans"
             detect = sent + _retrans_death_s(rtt, hz, sysctl["net.ipv4.tcp_retries2"]) - drop
         else:
+            assert prober  # a probe was the late packet
             outcome = "timeout_keepalive"
             detect = sent + prober[3] * prober[2] - drop  # R20: C unanswered probes, killed C*V after the first
     else:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from sim.config.load import Loaded, sweep_axes, with_values
 from sim.config.profiles import middlebox_spec
-from sim.config.schema import Dist, Scenario, lb_list
+from sim.config.schema import Dist, KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.errors import ConfigError
 
 # ----------------------------------------------------------------------------- fitted event costs
@@ -144,7 +144,7 @@ class _Cost:
     output: float
 
 
-def _sockets(sc: Scenario) -> list[tuple[object, object]]:
+def _sockets(sc: Scenario) -> list[tuple[KeepaliveCfg, KernelCfg]]:
     """(keepalive, kernel) of every socket that may send keepalive probes."""
     k = sc.kernel
     out = [(sc.client.keepalive, k.merged(sc.client.kernel)), (sc.upstream.keepalive, k.merged(sc.upstream.kernel))]

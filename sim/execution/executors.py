@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -82,7 +82,7 @@ def _worker_init(parent_pid: int) -> None:
 
 
 def run_all(fn: Callable, tasks: list, executor: str = "process", workers: int | None = None,
-            scheduler: str | None = None) -> Iterator[Result]:
+            scheduler: str | None = None) -> Generator[Result, None, None]:
     """Yield ``(task, result, error)`` for every task, in completion order. Close the generator
     (or let an exception pass through it) to stop: queued tasks are cancelled, workers terminated."""
     if executor not in EXECUTORS:
@@ -100,7 +100,7 @@ def run_all(fn: Callable, tasks: list, executor: str = "process", workers: int |
     yield from _run_dask(fn, tasks, workers, scheduler)
 
 
-def _run_pool(fn: Callable, tasks: list, workers: int) -> Iterator[Result]:
+def _run_pool(fn: Callable, tasks: list, workers: int) -> Generator[Result, None, None]:
     queue = deque(tasks)
     while queue:
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
@@ -200,7 +200,7 @@ def _death(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode}"
 
 
-def _run_dask(fn: Callable, tasks: list, workers: int | None, scheduler: str | None) -> Iterator[Result]:
+def _run_dask(fn: Callable, tasks: list, workers: int | None, scheduler: str | None) -> Generator[Result, None, None]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:

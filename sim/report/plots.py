@@ -37,7 +37,7 @@ def heatmap(pp: pd.DataFrame, x: str, others: list[str]) -> plt.Figure:
         for j in range(len(xs)):
             v = grid[i, j]
             if not np.isnan(v):
-                ax.text(j, i, "safe" if v == 0 else fmt_count(v), ha="center", va="center", fontsize=7,
+                ax.text(j, i, "safe" if v == 0 else fmt_count(float(v)), ha="center", va="center", fontsize=7,
                         color="green" if v == 0 else "black")
     fig.colorbar(im, ax=ax, label="silent drops per replication")
     ax.set_title("Silent drops per replication (0 = safe)")
@@ -111,7 +111,7 @@ def timeline(trace: list[tuple], title: str, drop_s: float | None = None,
     colors = {"DATA": "tab:blue", "ACK": "tab:gray", "PROBE": "tab:orange", "RST": "tab:red", "FIN": "tab:purple",
               "SYN": "tab:gray", "SYNACK": "tab:gray", "drop": "black", "expired": "black", "error": "tab:red"}
     fig, axes = plt.subplots(2, 1, figsize=(11, 6.4))
-    windows = [None]
+    windows: list[tuple[float, float] | None] = [None]
     if drop_s is not None:
         after = sorted(t for t, w, what, _ in trace if t >= drop_s and what in ("PROBE", "RST", "error", "drop"))
         hi = (after[0] if after else drop_s) + 5

@@ -169,7 +169,8 @@ def unify(schemas: list[pa.Schema]) -> tuple[pa.Schema, set[str]]:
     return pa.unify_schemas(fixed, promote_options="permissive"), clash
 
 
-def conform(table: pa.Table, schema: pa.Schema, as_text: set[str], json_cols: set[str] = frozenset()) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema, as_text: set[str],
+            json_cols: set[str] | frozenset[str] = frozenset()) -> pa.Table:
     """``table`` cast to ``schema``; a column in ``as_text`` is turned into JSON text first (unless
     this part already holds it as JSON text)."""
     cols = []
