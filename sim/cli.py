@@ -86,6 +86,16 @@ def _common(cmd: argparse.ArgumentParser) -> None:
                      help="run even when the cost estimate is over the limits (docs/performance.md)")
     cmd.add_argument("--overwrite", action="store_true",
                      help="write into an --out folder that holds other files")
+    cmd.add_argument("--reference", action="store_true",
+                     help="the reference engine: every work-saving shortcut off (docs/model.md); the same records, "
+                          "more events, slower")
+
+
+def _shortcuts(args: argparse.Namespace):
+    """The engine's shortcuts for ``--reference`` (None: the default, all on)."""
+    from sim.spec import Shortcuts
+
+    return Shortcuts.none() if getattr(args, "reference", False) else None
 
 
 def _load(config: str, sets: list[str]):
@@ -120,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out is not None:  # before simulating: a folder that cannot take the results is refused now
         claim_folder(out, "run", sc.name, args.overwrite)
     workers = cap_workers(args.workers, sc.connections, "run", "slot") if args.workers > 1 else 1
-    result = run_scenario(sc, workers=workers, quiet=args.quiet)
+    result = run_scenario(sc, workers=workers, quiet=args.quiet, shortcuts=_shortcuts(args))
     if out is not None:
         write_run(out, result.connections_frame(), result.summary, sc, loaded.raw.get("sweep"))
     if args.json:
@@ -200,7 +210,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         stored = run_sweep(loaded, out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                            resume=args.resume, quiet=args.quiet or args.json, force=args.force,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, shortcuts=_shortcuts(args))
     except Interrupted as exc:
         summarize_sweep(exc.stored, own_safe)  # summary.csv and sweep.json of what finished
         again = shlex.join(["python", "-m", "sim", *args.argv, *([] if args.resume else ["--resume"])])

@@ -14,6 +14,7 @@ from sim.execution import run_one
 from sim.execution.seeds import replication_seed
 from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
+from sim.spec import Shortcuts
 
 #: a fleet larger than this is simulated a piece of this many slots at a time, so that progress can
 #: be reported and the pieces spread over ``--workers`` processes (slots are independent: the same
@@ -46,8 +47,8 @@ def slot_pieces(connections: int, workers: int) -> list[range]:
 
 
 def _run_piece(args: tuple) -> Records:
-    sc, seed, slots = args
-    return run_one(sc, seed, slots=slots)
+    sc, seed, slots, shortcuts = args
+    return run_one(sc, seed, slots=slots, shortcuts=shortcuts)
 
 
 def _run_strided(args: tuple) -> Records:
@@ -71,12 +72,14 @@ def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = No
     return rec
 
 
-def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None) -> Records:
+def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None,
+                    shortcuts: Shortcuts | None = None) -> Records:
     """One replication, its fleet in pieces over ``workers`` processes (the same records as
-    ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece."""
+    ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece;
+    ``shortcuts``: the engine's (``Shortcuts.none()``: the reference engine)."""
     pieces = slot_pieces(sc.connections, workers)
     if len(pieces) == 1:
-        rec = run_one(sc, seed)
+        rec = run_one(sc, seed, shortcuts=shortcuts)
         if bar is not None:
             bar.update(sc.connections)
         return rec
@@ -85,8 +88,8 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None) -> Reco
     t0 = time.perf_counter()
     parts = []
     executor = "process" if workers > 1 else "serial"
-    with closing(run_all(_run_piece, [(sc, seed, p) for p in pieces], executor, workers)) as results:
-        for (_, _, slots), rec, error in results:
+    with closing(run_all(_run_piece, [(sc, seed, p, shortcuts) for p in pieces], executor, workers)) as results:
+        for (_, _, slots, _), rec, error in results:
             if error:
                 raise RuntimeError(f"slots {slots.start}..{slots.stop - 1}: {error}")
             parts.append(rec)
@@ -97,7 +100,8 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None) -> Reco
     return rec
 
 
-def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quiet: bool = True) -> ScenarioResult:
+def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quiet: bool = True,
+                 shortcuts: Shortcuts | None = None) -> ScenarioResult:
     """All replications of ``sc`` (seeds derived from ``sc.seed``), combined per DESIGN §3.
     ``workers`` > 1 splits each replication's fleet over that many processes (same results).
     Unless ``quiet``, a fleet of more than PIECE_SLOTS slots reports its progress on stderr."""
@@ -108,7 +112,7 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     per_rep, runs, recs = [], [], []
     try:
         for rep in range(sc.replications):
-            rec = run_replication(sc, replication_seed(sc.seed, rep), workers, bar)
+            rec = run_replication(sc, replication_seed(sc.seed, rep), workers, bar, shortcuts)
             per_rep.append(summarize_one(rec, sc.duration))
             runs.append(rec.run)
             if keep_records:

@@ -21,6 +21,7 @@ from sim.output import OutputError, atomic_write
 from sim.results.folder import claim_folder, read_marker, resolved_config_yaml
 from sim.results.store import Store
 from sim.results.stored import StoredSweep
+from sim.spec import Shortcuts
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,20 +43,24 @@ def cap_workers(requested: int | None, tasks: int, label: str, unit: str = "task
     return n
 
 
-def make_tasks(points: list[Point]) -> list[Task]:
+def make_tasks(points: list[Point], shortcuts: Shortcuts | None = None) -> list[Task]:
+    """Every point x replication; ``shortcuts`` (the reference engine: ``Shortcuts.none()``) is part
+    of each run's fingerprint: the records are the same, the event counts are not."""
     tasks = []
+    engine = "" if shortcuts is None or shortcuts == Shortcuts() else f":{shortcuts}"
     for p in points:
-        digest = scenario_digest(p.scenario)
+        digest = scenario_digest(p.scenario) + engine
         for r in range(p.scenario.replications):
             seed = replication_seed(p.scenario.seed, r)
             tasks.append(Task(p.point_id, p.index, r, seed, fingerprint(digest, seed), p.stored, p.scenario,
-                              p.json_keys, p.params))
+                              p.json_keys, p.params, shortcuts))
     return tasks
 
 
 def run_sweep(loaded: Loaded, out: Path, *, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, quiet: bool = False,
-              connections: bool = True, force: bool = False, overwrite: bool = False) -> StoredSweep:
+              connections: bool = True, force: bool = False, overwrite: bool = False,
+              shortcuts: Shortcuts | None = None) -> StoredSweep:
     """Run (or complete, with ``resume``) the sweep of ``loaded`` into ``out`` and merge its finished
     parts; returns what is stored, for the report (``sim.report.sweep_summary.summarize_sweep``).
     Refuses (ConfigError) a sweep over the cost limits unless ``force``, and a folder that is not
@@ -75,7 +80,7 @@ def run_sweep(loaded: Loaded, out: Path, *, executor: str = "process", workers: 
     store = Store(out)
     if not resume:
         store.clear()
-    tasks = make_tasks(points)
+    tasks = make_tasks(points, shortcuts)
     done = store.done()
     todo = [t for t in tasks if t.stem not in done]
     if resume:

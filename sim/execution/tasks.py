@@ -20,6 +20,7 @@ from sim.metrics.capacity import series_frame
 from sim.metrics.summary import summarize_one
 from sim.results.columns import nested_to_json, param_column
 from sim.results.store import Store
+from sim.spec import Shortcuts
 
 #: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
 STORE_FORMAT = 3
@@ -42,6 +43,8 @@ class Task:
     scenario: Scenario
     json_keys: frozenset[str] = field(default_factory=frozenset)
     params: dict[str, Any] = field(default_factory=dict)  # canonical, for error rows
+    #: the engine's work-saving shortcuts (None: all on; Shortcuts.none() is the reference engine)
+    shortcuts: Shortcuts | None = None
 
     @property
     def key(self) -> str:
@@ -92,7 +95,8 @@ def drop_trace(task: Task, columns: dict[str, list]) -> pd.DataFrame | None:
         return None
     i = min(dropped, key=lambda j: columns["drop_at_s"][j])  # the first such row on a tie
     conn_id = int(columns["conn_id"][i])
-    rec = run_one(task.scenario, task.seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE])
+    rec = run_one(task.scenario, task.seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE],
+                  shortcuts=task.shortcuts)
     events = rec.trace or []
     trace = pd.DataFrame({"t_s": pd.Series([e[0] for e in events], dtype="float64"),
                           "lane": pd.Series([e[1] for e in events], dtype=object),
@@ -110,7 +114,7 @@ def run_task(task: Task) -> TaskResult:
     """Simulate one replication of one point: (points row, connection rows, series, the row's JSON
     columns, the drop trace or None). The seed depends only on (config seed, replication), so every
     point sees the same traffic (common random numbers)."""
-    rec = run_one(task.scenario, task.seed)
+    rec = run_one(task.scenario, task.seed, shortcuts=task.shortcuts)
     summary = summarize_one(rec, task.scenario.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
