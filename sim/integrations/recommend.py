@@ -189,7 +189,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         header.append(f"{origin} (no sweep ran; check it with `python -m sim sweep`)")
 
-    parts, skipped = [], []
+    parts: list[str] = []  # the manifests, in --emit order
+    skipped: list[str] = []
     for kind in kinds:
         t = targets[kind]
         margin, mbs = hop_margin_s(sc, t.label)
