@@ -10,7 +10,8 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.execution.analytic import analytic, in_scope
 
-D = 0.001
+#: exact timers: the closed form and the simulator agree to floating-point rounding
+EXACT = 1e-9
 
 
 def _sc(**over) -> Scenario:
@@ -53,11 +54,11 @@ def test_analytic_agrees_with_simulator(name):
     c = run_one(sc, 1).columns
     i = c["conn_id"].index(0)
     assert c["silent_drop"][i] == (not a.safe)
-    assert c["min_slack_s"][i] == pytest.approx(a.min_gap_slack_s, abs=2 * D)
+    assert c["min_slack_s"][i] == pytest.approx(a.min_gap_slack_s, abs=EXACT)
     if a.safe or a.outcome == "ok":
         return
     assert c[f"{a.side}_outcome"][i] == a.outcome
-    assert c[f"{a.side}_detect_s"][i] == pytest.approx(a.detect_s, abs=0.01)
+    assert c[f"{a.side}_detect_s"][i] == pytest.approx(a.detect_s, abs=EXACT)
     assert not math.isnan(c["drop_at_s"][i])
 
 

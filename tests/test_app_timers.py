@@ -24,7 +24,9 @@ def test_long_poll_default_envoy_timers_fail_with_504_after_15s():
     i = c["conn_id"].index(0)
     assert c["route_timeouts"][i] >= 1
     assert c["failed_requests"][i] >= 1
-    assert c["hang_s"][i] / c["failed_requests"][i] == pytest.approx(15.0, abs=0.05)
+    # the route timer starts when the request reaches Envoy (client -> NLB -> Envoy: 2 hops of 1 ms)
+    # and the 504 takes 2 hops back; Envoy's timers are not on the kernel's timer wheel
+    assert c["hang_s"][i] / c["failed_requests"][i] == pytest.approx(15.0 + 2 * 2 * 0.001, abs=1e-9)
 
 
 def test_long_poll_without_timers_or_keepalive_is_silently_dropped():
@@ -60,8 +62,19 @@ def test_no_race_when_envoy_upstream_idle_is_below_the_servers():
 
 
 def test_retry_on_reset_hides_the_race():
-    s = _summary(INVERSION, "connections=50", "duration=20m", "envoy.upstream.retry_on_reset=true")
-    assert s["failed_requests"] == 0
+    df = _legs(INVERSION, "connections=50", "duration=20m", "envoy.upstream.retry_on_reset=true")
+    up, down = df[df["leg"] == "upstream"], df[df["leg"] == "downstream"]
+    # the race happened: Envoy's side of upstream rows met the server's FIN with a request in flight
+    raced = int(up["race_resets"].sum())
+    assert raced > 0
+    assert (up["client_outcome"] == "race_reset").sum() == raced  # one race per upstream connection
+    assert up["failed_requests"].sum() == raced
+    # ... and every raced request was sent again, once, on a new upstream connection
+    assert up["requests"].sum() == down["requests"].sum() + raced
+    # so the client saw none of it
+    assert down["failed_requests"].sum() == 0
+    assert down["envoy_503s"].sum() == 0
+    assert set(down["client_outcome"]) == {"ok"}
 
 
 GRPC = "configs/grpc-pings.yaml"
@@ -73,9 +86,24 @@ def test_grpc_pings_every_10s_against_300s_minimum_get_goaway():
     assert s["outcomes"].get("goaway", 0) > 0
 
 
+def _pings_every_10_minutes(*sets: str) -> dict:
+    """One request, then only pings every 10 min for an hour, through an NLB that forgets a flow after
+    20 min: the pings alone keep it, and the server counts them against its policy."""
+    return _summary(GRPC, "connections=10", "duration=1h", "client.ping_interval=10m", "lb.idle_timeout=20m",
+                    "traffic.request_gap={fixed: 2h}", "kernel.timers=exact", *sets)
+
+
 def test_grpc_pings_every_10_minutes_get_no_goaway():
-    s = _summary(GRPC, "connections=10", "duration=1h", "client.ping_interval=10m")
+    s = _pings_every_10_minutes()
     assert s["goaways"] == 0
+    assert s["silent_drops"] == 0  # the pings were sent: they kept the 20-minute NLB flow alive
+    assert s["connections"] == 10
+    # and the server counted them: the same pings against an 11-minute minimum interval are strikes
+    # (at 20, 30 and 40 min; the third is one more than max_ping_strikes=2), so GOAWAY at 40 min
+    strict = _pings_every_10_minutes("upstream.grpc.min_ping_interval=11m")
+    assert strict["goaways"] == 10
+    # without pings the same flows are forgotten
+    assert _pings_every_10_minutes("client.ping_interval=0")["silent_drops"] == 10
 
 
 def test_client_request_timeout_fails_the_request_and_replaces_the_connection():
@@ -111,10 +139,11 @@ def test_nlb_tls_without_client_keepalive_drops_both_legs():
 
 
 def test_client_probes_stop_at_a_terminating_lb():
-    s = _summary(NLB_TLS, "connections=5", "duration=30m")
+    s = _summary(NLB_TLS, "connections=5", "duration=30m", "kernel.timers=exact")
     # the NLB answers the client's probes itself and starts its own keepalives on both legs:
-    # per connection, client probe + ACK every ~60 s plus 2 legs x (probe + ACK) every 20 s
-    assert s["keepalive_pps_steady"] == pytest.approx(5 * (2 / 60 + 4 / 20), rel=0.25)
+    # per connection, client probe + ACK every 60 s plus 2 legs x (probe + ACK) every 20 s, counted
+    # over the 15 whole minutes of the second half (no request falls in it: the gap is 30 min)
+    assert s["keepalive_pps_steady"] == pytest.approx(5 * (2 / 60 + 4 / 20), abs=1e-9)
 
 
 def test_alb_closes_idle_connections_with_fin_and_keepalive_does_not_help():

@@ -40,9 +40,9 @@ def test_a_request_waiting_on_a_silently_dropped_connection_is_a_hung_failure():
     assert s["requests_in_flight_at_end"] == 1  # a hung request is failed and still in flight
     assert s["hang_s_total"] == 0.0  # it never ended
     # sent once the handshake is done (one round trip, 4 ms), still waiting at the end
-    assert s["hang_s_open_total"] == pytest.approx(3600.0 - 0.004)
+    assert s["hang_s_open_total"] == pytest.approx(3600.0 - 0.004, abs=1e-9)
     i = c["leg"].index("downstream")
-    assert c["hung"][i] == 1 and c["hang_s_open"][i] == pytest.approx(3600.0 - 0.004)
+    assert c["hung"][i] == 1 and c["hang_s_open"][i] == pytest.approx(3600.0 - 0.004, abs=1e-9)
 
 
 def test_a_request_still_waiting_on_a_live_connection_is_not_hung():
@@ -143,7 +143,7 @@ def test_predicted_margin_takes_the_upstream_leg_into_account():
     raw = NLB_IPVS | {"envoy": {"listener": {"keepalive": {"idle": 60, "interval": 10, "count": 3}},
                                 "upstream": {"keepalive": {"idle": 1000, "interval": 10, "count": 3}}}}
     margin = predicted_margin_s(Scenario.model_validate(raw))
-    assert margin == pytest.approx(900 - 1000 - 2 * 0.001)
+    assert margin == pytest.approx(900 - 1000 - 2 * 0.001, abs=1e-9)
     # no keepalive at all through IPVS: no prediction, rather than the NLB leg's comfortable margin
     raw["envoy"]["upstream"]["keepalive"] = False
     assert predicted_margin_s(Scenario.model_validate(raw)) is None

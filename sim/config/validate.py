@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, get_args, get_origin
+from typing import Any, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
@@ -65,7 +65,7 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
             continue
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
             return None
-        f = cur.model_fields.get(part)
+        f = cast(Any, cur).model_fields.get(part)  # pydantic is Any to mypy (pyproject.toml)
         if f is None:
             return None
         cur = _first_model(f.annotation)

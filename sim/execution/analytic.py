@@ -98,7 +98,7 @@ def analytic(sc: Scenario) -> Analytic | None:
     rtt = 4 * d
     gap = sc.traffic.request_gap.spec()[1]
     prober = _prober(sc)
-    assert prober is not False  # screen() simulates the points where both sides probe
+    assert not isinstance(prober, bool)  # in_scope: keepalive on one side of the LB at most
     # what reaches the LB after its last refresh of a cycle, in order (seconds after that refresh)
     arrivals = []
     if prober:
@@ -135,7 +135,7 @@ def analytic(sc: Scenario) -> Analytic | None:
             outcome = "timeout_retrans"
             detect = sent + _retrans_death_s(rtt, hz, sysctl["net.ipv4.tcp_retries2"]) - drop
         else:
-            assert prober  # a probe was the late packet
+            assert prober is not None  # a probe was late
             outcome = "timeout_keepalive"
             detect = sent + prober[3] * prober[2] - drop  # R20: C unanswered probes, killed C*V after the first
     else:

@@ -139,6 +139,7 @@ class _Walker:
             return
         if not isinstance(node, dict):
             return
+        key: tuple  # a listener is told apart by its port and state too
         if _is_listener(node):
             hop = self.listener(node, path, state)
             key = ("listener", hop.name, hop.port, state)

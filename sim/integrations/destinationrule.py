@@ -210,7 +210,7 @@ def apply_mesh(hops: list[HopDecl], mesh: list[MeshKeepalive]) -> list[HopDecl]:
     added: list[HopDecl] = []
     for m in mesh:
         for hop in [h for h in hops if h.origin == "destinationrule"]:
-            layers = [m.ka] if m.ka else []
+            layers: list[IstioKeepalive | None] = [m.ka]
             own = hop.tcp_keepalive is not None
             if not hop.pool_set and m.pool_set:
                 layers.append(m.pool_ka)  # the mesh default pool stands in for the missing one

@@ -46,8 +46,11 @@ class _Patch:
 
 
 def _patch(p: dict, i: int, fname: str, side: str, lines: Lines, where: tuple, file: str) -> _Patch:
-    match = p.get("match") if isinstance(p.get("match"), dict) else {}
-    sub = match.get(side) if isinstance(match.get(side), dict) else {}
+    raw_match, match, sub = p.get("match"), {}, {}
+    if isinstance(raw_match, dict):
+        match = raw_match
+        if isinstance(raw_match.get(side), dict):
+            sub = raw_match[side]
     context = str(match.get("context", "ANY"))
     port = sub.get("portNumber")
     port = to_int(port, file, dotted(where + ("match", side, "portNumber")),

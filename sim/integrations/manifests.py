@@ -119,10 +119,10 @@ def parse_yaml(text: str, file: str) -> Parsed:
                 if kind:
                     notes.append(f"document {n + 1}: kind {kind} ignored")
     if filters:
-        h, t, nt = envoyfilter_hops(filters, file)
-        hops = h + hops
-        titles = t + titles
-        notes += nt
+        ef_hops, ef_titles, ef_notes = envoyfilter_hops(filters, file)
+        hops = ef_hops + hops
+        titles = ef_titles + titles
+        notes += ef_notes
     if mesh:
         hops += apply_mesh(hops, mesh)
     finish_dr_hops(hops)

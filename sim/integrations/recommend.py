@@ -192,7 +192,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         header.append(f"{origin} (no sweep ran; check it with `python -m sim sweep`)")
 
-    parts: list[str] = []
+    parts: list[str] = []  # the manifests, in --emit order
     skipped: list[str] = []
     for kind in kinds:
         t = targets[kind]

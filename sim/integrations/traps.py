@@ -81,6 +81,5 @@ SYSCTL_TRAPS = [
 
 def dedupe(items: list[str]) -> list[str]:
     """Keep the first of each repeated warning, in order."""
-    seen: set[str] = set()
-    return [x for x in items if not (x in seen or seen.add(x))]
+    return list(dict.fromkeys(items))
 

@@ -475,6 +475,10 @@ class TcpSocket:
         self._expiry_needed()
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
+            # A closed socket runs no timers (docs/model.md): its keepalive or retransmission death
+            # would reach an application that no longer holds it (the client slot took it for its
+            # current connection's and opened another while that one was open).
+            self._clear_timers()
             self.tx(self, Seg(FIN, self.snd_nxt, self.rcv_nxt))
             self.closed_at_s = self.host.now
         elif self.state in (SYN_SENT, SYN_RECV):

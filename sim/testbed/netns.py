@@ -145,7 +145,10 @@ class Testbed:
     owner: str = ""  # run id (see run_id) in every name, so a later sweep can tell whether we are alive
 
     def __post_init__(self) -> None:
-        self.owner = self.owner or run_id()
+        if not self.owner:
+            me = run_id()
+            assert me is not None  # this process exists
+            self.owner = me
         base = f"{PREFIX}-{self.owner}-{self.tag}"
         self.client, self.lb, self.server = f"{base}-c", f"{base}-l", f"{base}-s"
 

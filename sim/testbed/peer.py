@@ -49,6 +49,11 @@ def _error(sock: socket.socket) -> str:
     return errno.errorcode.get(code, str(code)) if code else "EOF"
 
 
+def _errno_name(exc: OSError) -> str:
+    """The symbolic name of a failed call's errno (ECONNRESET, ETIMEDOUT ...), else its number."""
+    return errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno is not None else str(exc)
+
+
 def wait(sock: socket.socket, until: float, want_data: bool) -> str | None:
     """Poll until ``until``: None when the deadline passes quietly, 'data' when a byte arrives,
     else the socket error (ECONNRESET, ETIMEDOUT, EOF)."""
@@ -63,7 +68,7 @@ def wait(sock: socket.socket, until: float, want_data: bool) -> str | None:
         try:
             data = sock.recv(1)
         except OSError as exc:
-            return errno.errorcode.get(exc.errno, str(exc.errno))
+            return _errno_name(exc)
         if not data:
             return _error(sock)
         if want_data:
@@ -81,7 +86,7 @@ def client(host: str, port: int, keepalive: str, user_timeout_ms: int, gap_s: fl
         try:
             sock.send(REQ)
         except OSError as exc:
-            emit(event="error", errno=errno.errorcode.get(exc.errno, str(exc.errno)), phase="send")
+            emit(event="error", errno=_errno_name(exc), phase="send")
             return
         emit(event="request")
         got = wait(sock, end, want_data=True)
@@ -114,7 +119,7 @@ def server(port: int, keepalive: str, user_timeout_ms: int) -> None:
             try:
                 conn.send(RESP)
             except OSError as exc:
-                emit(event="error", errno=errno.errorcode.get(exc.errno, str(exc.errno)), phase="send")
+                emit(event="error", errno=_errno_name(exc), phase="send")
                 return
             continue
         emit(event="error", errno=got or "EOF", phase="idle")

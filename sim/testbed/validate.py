@@ -180,6 +180,7 @@ def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int,
         server = run.spawn(bed.ns(bed.server, *peer, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
                                   str(int(sc.upstream.user_timeout * 1000))),
                            stdout=subprocess.PIPE, text=True, env=env)
+        assert server.stdout is not None  # a pipe: stdout=PIPE
         server.stdout.readline()  # listening
         client = run.spawn(bed.ns(bed.client, *peer, "client", SERVER_IP, str(PORT),
                                   _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
