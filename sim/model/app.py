@@ -8,9 +8,10 @@ import numpy as np
 
 from sim.facts.names import CONN_ID_STRIDE
 from sim.model.clock import LazyTimer
-from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.kernel import TcpSocket
 from sim.model.middlebox import count_at
 from sim.model.records import Conn, failure_reason
+from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World

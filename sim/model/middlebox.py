@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from sim.facts.names import SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
-from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
+from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
 from sim.spec import MiddleboxSpec
 
 #: What a middlebox does with a segment (``Middlebox.handle``).

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from sim.model.app import PING, PING_ACK, ClientSlot, Msg
 from sim.model.clock import LazyTimer, set_timer
-from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.kernel import TcpSocket
 from sim.model.records import Conn, failure_reason
+from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -53,11 +54,8 @@ class EnvoyConn:
         self.us_idle: LazyTimer | None = None
 
     # -- helpers
-    def _now(self) -> float:
-        return self.world.now()
-
     def _idle_from_now(self) -> None:
-        now = self._now()
+        now = self.world.now()
         sched = self.world.sched
         ds_s, us_s = self.cfg.ds_idle_s, self.cfg.us_idle_s
         if ds_s > 0:
@@ -87,7 +85,7 @@ class EnvoyConn:
         elif us.cs.state != ESTABLISHED:
             self.queued = msg
         else:
-            us.start_request(self._now())
+            us.start_request(self.world.now())
             us.cs.send(msg)
 
     # -- timers
@@ -120,7 +118,7 @@ class EnvoyConn:
             msg, self.queued = self.queued, None
             us = self.us
             assert us is not None  # this is its socket
-            us.start_request(self._now())
+            us.start_request(self.world.now())
             sock.send(msg)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
@@ -131,13 +129,13 @@ class EnvoyConn:
                 if other is not None and other.state == ESTABLISHED:
                     other.send(msg)
             elif msg.status == PING:  # HTTP/2 frames are hop-by-hop: Envoy answers PINGs itself
-                sock.send(Msg(0, self._now(), PING_ACK))
+                sock.send(Msg(0, self.world.now(), PING_ACK))
             return
         if sock is self.ds.ss:
             self.active = msg
             self.retried = False
             if self.world.route_timeouts is not None:
-                self.world.route_timeouts.add(self._now(), self, msg)
+                self.world.route_timeouts.add(self.world.now(), self, msg)
             if self.cfg.tcp_proxy:
                 self._idle_from_now()
             self._forward(msg)
@@ -157,7 +155,7 @@ class EnvoyConn:
         if active is None or us is None:
             return
         if us.in_flight:  # else it was still queued for the handshake, never sent on this connection
-            us.hang_s += self._now() - us.sent_s
+            us.hang_s += self.world.now() - us.sent_s
             us.count_failure(reason)
         if self.cfg.retry_on_reset and not self.retried:
             self.retried = True  # retry_on: reset, once, on a new connection

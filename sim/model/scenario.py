@@ -9,17 +9,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import simpy
 
 from sim.facts.names import COLUMNS
 from sim.model.app import ClientSlot, Sampler, Server
-from sim.model.clock import Clock, FifoTimeouts, Scheduler
-from sim.model.kernel import Host, SockOpts, TcpSocket
+from sim.model.clock import Clock, make_scheduler
+from sim.model.host import Host, SockOpts
+from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
 from sim.model.terminating import TermProxyConn
+from sim.model.timeouts import FifoTimeouts
 from sim.spec import HostSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
@@ -69,8 +70,7 @@ class World:
         self.spec = spec
         self.trace_conn = trace_conn
         self.trace: list | None = None
-        self.env = simpy.Environment()
-        self.sched = Scheduler(self.env, spec.duration_s)
+        self.sched = make_scheduler(spec.duration_s, spec.shortcuts)
         self.hop_s = spec.hop_s
         wheel = _rng(seed, STREAM_WHEEL)
 
@@ -253,9 +253,9 @@ def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
     ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
     only these client slots (the rest of the fleet is independent of them). A fleet of more than
     ``chunk_slots`` slots is simulated that many slots at a time, one chunk after another, and
-    merged: the same records (0: never)."""
+    merged: the same records (0: never; nor with ``Shortcuts.chunking`` off)."""
     chosen = range(spec.connections) if slots is None else list(slots)
-    if 0 < chunk_slots < len(chosen):
+    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen):
         t0 = time.perf_counter()
         parts = [_run_world(spec, seed, trace_conn, chosen[a:a + chunk_slots])
                  for a in range(0, len(chosen), chunk_slots)]
