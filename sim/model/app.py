@@ -221,10 +221,11 @@ class ClientSlot:
         self._next_after_gap()
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
-        conn = self.conn
-        assert conn is not None  # its socket is this connection's
+        conn: Conn = sock.tag
         conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
+        if conn is not self.conn:  # a connection this slot already left
+            return
         # the server closed its idle connection as the request went out (the keep-alive race), or a
         # middlebox closed it (fin_both, a byte-counting LB's idle timeout)
         self._fail_outstanding("race_reset" if seg.origin == "host" else "reset")
@@ -232,8 +233,12 @@ class ClientSlot:
         self.open()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        assert self.conn is not None  # its socket is this connection's
-        self.conn.record_error(sock, cause, seg)
+        conn: Conn = sock.tag
+        conn.record_error(sock, cause, seg)
+        if conn is not self.conn:
+            # A connection this slot already closed, killed later by its own timers (a closed
+            # socket's keepalive): the error reaches no application and opens nothing.
+            return
         self._fail_outstanding(failure_reason(cause, seg))
         self.conn = None
         self.open()

@@ -185,5 +185,5 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self.active = None
             self._close_upstream("peer")
-        else:
+        elif conn is self.us:  # not an upstream connection Envoy already closed
             self._upstream_failed("race_reset" if conn.out_c == "race_reset" else failure_reason(cause, seg))
