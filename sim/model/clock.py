@@ -33,6 +33,9 @@ heappop: Final = heapq.heappop
 heappush: Final = heapq.heappush
 #: A timer's deadline when it has none (LazyTimer).
 NEVER: Final = math.inf
+#: The first id of an ordinary entry. Pure ACKs delivered for real take ids below it
+#: (``deliver_ack_at``), so at equal times they come first, as the lazy ones are applied (acks.py).
+FIRST_EID: Final = 1 << 48
 
 
 class _Call:
@@ -67,8 +70,8 @@ class Scheduler:
 
     User-written SimPy processes (``traffic.process``) run on a real ``simpy.Environment``, kept in
     step through its public API only: the scheduler queues a wake-up at ``env.peek()`` and there
-    steps the environment through everything due by then (``watch_env``). A run without processes
-    has no environment and pays nothing for it.
+    steps the environment through everything due by then (``watch_env``, user_process.py). A run
+    without processes has no environment and pays nothing for it.
 
     ``horizon_s``: the end of the run, when the caller knows it. Nothing is queued at or after it,
     since such an entry could never run (``run`` stops before it) and would only hold memory.
@@ -76,15 +79,16 @@ class Scheduler:
     copied into typed attributes here, where the model reads them.
     """
 
-    __slots__ = ("queue", "near", "eid", "horizon_s", "events_run", "window_end_s", "buckets", "bucket_keys",
-                 "now_s", "lazy_acks", "virtual_expiry", "lazy_loss_probes", "shared_timeouts", "env",
-                 "env_wake_s", "env_error")
+    __slots__ = ("queue", "near", "eid", "ack_eid", "horizon_s", "events_run", "window_end_s", "buckets", "bucket_keys",
+                 "now_s", "lazy_acks", "virtual_expiry", "lazy_loss_probes", "shared_timeouts", "procs",
+                 "procs_wake_s")
 
     def __init__(self, horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> None:
         sc = shortcuts if shortcuts is not None else Shortcuts()
         self.queue: list[tuple[float, int, Any]] = []
         self.near: list[tuple[float, int, Seg]] = []
-        self.eid = 0
+        self.eid = FIRST_EID
+        self.ack_eid = 0
         self.horizon_s = horizon_s
         self.events_run = 0
         self.window_end_s = 0.0
@@ -100,12 +104,11 @@ class Scheduler:
         self.lazy_loss_probes: bool = sc.lazy_loss_probes
         #: Shortcuts.shared_request_timeouts: one FIFO per fixed-length timeout (timeouts.py)
         self.shared_timeouts: bool = sc.shared_request_timeouts
-        #: the SimPy environment of user-written traffic processes, when there are any
-        self.env: Any = None
-        #: the time of the queued wake-up of ``env`` (NEVER: none queued)
-        self.env_wake_s = NEVER
-        #: an error a user process raised, re-raised by the scheduler (sim.model.user_process)
-        self.env_error: BaseException | None = None
+        #: the run's user-written traffic processes and their SimPy environment
+        #: (sim.model.user_process.UserProcesses), when there are any
+        self.procs: Any = None
+        #: the time of the queued wake-up of ``procs`` (NEVER: none queued)
+        self.procs_wake_s = NEVER
 
     def push(self, t_s: float, ev: Any) -> None:
         """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
@@ -153,6 +156,14 @@ class Scheduler:
             self.eid += 1
             heappush(self.near, (t_s, self.eid, seg))
 
+    def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
+        """``deliver_at`` for a pure ACK to an established socket: at equal times it comes before
+        every other event, as a lazily applied one does (acks.py)."""
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            self.ack_eid += 1
+            heappush(self.near, (t_s, self.ack_eid, seg))
+
     def run(self, until_s: float) -> None:
         """Process every event before ``until_s`` and leave the clock there."""
         # Typed locals: compiled, the loop then compares floats and calls the model's methods
@@ -191,26 +202,21 @@ class Scheduler:
 
     # -- user-written SimPy processes
     def watch_env(self) -> None:
-        """Queue a wake-up at the SimPy environment's next event, if that is earlier than the one
-        queued; called after anything that may have scheduled a SimPy event."""
-        t = self.env.peek()
-        if t < self.env_wake_s and t < self.horizon_s:
-            self.env_wake_s = t
-            self.push(t, _Call(_wake_env, self))
+        """Queue a wake-up at the SimPy environment's next event (``env.peek()``), if that is earlier
+        than the one queued; called after anything that may have scheduled a SimPy event."""
+        t = self.procs.next_time()
+        if t < self.procs_wake_s and t < self.horizon_s:
+            self.procs_wake_s = t
+            self.push(t, _Call(_wake_procs, self))
 
 
-def _wake_env(sched: Scheduler) -> None:
-    """A wake-up of the SimPy environment: step it through every event due by now (its clock is
-    then the scheduler's), then queue the next wake-up. Each SimPy event counts as an event."""
+def _wake_procs(sched: Scheduler) -> None:
+    """A wake-up of the SimPy environment: step it through every event due by now, then queue the
+    next wake-up. Each SimPy event it processes counts as an event of the run."""
     at = sched.now_s
-    if sched.env_wake_s == at:
-        sched.env_wake_s = NEVER
-    env = sched.env
-    while env.peek() <= at:
-        env.step()
-        sched.events_run += 1
-        if sched.env_error is not None:
-            raise sched.env_error
+    if sched.procs_wake_s == at:
+        sched.procs_wake_s = NEVER
+    sched.events_run += sched.procs.run_until(at)
     sched.watch_env()
 
 
@@ -229,6 +235,12 @@ class OneQueueScheduler(Scheduler):
             seg.dst = dst
             self.eid += 1
             heappush(self.queue, (t_s, self.eid, seg))
+
+    def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            self.ack_eid += 1
+            heappush(self.queue, (t_s, self.ack_eid, seg))
 
 
 def make_scheduler(horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> Scheduler:

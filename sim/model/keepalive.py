@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.model.acks import settle
 from sim.model.segment import CLOSED, ETIMEDOUT, PROBE, RST, SYN_SENT, Seg
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
@@ -20,7 +21,7 @@ def keepalive_fired(sock: TcpSocket) -> None:
     # that can still be pending from before it is the probe answer its outcome assumed.
     sock.kt_virtual_s = None
     if sock.pending_acks:
-        sock._settle()
+        settle(sock)
     opts = sock.opts
     if not opts.keepalive or sock.state in (CLOSED, SYN_SENT):  # R14
         return

@@ -19,10 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 from sim.facts.kernel import TCP_INVALID_RATELIMIT_S, check_keepalive_option
+from sim.model.acks import deliver_pending, settle
 from sim.model.clock import LazyTimer
 from sim.model.host import NO_OPTS, Host, SocketOwner, initial_rto_s
 from sim.model.keepalive import expiry_needed, keepalive_fired, virtual_expiry_sees
-from sim.model.retransmit import arm_tlp, retransmit_fired
+from sim.model.retransmit import arm_tlp, retransmit_fired, tlp_due_s
 from sim.model.segment import (
     ACK,
     CLOSED,
@@ -132,7 +133,7 @@ class TcpSocket:
     def set_keepidle(self, seconds: int) -> None:
         """TCP_KEEPIDLE (R3, R7): re-arms KT to now + max(0, I' − elapsed) on a live socket."""
         check_keepalive_option("TCP_KEEPIDLE", seconds)
-        self._settle()
+        settle(self)
         self.opts = replace(self.opts, idle_s=seconds)
         if self.opts.keepalive and self.state in (ESTABLISHED, FIN_WAIT):
             remaining = self.keepidle() - self._elapsed(self.clock.ticks(self.sched.now_s))
@@ -223,7 +224,7 @@ class TcpSocket:
         if self.state != ESTABLISHED:
             return
         if self.pending_acks:
-            self._settle()
+            settle(self)
         if self.kt_virtual_s is not None:  # data in flight at the expiry would change it (R15)
             expiry_needed(self)
         seq = self.snd_nxt
@@ -234,6 +235,12 @@ class TcpSocket:
         else:
             unacked.append(payload)
         delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
+        sent = self.tlp_sent_s
+        if sent is not None and (not delivered or self.tx.round_trip_end(self.sched.now_s) >= tlp_due_s(self, sent)):
+            # More data behind the first: the loss probe would find this segment unacknowledged if
+            # its ACK comes at or after the probe's deadline, so that timer must be real.
+            self.tlp_sent_s = None
+            arm_tlp(self, sent)
         if len(unacked) == 1:
             # R29: the first timer after sending is the TLP.
             self.in_tlp = True
@@ -257,7 +264,7 @@ class TcpSocket:
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
-        self._settle()
+        settle(self)
         expiry_needed(self)
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
@@ -271,19 +278,11 @@ class TcpSocket:
         self.state = CLOSED
         self._clear_timers()
         self.unacked = None
-        # Pure ACKs still on their way only had R10 bookkeeping to update, which a closed socket no
-        # longer has. (After an RST the host would answer each with an RST of its own (R23); the
-        # model leaves those out. _die delivers them for real instead.)
-        self.pending_acks = None
+        deliver_pending(self)  # pure ACKs still on their way will meet a closed socket
 
     def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
         """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
-        self._settle()
-        pending = self.pending_acks
-        if pending:  # still on their way: they will meet a closed socket
-            for i in range(0, len(pending), 2):
-                self.sched.deliver_at(pending[i], Seg(ACK, 0, int(pending[i + 1])), self)
-            self.pending_acks = None
+        settle(self)
         self._finish()
         self.error = errno
         self.closed_at_s = self.host.now
@@ -314,42 +313,10 @@ class TcpSocket:
                 if self.rt is not None:
                     self.rt.clear()
 
-    def ack_later(self, arrival_s: float, seg: Seg) -> None:
-        """A pure ACK will arrive at ``arrival_s``. A pure ACK changes only the bookkeeping of R10,
-        which is read only when this socket next acts, so it is applied then (``_settle``), at its
-        own arrival time, instead of costing an event. If the socket dies first, the ACKs still on
-        their way are delivered for real (a closed socket answers them with RST, R23)."""
-        pending = self.pending_acks
-        if pending is None:
-            self.pending_acks = [arrival_s, float(seg.ack)]
-        else:
-            pending.append(arrival_s)
-            pending.append(float(seg.ack))
-
-    def _settle(self) -> None:
-        """Apply the pure ACKs that have arrived by now, in arrival order."""
-        pending = self.pending_acks
-        if not pending:
-            return
-        # ACK numbers only grow along a FIFO path, so applying the latest ACK that has arrived
-        # leaves R10's state exactly as applying each in turn would.
-        now = self.sched.now_s
-        n = len(pending)
-        if pending[n - 2] <= now:  # all of them have arrived (the usual case)
-            self.pending_acks = None
-            self._accept(int(pending[n - 1]), pending[n - 2])
-            return
-        i = 0
-        while pending[i] <= now:
-            i += 2
-        if i:
-            self._accept(int(pending[i - 1]), pending[i - 2])
-            del pending[:i]
-
     def receive(self, seg: Seg) -> None:
         """A segment arrives from the network."""
         if self.pending_acks:
-            self._settle()
+            settle(self)
         state = self.state
         kind = seg.kind
         if state == LISTEN:

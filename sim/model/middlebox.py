@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from sim.facts.names import SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
+from sim.model.messages import Msg
 from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
 from sim.spec import MiddleboxSpec
 
@@ -191,7 +192,11 @@ class Middlebox:
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
         bucket = int(t_s // self.bucket_s)
-        size = SEGMENT_HEADER_BYTES + (self.payload_bytes[0 if from_client else 1] if kind == DATA else 0)
+        size = SEGMENT_HEADER_BYTES
+        if kind == DATA:  # a message's own size (a traffic process's request), or the run's
+            payload = seg.payload
+            own = payload.size_bytes if isinstance(payload, Msg) else -1
+            size += own if own >= 0 else self.payload_bytes[0 if from_client else 1]
         per_bucket = self.bytes_per_bucket
         if bucket < len(per_bucket):  # inline bump(): this runs for every packet
             per_bucket[bucket] += size

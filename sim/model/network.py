@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
@@ -90,8 +91,11 @@ class Path:
             q += step
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
-        if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT) and self.sched.lazy_acks:
-            receiver.ack_later(t_s + hop, seg)  # applied when the receiver next acts (no event)
+        if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
+            if self.sched.lazy_acks:
+                ack_later(receiver, t_s + hop, seg)  # applied when the receiver next acts (no event)
+            else:
+                self.sched.deliver_ack_at(t_s + hop, seg, receiver)
         else:
             self.sched.deliver_at(t_s + hop, seg, receiver)
         return True

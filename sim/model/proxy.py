@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.model.app import PING, PING_ACK, ClientSlot, Msg
+from sim.model.app import ClientSlot
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import TcpSocket
+from sim.model.messages import PING, PING_ACK, Msg
 from sim.model.records import Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
 
@@ -180,7 +181,7 @@ class EnvoyConn:
             self._upstream_failed(reason)
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        conn = sock.tag
+        conn: Conn = sock.tag
         conn.record_error(sock, cause, seg)
         if sock is self.ds.ss:
             self.active = None

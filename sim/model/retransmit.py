@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, retries_timeout_s
+from sim.model.acks import settle
 from sim.model.segment import CLOSED, DATA, ETIMEDOUT, Seg
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # for types only: kernel imports this module
 def retransmit_fired(sock: TcpSocket) -> None:
     """TLP then RTO expiry (R28–R35)."""
     if sock.pending_acks:
-        sock._settle()
+        settle(sock)
     if sock.state == CLOSED or not sock.unacked:
         return
     clock = sock.host.clock
@@ -43,9 +44,14 @@ def retransmit_fired(sock: TcpSocket) -> None:
 
 
 
-def arm_tlp(sock: TcpSocket, sent_s: float) -> None:
-    """R29: the TLP timer, armed at ``sent_s`` for PTO = 2*SRTT + rto_min, capped by the RTO."""
+def tlp_due_s(sock: TcpSocket, sent_s: float) -> float:
+    """R29: when the TLP timer armed at ``sent_s`` fires: PTO = 2*SRTT + rto_min, capped by the RTO."""
     clock = sock.clock
     pto = min(2 * sock.srtt_s + TCP_RTO_MIN_S, sock.rto0)
-    (sock.rt or sock._make_timer(False)).set(clock.fire_time(sent_s, clock.dur_ceil(pto)))
+    return clock.fire_time(sent_s, clock.dur_ceil(pto))
+
+
+def arm_tlp(sock: TcpSocket, sent_s: float) -> None:
+    """Queue the TLP timer armed at ``sent_s`` (``tlp_due_s``)."""
+    (sock.rt or sock._make_timer(False)).set(tlp_due_s(sock, sent_s))
 

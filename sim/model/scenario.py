@@ -17,10 +17,12 @@ from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
+from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
 from sim.model.terminating import TermProxyConn
 from sim.model.timeouts import FifoTimeouts
+from sim.model.user_process import UserProcesses, load_process
 from sim.spec import HostSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
@@ -124,13 +126,25 @@ class World:
         fixed_gaps = Sampler(gp.kind, gp.a, gp.b, None) if gp.kind == "fixed" else None
         fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc)
                         if sv.kind == "fixed" else None)
+        # A traffic process (traffic.process) sends the requests instead of the gaps: its slots run it
+        # on a SimPy environment, and get the gaps' random stream as their own.
+        procs = None
+        if t.process is not None:
+            procs = UserProcesses(self.sched, t.process, load_process(t.process, t.process_path), dict(t.params))
+            self.sched.procs = procs
         for i in (range(n) if slots is None else slots):
-            gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
             srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
                                          server.idle_timeout_s, server.grpc)
-            slot = ClientSlot(self, i, gaps, srv, c)
+            if procs is not None:
+                slot: ClientSlot = ProcessSlot(self, i, srv, c, procs)
+                procs.start(slot, i * t.ramp_s / n, _rng(seed, STREAM_GAPS, i))
+            else:
+                gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
+                slot = ClientSlot(self, i, gaps, srv, c)
+                self.sched.call_at(i * t.ramp_s / n, slot.open)
             self.slots.append(slot)
-            self.sched.call_at(i * t.ramp_s / n, slot.open)
+        if procs is not None:
+            self.sched.watch_env()
 
     def now(self) -> float:
         return self.sched.now_s

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.model.app import ClientSlot, Msg
+from sim.model.app import ClientSlot
 from sim.model.kernel import TcpSocket
+from sim.model.messages import Msg
 from sim.model.records import Conn
 from sim.model.segment import ESTABLISHED, PROBE, Seg
 from sim.spec import MiddleboxSpec
