@@ -83,7 +83,7 @@ class Middlebox:
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
-        "leg", "bucket_s",
+        "leg", "bucket_s", "message_sizes",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -93,6 +93,8 @@ class Middlebox:
         self.leg = leg
         #: application bytes of a request (from the client) and of a response, for byte counts
         self.payload_bytes = payload_bytes
+        #: messages may carry their own size (``Msg.size_bytes``: a run with a traffic process)
+        self.message_sizes = False
         #: capacity time series: keepalive packets and bytes per bucket of ``bucket_s`` seconds
         #: (series_bucket_s), new flows per second (sparse)
         self.bucket_s = bucket_s
@@ -193,10 +195,12 @@ class Middlebox:
         gap = t_s - flow.last_seen_s
         bucket = int(t_s // self.bucket_s)
         size = SEGMENT_HEADER_BYTES
-        if kind == DATA:  # a message's own size (a traffic process's request), or the run's
-            payload = seg.payload
-            own = payload.size_bytes if isinstance(payload, Msg) else -1
-            size += own if own >= 0 else self.payload_bytes[0 if from_client else 1]
+        if kind == DATA:
+            size += self.payload_bytes[0 if from_client else 1]
+            if self.message_sizes:  # a traffic process may give a request its own size
+                payload = seg.payload
+                if isinstance(payload, Msg) and payload.size_bytes >= 0:
+                    size += payload.size_bytes - self.payload_bytes[0 if from_client else 1]
         per_bucket = self.bytes_per_bucket
         if bucket < len(per_bucket):  # inline bump(): this runs for every packet
             per_bucket[bucket] += size

@@ -132,6 +132,8 @@ class World:
         if t.process is not None:
             procs = UserProcesses(self.sched, t.process, load_process(t.process, t.process_path), dict(t.params))
             self.sched.procs = procs
+            for mb in self.ds_mbs + self.us_mbs:
+                mb.message_sizes = True
         for i in (range(n) if slots is None else slots):
             srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
                                          server.idle_timeout_s, server.grpc)
