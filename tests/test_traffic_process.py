@@ -16,6 +16,7 @@ from sim.config.load import load_config
 from sim.errors import ConfigError, ProcessError
 from sim.execution import run_one
 from sim.facts.names import FAILURE_REASONS
+from sim.spec import Shortcuts
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = """\
@@ -85,6 +86,11 @@ def test_a_process_sending_a_request_every_period_gives_the_built_in_fixed_gap_r
     assert same_columns(process.columns, builtin.columns)
     assert process.counters == builtin.counters
     assert process.series == builtin.series
+    # and the reference engine agrees with the fast one on a process's run too
+    sc = load_config(cfg).scenario
+    reference = run_one(sc, sc.seed, shortcuts=Shortcuts.none())
+    assert same_columns(process.columns, reference.columns) and process.counters == reference.counters
+    assert reference.run["events"] > process.run["events"]
 
 
 def test_replies_report_ok_reason_and_latency_and_dead_connections_reopen_on_the_next_request(tmp_path):
