@@ -36,3 +36,21 @@ class ConfigError(Exception):
         if self.allowed:
             text += f" (allowed: {one_line(self.allowed, 600)})"
         return text
+
+
+class ProcessError(ConfigError):
+    """A user-written traffic process (``traffic.process``) could not be loaded or raised: one line
+    naming ``module:function`` and the error, exit code 2 like any config error.
+
+    Built from its message alone (SimPy re-raises a process's exception as ``type(exc)(*exc.args)``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return one_line(self.problem, 900)
+
+    @classmethod
+    def of(cls, target: str, what: str) -> ProcessError:
+        """``traffic.process MODULE:FUNCTION: WHAT``."""
+        return cls(f"traffic.process {target}: {what}")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import simpy
-
 from sim.model.clock import Clock, Scheduler
-from sim.model.kernel import ACK, PROBE, RST, SYNACK, Host, Seg, SockOpts, TcpSocket
+from sim.model.host import Host, SockOpts
+from sim.model.kernel import TcpSocket
+from sim.model.segment import ACK, PROBE, RST, SYNACK, Seg
 
 
 class Harness:
@@ -14,8 +14,7 @@ class Harness:
 
     def __init__(self, *, peer: str = "dead", hz: int = 250, exact: bool = True, phase_j: float = 0.0,
                  rtt_s: float = 0.002, sysctl: dict | None = None) -> None:
-        self.env = simpy.Environment()
-        self.sched = Scheduler(self.env)
+        self.sched = Scheduler()
         self.host = Host("h", self.sched, Clock(hz, exact, phase_j), sysctl)
         self.sock = TcpSocket(self.host, self, self._tx)
         self.sock.set_rtt(rtt_s)
@@ -30,10 +29,10 @@ class Harness:
     def on_peer_fin(self, sock, seg): pass
 
     def on_error(self, sock, errno, cause, seg):
-        self.errors.append((self.env.now, errno, cause))
+        self.errors.append((self.sched.now_s, errno, cause))
 
     def _tx(self, sock, seg: Seg) -> None:
-        now = self.env.now
+        now = self.sched.now_s
         self.sent.append((now, {PROBE: "probe", RST: "rst", ACK: "ack"}.get(seg.kind, str(seg.kind))))
         if seg.kind == PROBE and self.peer == "live":
             reply = Seg(ACK, 0, sock.snd_nxt)

@@ -179,3 +179,20 @@ def test_client_pool_idle_timeout_closes_and_reopens_on_demand():
     assert (down["client_outcome"] == "closed_idle").sum() > 0
     assert down["requests"].sum() == 5 * 15  # one request every ~120 s, each on a fresh connection
     assert df["failed_requests"].sum() == 0
+
+
+def test_a_closed_connection_dying_later_does_not_open_another():
+    # Envoy idle-closes the client's connection (FIN); the client closes its side. Its socket's
+    # keepalive would later kill it (the LB, which forgot the flow after the FINs, drops the probes):
+    # a closed socket runs no timers (docs/model.md), and an error from a connection the slot already
+    # left would open nothing. A connection lives at least Envoy's 45 s idle timeout here, so
+    # 1,200 s hold at most 27.
+    sc = load_config("configs/nlb.yaml", ["connections=1", "duration=1200s", "network.one_way_delay=10ms",
+                                          "kernel.timers=exact", "traffic.request_gap={exponential: 30s}",
+                                          "client.keepalive={idle: 2s}", "client.user_timeout=30.5",
+                                          "lb={profile: azure-lb, idle_timeout: 340s, late_packet: drop}",
+                                          "envoy.listener={idle_timeout: 45s}"]).scenario
+    c = run_one(sc, 1).columns
+    downstream = [i for i, leg in enumerate(c["leg"]) if leg == "downstream"]
+    assert 2 <= len(downstream) <= 1200 / 45 + 1
+    assert not any(c["client_outcome"][i] == "timeout_keepalive" for i in downstream)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sim.facts.kernel import SockOptError, retries_timeout_s
-from sim.model.kernel import ECONNRESET, ETIMEDOUT, SockOpts
+from sim.model.host import SockOpts
+from sim.model.segment import ECONNRESET, ETIMEDOUT
 from tests.kernel_harness import Harness
 
 EXACT = 1e-9
@@ -200,7 +201,7 @@ def test_wheel_hz1000_interval_75s_is_77_824():
 def test_received_probe_does_not_refresh_the_receiver():
     # R12, R22: a probe (seq = snd_una - 1) fails tcp_sequence(): dupACK, and rcv_tstamp untouched,
     # so the receiver's own keepalive still fires I after its last *accepted* segment.
-    from sim.model.kernel import PROBE, Seg
+    from sim.model.segment import PROBE, Seg
 
     h = Harness()
     h.establish((300, 20, 4))
@@ -212,7 +213,7 @@ def test_received_probe_does_not_refresh_the_receiver():
 
 def test_data_for_a_closed_socket_is_answered_with_rst():
     # A socket whose application closed it (FIN sent) gets new data: Linux resets (TCPAbortOnData).
-    from sim.model.kernel import DATA, Seg
+    from sim.model.segment import DATA, Seg
 
     h = Harness()
     h.establish(None)

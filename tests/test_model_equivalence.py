@@ -1,7 +1,7 @@
 """Shortcuts the model takes for speed must not change what it computes.
 
 * A keepalive expiry whose outcome is known when the probe is sent is kept virtual
-  (``DEFER_ANSWERED_PROBE_EXPIRY``): with it off, every expiry is an event. Both must give the same
+  (``Shortcuts.virtual_keepalive_expiry``): with it off, every expiry is an event. Both must give the same
   records, counters and packet timeline, on configs where probes are answered, go unanswered
   (blackholed flows), are rate limited, or meet requests that arrive inside the interval.
 * The loss probe (R29) retransmits the tail segment with its own sequence number.
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-import sim.model.kernel as kernel
 from sim.config.load import load_config
 from sim.execution import run_one
 from sim.model.clock import Clock, Scheduler
-from sim.model.kernel import ACK, DATA, ESTABLISHED, Host, Seg, TcpSocket
+from sim.model.host import Host
+from sim.model.kernel import TcpSocket
+from sim.model.segment import ACK, DATA, ESTABLISHED, Seg
+from sim.spec import Shortcuts
 
 CASES = {
     "nlb-wheel": ("configs/nlb.yaml", ["connections=60", "duration=4h"]),
@@ -53,18 +55,17 @@ def same_columns(a: dict[str, list], b: dict[str, list]) -> bool:
     )
 
 
-def _run(path: str, overrides: list[str], defer: bool, monkeypatch) -> tuple:
-    monkeypatch.setattr(kernel, "DEFER_ANSWERED_PROBE_EXPIRY", defer)
+def _run(path: str, overrides: list[str], defer: bool) -> tuple:
     sc = load_config(path, [*overrides, "replications=1"]).scenario
-    rec = run_one(sc, 3, trace_conn=0)
+    rec = run_one(sc, 3, trace_conn=0, shortcuts=Shortcuts(virtual_keepalive_expiry=defer))
     return rec, rec.run["events"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_virtual_keepalive_expiry_changes_nothing(case, monkeypatch):
+def test_virtual_keepalive_expiry_changes_nothing(case):
     path, overrides = CASES[case]
-    fast, fast_events = _run(path, overrides, True, monkeypatch)
-    slow, slow_events = _run(path, overrides, False, monkeypatch)
+    fast, fast_events = _run(path, overrides, True)
+    slow, slow_events = _run(path, overrides, False)
     assert same_columns(fast.columns, slow.columns)
     assert fast.counters == slow.counters
     assert fast.trace == slow.trace
@@ -72,10 +73,10 @@ def test_virtual_keepalive_expiry_changes_nothing(case, monkeypatch):
     assert fast_events <= slow_events
 
 
-def test_the_shortcut_removes_events_where_probes_are_answered(monkeypatch):
+def test_the_shortcut_removes_events_where_probes_are_answered():
     path, overrides = CASES["fleet-idle"]
-    _, fast = _run(path, overrides, True, monkeypatch)
-    _, slow = _run(path, overrides, False, monkeypatch)
+    _, fast = _run(path, overrides, True)
+    _, slow = _run(path, overrides, False)
     # every answered probe saves the expiry one interval later (probe at 300 s, expiry at 320 s)
     assert fast < 0.8 * slow
 
@@ -84,8 +85,7 @@ def test_loss_probe_retransmits_the_tail_with_its_own_sequence_number():
     # R29: the first ACK back is lost, so the TLP fires at PTO and resends message 0 as
     # (seq 0, ack = rcv_nxt, payload); the receiver, already past it, answers with a dupACK that
     # acknowledges it, and the sender's retransmission episode ends.
-    env = __import__("simpy").Environment()
-    sched = Scheduler(env)
+    sched = Scheduler()
     host = Host("h", sched, Clock(1000, True))
     sent: list[tuple[str, int, int, object]] = []
     dropped: list[Seg] = []
@@ -103,7 +103,7 @@ def test_loss_probe_retransmits_the_tail_with_its_own_sequence_number():
         if sock is b and seg.kind == ACK and not dropped and a.snd_nxt == 1:
             dropped.append(seg)  # the ACK of message 0 vanishes
             return False
-        sched.call_at(env.now + 0.001, dst.receive, seg)
+        sched.call_at(sched.now_s + 0.001, dst.receive, seg)
         return False  # not "delivered" as the network means it: timers are queued at once
 
     a, b = TcpSocket(host, Owner(), wire), TcpSocket(host, Owner(), wire)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -209,4 +210,5 @@ def load_config_text(text: str, file: str = "<stdin>", sets: list[str] | tuple[s
             where = file if exc.file == str(path) else exc.file
             raise ConfigError(exc.problem, file=where, line=exc.line, key=exc.key, allowed=exc.allowed) from None
     loaded.file = file
+    loaded.scenario.at_folder(os.getcwd())  # not the private file's: a traffic process's module is here
     return loaded

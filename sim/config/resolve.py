@@ -64,7 +64,8 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
     grpc = sc.upstream.grpc
     return WorldSpec(
         name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,
-        traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes),
+        traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes,
+                            t.process, tuple(sorted(t.params.items())), sc.config_dir if t.process else ""),
         client=ClientSpec(host_spec("client", base, client.kernel), socket_spec(client.keepalive, client.user_timeout),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,
                           client.pool.max_lifetime),

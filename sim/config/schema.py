@@ -8,9 +8,11 @@ what the model and its outputs can represent; docs/config.md gives the reason fo
 
 from __future__ import annotations
 
+import keyword
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, UserTimeout
@@ -234,12 +236,42 @@ class UpstreamCfg(Strict):
     grpc: Optional[GrpcCfg] = None
 
 
+#: ``traffic.process``: a module path (dotted identifiers), a colon, a function name
+_PROCESS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
+
+
 class TrafficCfg(Strict):
     ramp: Duration = 60.0
     request_gap: Dist = Dist(exponential=600.0)
     service_time: Dist = Dist(fixed=0.0)
     request_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
     response_bytes: int = Field(default=0, ge=0, le=MAX_MESSAGE_BYTES)
+    #: a user-written SimPy process that sends each slot's requests (docs/config.md#traffic-process)
+    process: Optional[str] = None
+    #: its keyword arguments, as YAML gives them
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("process")
+    @classmethod
+    def _process(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and (not _PROCESS.fullmatch(v) or any(keyword.iskeyword(p) for p in re.split("[.:]", v))):
+            raise ValueError(f"{v!r} is not module:function (allowed: a module of the config's folder or of "
+                             "sys.path and a function in it, e.g. behaviours:nightly_batch)")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not key.isidentifier() or keyword.iskeyword(key):
+                raise KeyedError(key, f"{key!r} cannot be a keyword argument (allowed: Python identifiers)")
+        return v
+
+    @model_validator(mode="after")
+    def _params_need_a_process(self) -> TrafficCfg:
+        if self.params and self.process is None:
+            raise ValueError("params without a process (allowed: params together with traffic.process)")
+        return self
 
 
 class NetworkCfg(Strict):
@@ -270,6 +302,20 @@ class Scenario(Strict):
     envoy: Optional[EnvoyCfg] = None
     upstream: UpstreamCfg = UpstreamCfg()
     sweep: dict[str, Any] = Field(default_factory=dict)
+    #: the folder of the config file it came from (the working directory for a config from stdin or
+    #: code): a traffic process's module is imported from there. Set when it is validated
+    #: (sim.config.validate), not a key.
+    _config_dir: str = PrivateAttr(default="")
+
+    @property
+    def config_dir(self) -> str:
+        """The config file's folder, absolute ("" when unknown: the working directory then)."""
+        return self._config_dir
+
+    def at_folder(self, folder: str) -> Scenario:
+        """This scenario, its ``config_dir`` set to ``folder``."""
+        self._config_dir = folder
+        return self
 
     @field_validator("duration")
     @classmethod

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast, get_args, get_origin
 
 import annotated_types
@@ -201,4 +203,11 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                 raise ConfigError(f"{cfg.idle_timeout:g} s is outside what {cfg.profile} accepts",
                                   **where.at(path + ("idle_timeout",)), key=_dotted(path + ("idle_timeout",)),
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
-    return scenario
+    return scenario.at_folder(config_folder(where.file))
+
+
+def config_folder(file: str) -> str:
+    """The absolute folder of the config file ``file``; the working directory when ``file`` is no
+    file (``<stdin>``, a label)."""
+    path = Path(file)
+    return str(path.resolve().parent) if file and not file.startswith("<") and path.is_file() else os.getcwd()

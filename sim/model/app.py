@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.facts.names import CONN_ID_STRIDE
 from sim.model.clock import LazyTimer
-from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.kernel import TcpSocket
+from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.middlebox import count_at
 from sim.model.records import Conn, failure_reason
+from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
-
-#: Message kinds that are not requests or responses (``Msg.status``).
-PING: Final = -1
-PING_ACK: Final = -2
-GOAWAY: Final = -3
-
-
-class Msg:
-    """A request (status 0), its response (200, or an error status with ``reason``), or an HTTP/2
-    control frame (PING, PING_ACK, GOAWAY)."""
-
-    __slots__ = ("req_id", "sent_s", "status", "reason")
-
-    def __init__(self, req_id: int, sent_s: float, status: int = 0, reason: str = "") -> None:
-        self.req_id = req_id
-        self.sent_s = sent_s
-        self.status = status
-        self.reason = reason
-
 
 class Sampler:
     """Draws from one distribution with its own generator, in blocks (cheap per draw)."""
@@ -118,7 +101,7 @@ class ClientSlot:
         self.pending = False
         self.req_ids += 1
         now = self.world.now()
-        msg = Msg(self.req_ids, now)
+        msg = self._new_request(self.req_ids, now)
         self.outstanding = msg
         conn = self.conn
         assert conn is not None  # sent on an established connection
@@ -129,9 +112,20 @@ class ClientSlot:
             self.world.request_timeouts.add(now, self, msg)
         conn.cs.send(msg)
 
-    def _next_after_gap(self) -> None:
+    # -- what a traffic process (process_slot.ProcessSlot) does differently
+    def _new_request(self, req_id: int, now_s: float) -> Msg:
+        """The request to send now."""
+        return Msg(req_id, now_s)
+
+    def _answered(self, reason: str) -> None:
+        """The outstanding request got its answer (``reason``: "" when it succeeded, else why it
+        failed): the next one goes out one gap later."""
         world = self.world
         world.sched.call_at(world.now() + self.gaps.draw(), self._request_due)
+
+    def _replace(self) -> None:
+        """The connection died (or the client closed it to replace it): open a new one at once."""
+        self.open()
 
     def _fail_outstanding(self, reason: str) -> None:
         """The request in flight failed for ``reason`` (records.FAILURE_REASONS)."""
@@ -144,7 +138,7 @@ class ClientSlot:
             conn.hang_s += now - msg.sent_s
             conn.count_failure(reason)
             count_at(self.world.failed_per_s, int(now))
-            self._next_after_gap()
+            self._answered(reason)
 
     def _idle_now(self) -> None:
         if self.pool_idle is not None:
@@ -157,7 +151,7 @@ class ClientSlot:
         conn.cs.close()
         self.conn = None
         if reopen:
-            self.open()
+            self._replace()
 
     # -- timers
     def _request_timed_out(self) -> None:
@@ -217,25 +211,30 @@ class ClientSlot:
         assert self.conn is not None  # the answer came on it
         self.conn.in_flight = 0
         self._idle_now()
-        self._next_after_gap()
+        self._answered("")
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
-        conn = self.conn
-        assert conn is not None  # its socket is this connection's
+        conn: Conn = sock.tag
         conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
         sock.close()
+        if conn is not self.conn:  # a connection this slot already left
+            return
         # the server closed its idle connection as the request went out (the keep-alive race), or a
         # middlebox closed it (fin_both, a byte-counting LB's idle timeout)
         self._fail_outstanding("race_reset" if seg.origin == "host" else "reset")
         self.conn = None
-        self.open()
+        self._replace()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        assert self.conn is not None  # its socket is this connection's
-        self.conn.record_error(sock, cause, seg)
+        conn: Conn = sock.tag
+        conn.record_error(sock, cause, seg)
+        if conn is not self.conn:
+            # A connection this slot already closed, killed later by its own timers (a closed
+            # socket's keepalive): the error reaches no application and opens nothing.
+            return
         self._fail_outstanding(failure_reason(cause, seg))
         self.conn = None
-        self.open()
+        self._replace()
 
 
 class ServerConn:
@@ -270,7 +269,7 @@ class ServerConn:
         if msg.status != 0:
             return
         self.active += 1
-        delay = self.app.service.draw()
+        delay = msg.service_s if msg.service_s >= 0 else self.app.service.draw()
         if delay <= 0:
             self._respond((sock, msg))
         else:

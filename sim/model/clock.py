@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from sim.facts.wheel import wheel_fire_j
+from sim.spec import Shortcuts
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
-    from sim.model.kernel import Seg, TcpSocket
+    from sim.model.kernel import TcpSocket
+    from sim.model.segment import Seg
 
 #: Width of the scheduler's calendar buckets (seconds): a fleet's timers due in one second.
 _BUCKET_S: Final = 1.0
@@ -32,6 +33,9 @@ heappop: Final = heapq.heappop
 heappush: Final = heapq.heappush
 #: A timer's deadline when it has none (LazyTimer).
 NEVER: Final = math.inf
+#: The first id of an ordinary entry. Pure ACKs delivered for real take ids below it
+#: (``deliver_ack_at``), so at equal times they come first, as the lazy ones are applied (acks.py).
+FIRST_EID: Final = 1 << 48
 
 
 class _Call:
@@ -45,65 +49,87 @@ class _Call:
 
 
 class Scheduler:
-    """The model's events on a SimPy environment's queue, and the loop that runs them.
+    """The model's own event queue, and the loop that runs it.
 
-    An event is one heap entry in SimPy's ``(time, priority, id, event)`` form holding one slotted
-    object: a ``_Call``, a segment on its way to a socket (``deliver_at``), or a ``LazyTimer``,
-    which is its own entry. ``run`` dispatches these directly; any other SimPy event on the queue
-    is processed with SimPy's ``step`` semantics.
+    An event is one heap entry ``(time, id, object)``: a ``_Call``, a segment on its way to a socket
+    (``deliver_at``), or a ``LazyTimer``, which is its own entry. Ids come from this scheduler's own
+    counter, so entries at one time run in the order they were queued.
 
     A fleet keeps several timers per connection pending, minutes ahead, and one heap of them all
     would be walked from top to bottom, through memory nothing else touches, by every push and pop.
-    So the queue is split three ways, all drawing ids from SimPy's counter:
+    So the queue is split three ways (a calendar queue, ``Shortcuts.calendar_queue``):
 
     * segments in flight (due within a few hop delays) wait in a small heap of their own, ``near``;
-    * timers due before ``window_end_s`` wait in SimPy's queue;
-    * later timers wait unsorted in one-second buckets (a calendar queue), and the earliest bucket
-      is heaped into SimPy's queue when that runs dry.
+    * timers due before ``window_end_s`` wait in the heap ``queue``;
+    * later timers wait unsorted in one-second buckets, and the earliest bucket is heaped into
+      ``queue`` when that runs dry.
 
     ``run`` always takes the smaller head of the two heaps, and no bucket holds anything earlier
-    than them, so the order is exactly that of one queue ordered by ``(time, priority, id)``.
+    than them, so the order is exactly that of one queue ordered by ``(time, id)``
+    (``OneQueueScheduler`` is that one queue).
+
+    User-written SimPy processes (``traffic.process``) run on a real ``simpy.Environment``, kept in
+    step through its public API only: the scheduler queues a wake-up at ``env.peek()`` and there
+    steps the environment through everything due by then (``watch_env``, user_process.py). A run
+    without processes has no environment and pays nothing for it.
 
     ``horizon_s``: the end of the run, when the caller knows it. Nothing is queued at or after it,
     since such an entry could never run (``run`` stops before it) and would only hold memory.
+    ``shortcuts``: the work-saving shortcuts the model takes (docs/model.md); their switches are
+    copied into typed attributes here, where the model reads them.
     """
 
-    __slots__ = ("env", "_queue", "near", "_eid", "horizon_s", "events_run", "window_end_s", "buckets",
-                 "bucket_keys", "now_s")
+    __slots__ = ("queue", "near", "eid", "ack_eid", "horizon_s", "events_run", "window_end_s", "buckets", "bucket_keys",
+                 "now_s", "lazy_acks", "virtual_expiry", "lazy_loss_probes", "shared_timeouts", "procs",
+                 "procs_wake_s")
 
-    def __init__(self, env: Any, horizon_s: float = math.inf) -> None:
-        self.env = env
-        self._queue = env._queue
-        self.near: list[tuple[float, int, int, Seg]] = []
-        self._eid = env._eid
+    def __init__(self, horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> None:
+        sc = shortcuts if shortcuts is not None else Shortcuts()
+        self.queue: list[tuple[float, int, Any]] = []
+        self.near: list[tuple[float, int, Seg]] = []
+        self.eid = FIRST_EID
+        self.ack_eid = 0
         self.horizon_s = horizon_s
         self.events_run = 0
         self.window_end_s = 0.0
-        self.buckets: dict[int, list] = {}
+        self.buckets: dict[int, list[tuple[float, int, Any]]] = {}
         self.bucket_keys: list[int] = []
-        #: the simulated time (seconds), kept with SimPy's ``env.now``; the model reads this copy,
-        #: a plain attribute of this object, on every event
-        self.now_s = float(env._now)
+        #: the simulated time (seconds); the model reads this plain attribute on every event
+        self.now_s = 0.0
+        #: Shortcuts.lazy_acks: pure ACKs are applied when their receiver next acts (network.Path)
+        self.lazy_acks: bool = sc.lazy_acks
+        #: Shortcuts.virtual_keepalive_expiry: an answered probe's expiry is not queued (keepalive.py)
+        self.virtual_expiry: bool = sc.virtual_keepalive_expiry
+        #: Shortcuts.lazy_loss_probes: a TLP timer is queued only when a segment is lost (kernel.py)
+        self.lazy_loss_probes: bool = sc.lazy_loss_probes
+        #: Shortcuts.shared_request_timeouts: one FIFO per fixed-length timeout (timeouts.py)
+        self.shared_timeouts: bool = sc.shared_request_timeouts
+        #: the run's user-written traffic processes and their SimPy environment
+        #: (sim.model.user_process.UserProcesses), when there are any
+        self.procs: Any = None
+        #: the time of the queued wake-up of ``procs`` (NEVER: none queued)
+        self.procs_wake_s = NEVER
 
     def push(self, t_s: float, ev: Any) -> None:
         """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
+        self.eid += 1
         if t_s < self.window_end_s:
-            heappush(self._queue, (t_s, 1, next(self._eid), ev))
+            heappush(self.queue, (t_s, self.eid, ev))
             return
         key = int(t_s // _BUCKET_S)
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [(t_s, 1, next(self._eid), ev)]
+            self.buckets[key] = [(t_s, self.eid, ev)]
             heappush(self.bucket_keys, key)
         else:
-            bucket.append((t_s, 1, next(self._eid), ev))
+            bucket.append((t_s, self.eid, ev))
 
     def _next_window(self) -> None:
-        """Heap the earliest bucket into SimPy's queue."""
+        """Heap the earliest bucket into ``queue``."""
         key = heappop(self.bucket_keys)
         entries = self.buckets.pop(key)
         self.window_end_s = (key + 1) * _BUCKET_S
-        queue = self._queue
+        queue = self.queue
         if queue:
             for entry in entries:
                 heappush(queue, entry)
@@ -113,7 +139,7 @@ class Scheduler:
 
     def clear(self) -> None:
         """Drop everything still queued (the end of a run)."""
-        self._queue.clear()
+        self.queue.clear()
         self.near.clear()
         self.buckets.clear()
         self.bucket_keys.clear()
@@ -127,15 +153,22 @@ class Scheduler:
         """Hand ``seg`` to ``dst.receive`` at ``t_s``; the segment is its own heap entry."""
         if t_s < self.horizon_s:
             seg.dst = dst
-            heappush(self.near, (t_s, 1, next(self._eid), seg))
+            self.eid += 1
+            heappush(self.near, (t_s, self.eid, seg))
+
+    def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
+        """``deliver_at`` for a pure ACK to an established socket: at equal times it comes before
+        every other event, as a lazily applied one does (acks.py)."""
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            self.ack_eid += 1
+            heappush(self.near, (t_s, self.ack_eid, seg))
 
     def run(self, until_s: float) -> None:
-        """Process every event before ``until_s`` and leave the clock there, as
-        ``Environment.run(until=until_s)`` does."""
-        env = self.env
+        """Process every event before ``until_s`` and leave the clock there."""
         # Typed locals: compiled, the loop then compares floats and calls the model's methods
         # directly instead of through Python's generic protocols.
-        queue: list[tuple[float, int, int, Any]] = self._queue
+        queue = self.queue
         near = self.near
         bucket_keys = self.bucket_keys
         pop = heappop
@@ -143,35 +176,78 @@ class Scheduler:
         while True:
             while bucket_keys and (not queue or queue[0][0] >= self.window_end_s):
                 self._next_window()
-            # The earlier head of the two heaps; times decide, and the whole entry only on a tie.
+            # The earlier head of the two heaps; times decide, and the ids only on a tie.
             if near and (not queue or near[0][0] < queue[0][0] or (near[0][0] == queue[0][0]
-                                                                   and near[0] < queue[0])):
+                                                                   and near[0][1] < queue[0][1])):
                 if near[0][0] >= until_s:
                     break
                 n += 1
-                t, _, _, seg = pop(near)
-                env._now = self.now_s = t
+                t, _, seg = pop(near)
+                self.now_s = t
                 seg.dst.receive(seg)
                 continue
             if not queue or queue[0][0] >= until_s:
                 break
             n += 1
-            t, _, _, ev = pop(queue)
-            env._now = self.now_s = t
+            t, _, ev = pop(queue)
+            self.now_s = t
             if isinstance(ev, LazyTimer):
                 ev.fired(t)
             elif isinstance(ev, _Call):
                 ev.fn(ev.arg)
-            elif (dst := getattr(ev, "dst", None)) is not None:
-                dst.receive(ev)
-            else:  # a SimPy event: Environment.step semantics
-                callbacks, ev.callbacks = ev.callbacks, None
-                for callback in callbacks:
-                    callback(ev)
-                if not ev._ok and not hasattr(ev, "_defused"):
-                    raise ev._value
-        env._now = self.now_s = until_s
+            else:  # a segment (OneQueueScheduler queues them here too)
+                ev.dst.receive(ev)
+        self.now_s = until_s
         self.events_run += n
+
+    # -- user-written SimPy processes
+    def watch_env(self) -> None:
+        """Queue a wake-up at the SimPy environment's next event (``env.peek()``), if that is earlier
+        than the one queued; called after anything that may have scheduled a SimPy event."""
+        t = self.procs.next_time()
+        if t < self.procs_wake_s and t < self.horizon_s:
+            self.procs_wake_s = t
+            self.push(t, _Call(_wake_procs, self))
+
+
+def _wake_procs(sched: Scheduler) -> None:
+    """A wake-up of the SimPy environment: step it through every event due by now, then queue the
+    next wake-up. Each SimPy event it processes counts as an event of the run."""
+    at = sched.now_s
+    if sched.procs_wake_s == at:
+        sched.procs_wake_s = NEVER
+    sched.events_run += sched.procs.run_until(at)
+    sched.watch_env()
+
+
+class OneQueueScheduler(Scheduler):
+    """The scheduler without the calendar queue (``Shortcuts.calendar_queue`` off): every timer and
+    every segment is one entry of the one heap ``queue``, ordered by ``(time, id)``."""
+
+    __slots__ = ()
+
+    def push(self, t_s: float, ev: Any) -> None:
+        self.eid += 1
+        heappush(self.queue, (t_s, self.eid, ev))
+
+    def deliver_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            self.eid += 1
+            heappush(self.queue, (t_s, self.eid, seg))
+
+    def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
+        if t_s < self.horizon_s:
+            seg.dst = dst
+            self.ack_eid += 1
+            heappush(self.queue, (t_s, self.ack_eid, seg))
+
+
+def make_scheduler(horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> Scheduler:
+    """The scheduler for ``shortcuts``: a calendar queue, or one plain heap."""
+    if shortcuts is not None and not shortcuts.calendar_queue:
+        return OneQueueScheduler(horizon_s, shortcuts)
+    return Scheduler(horizon_s, shortcuts)
 
 
 class Clock:
@@ -245,7 +321,7 @@ class LazyTimer:
         #: the time of this timer's queued heap entry, or NEVER
         self.pending_s = NEVER
 
-    def _queue(self, due_s: float) -> None:
+    def _enqueue(self, due_s: float) -> None:
         sched = self.sched
         if due_s < sched.horizon_s:
             self.pending_s = due_s
@@ -255,7 +331,7 @@ class LazyTimer:
         """Fire ``fn(owner)`` at ``due_s`` unless moved or cleared before then."""
         self.due_s = due_s
         if self.pending_s > due_s:
-            self._queue(due_s)
+            self._enqueue(due_s)
 
     def clear(self) -> None:
         """Forget the deadline; a pending entry will find nothing to do."""
@@ -270,7 +346,7 @@ class LazyTimer:
         if due == NEVER:
             return
         if due > at_s:
-            self._queue(due)
+            self._enqueue(due)
             return
         self.due_s = NEVER
         self.fn(self.owner)
@@ -286,44 +362,3 @@ def set_timer(timer: LazyTimer | None, sched: Scheduler, owner: Any, fn: Callabl
         timer = LazyTimer(sched, owner, fn)
     timer.set(due_s)
     return timer
-
-
-class FifoTimeouts:
-    """Timeouts of one fixed length (Envoy's route timeout, a client's request timeout).
-
-    Their deadlines come due in the order they were set, so one queue and one timer serve every
-    connection of a run: when the timer reaches an entry, ``expired(owner)`` runs if the owner is
-    still waiting on the same request (``getattr(owner, attr) is token``); a request answered in
-    time is dropped from the queue without an event of its own.
-    """
-
-    __slots__ = ("timer", "entries", "duration_s", "attr", "expired")
-
-    def __init__(self, sched: Scheduler, duration_s: float, attr: str, expired: Callable[[Any], None]) -> None:
-        self.timer = LazyTimer(sched, self, FifoTimeouts._due)
-        self.entries: deque[tuple[float, Any, Any]] = deque()
-        self.duration_s = duration_s
-        self.attr = attr
-        self.expired = expired
-
-    def add(self, now_s: float, owner: Any, token: Any) -> None:
-        """``owner`` starts waiting on ``token`` now."""
-        due = now_s + self.duration_s
-        self.entries.append((due, owner, token))
-        if len(self.entries) == 1:  # otherwise the timer is already due no later than the head
-            self.timer.set(due)
-
-    def _due(self) -> None:
-        entries = self.entries
-        now = self.timer.sched.env._now
-        attr = self.attr
-        while entries:
-            due, owner, token = entries[0]
-            if getattr(owner, attr) is not token:
-                entries.popleft()  # answered in time (or given up otherwise)
-            elif due > now:
-                self.timer.set(due)
-                return
-            else:
-                entries.popleft()
-                self.expired(owner)

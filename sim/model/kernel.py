@@ -1,8 +1,10 @@
-"""A Linux TCP socket's timers: keepalive, retransmission, RST handling (kernel-keepalive.md §13).
+"""A Linux TCP socket: options, keepalive and retransmission timers, RST handling, the receive path
+(kernel-keepalive.md §13).
 
 Usable on its own: a ``Host`` (clock + per-netns sysctls) and a ``TcpSocket`` whose ``tx``
 callable hands segments to whatever network the caller provides. Rule numbers (``R17`` …) refer
-to kernel-keepalive.md §13.
+to kernel-keepalive.md §13. The keepalive timer itself is in ``sim.model.keepalive``; segments and
+states in ``sim.model.segment``; hosts and socket options in ``sim.model.host``.
 
 Modelling simplifications, all documented in docs/model.md:
 * sequence space is counted in messages, not bytes; every RST the model generates is exact
@@ -13,117 +15,32 @@ Modelling simplifications, all documented in docs/model.md:
 
 from __future__ import annotations
 
-import functools
-import math
-from dataclasses import dataclass, replace
-from typing import Any, Final, Protocol
+from dataclasses import replace
+from typing import Any
 
-from sim.facts.kernel import (
-    DEFAULT_SYSCTL,
-    TCP_INVALID_RATELIMIT_S,
-    TCP_RTO_MAX_S,
-    TCP_RTO_MIN_S,
-    check_keepalive_option,
-    retries_timeout_s,
+from sim.facts.kernel import TCP_INVALID_RATELIMIT_S, check_keepalive_option
+from sim.model.acks import deliver_pending, settle
+from sim.model.clock import LazyTimer
+from sim.model.host import NO_OPTS, Host, SocketOwner, initial_rto_s
+from sim.model.keepalive import expiry_needed, keepalive_fired, virtual_expiry_sees
+from sim.model.retransmit import arm_tlp, retransmit_fired, tlp_due_s
+from sim.model.segment import (
+    ACK,
+    CLOSED,
+    DATA,
+    ECONNRESET,
+    ESTABLISHED,
+    FIN,
+    FIN_WAIT,
+    LISTEN,
+    PROBE,
+    RST,
+    SYN,
+    SYN_RECV,
+    SYN_SENT,
+    SYNACK,
+    Seg,
 )
-from sim.model.clock import Clock, LazyTimer, Scheduler
-
-# Constants are ``Final`` so that the compiled core inlines them (a module global is a dict lookup).
-# Segment kinds.
-SYN: Final = 0
-SYNACK: Final = 1
-ACK: Final = 2
-DATA: Final = 3
-PROBE: Final = 4
-FIN: Final = 5
-RST: Final = 6
-KIND_NAMES: Final = ("SYN", "SYNACK", "ACK", "DATA", "PROBE", "FIN", "RST")
-
-# Socket states.
-SYN_SENT: Final = 0
-SYN_RECV: Final = 1
-ESTABLISHED: Final = 2
-FIN_WAIT: Final = 3
-CLOSED: Final = 4
-LISTEN: Final = 5
-
-# Errors the application can see (errno names) and how the socket learnt of them.
-ECONNRESET: Final = "ECONNRESET"
-ETIMEDOUT: Final = "ETIMEDOUT"
-
-#: Skip the event of a keepalive expiry whose outcome is known in advance (see
-#: TcpSocket._defer_after_probe). Off, every expiry is an event; tests check both agree.
-DEFER_ANSWERED_PROBE_EXPIRY = True
-
-
-@functools.lru_cache(maxsize=64)
-def initial_rto_s(rtt_s: float, hz: int) -> float:
-    """RTO0 = SRTT + rto_min rounded up to a jiffy (R30); cached, so a fleet's sockets share it."""
-    return math.ceil((rtt_s + TCP_RTO_MIN_S) * hz - 1e-6) / hz
-
-
-@dataclass(frozen=True, slots=True)
-class SockOpts:
-    """Socket options an application sets: SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT in seconds and
-    count (0 = use the netns sysctl, R1), TCP_USER_TIMEOUT in ms (0 = off)."""
-
-    keepalive: bool = False
-    idle_s: int = 0
-    intvl_s: int = 0
-    count: int = 0
-    user_timeout_ms: int = 0
-
-
-NO_OPTS = SockOpts()
-
-
-class Seg:
-    """One TCP segment. ``seq``/``ack`` count messages, not bytes."""
-
-    __slots__ = ("kind", "seq", "ack", "payload", "probe_ack", "origin", "provoked_by", "dst", "src")
-
-    #: the socket it is on its way to, set when it is queued (``Scheduler.deliver_at``)
-    dst: TcpSocket
-
-    def __init__(self, kind: int, seq: int = 0, ack: int = 0, payload: Any = None) -> None:
-        self.kind = kind
-        self.seq = seq
-        self.ack = ack
-        self.payload = payload
-        self.probe_ack = False
-        #: who built the segment: "host" or a middlebox name (LB-generated RSTs / keepalives).
-        self.origin = "host"
-        #: for an RST a middlebox sent back: the kind of segment that provoked it.
-        self.provoked_by = -1
-        #: for a keepalive probe: the socket that sent it (told when the probe goes unanswered)
-        self.src: TcpSocket | None = None
-
-
-class Host:
-    """A network namespace: its clock (HZ, timer mode, wheel phase) and its sysctls (R1, R2, R39)."""
-
-    __slots__ = ("name", "sched", "clock", "sysctl")
-
-    def __init__(self, name: str, sched: Scheduler, clock: Clock, sysctl: dict[str, int] | None = None) -> None:
-        self.name = name
-        self.sched = sched
-        self.clock = clock
-        self.sysctl = dict(DEFAULT_SYSCTL)
-        if sysctl:
-            self.sysctl.update(sysctl)
-
-    @property
-    def now(self) -> float:
-        return self.sched.now_s
-
-
-class SocketOwner(Protocol):
-    """What a socket tells its application."""
-
-    def on_established(self, sock: TcpSocket) -> None: ...
-    def on_data(self, sock: TcpSocket, payload: Any) -> None: ...
-    def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None: ...
-    def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None: ...
 
 
 class TcpSocket:
@@ -158,7 +75,7 @@ class TcpSocket:
         self.rcv_ts_s = 0.0
         self.probes_out = 0
         #: a keepalive-timer expiry that is not queued because its outcome is known (see
-        #: _defer_after_probe): the time it happens at, while it is still ahead
+        #: keepalive.defer_after_probe): the time it happens at, while it is still ahead
         self.kt_virtual_s: float | None = None
         self.snd_una = 0
         self.snd_nxt = 0
@@ -216,7 +133,7 @@ class TcpSocket:
     def set_keepidle(self, seconds: int) -> None:
         """TCP_KEEPIDLE (R3, R7): re-arms KT to now + max(0, I' − elapsed) on a live socket."""
         check_keepalive_option("TCP_KEEPIDLE", seconds)
-        self._settle()
+        settle(self)
         self.opts = replace(self.opts, idle_s=seconds)
         if self.opts.keepalive and self.state in (ESTABLISHED, FIN_WAIT):
             remaining = self.keepidle() - self._elapsed(self.clock.ticks(self.sched.now_s))
@@ -252,9 +169,9 @@ class TcpSocket:
 
     def _make_timer(self, keepalive: bool) -> LazyTimer:
         if keepalive:
-            self.kt = LazyTimer(self.sched, self, TcpSocket._keepalive_timer)
+            self.kt = LazyTimer(self.sched, self, keepalive_fired)
             return self.kt
-        self.rt = LazyTimer(self.sched, self, TcpSocket._retransmit_timer)
+        self.rt = LazyTimer(self.sched, self, retransmit_fired)
         return self.rt
 
     def _clear_timers(self) -> None:
@@ -270,133 +187,9 @@ class TcpSocket:
         lrcv, rcv_ts = self.lrcv_s, self.rcv_ts_s
         return now_j - self.clock.ticks(lrcv if lrcv > rcv_ts else rcv_ts)
 
-    def _keepalive_timer(self) -> None:
-        """tcp_keepalive_timer() (R14–R19)."""
-        # This is a real expiry, at or after any virtual one: that one is history. The only pure ACK
-        # that can still be pending from before it is the probe answer its outcome assumed.
-        self.kt_virtual_s = None
-        if self.pending_acks:
-            self._settle()
-        opts = self.opts
-        if not opts.keepalive or self.state in (CLOSED, SYN_SENT):  # R14
-            return
-        clock = self.clock
-        idle = self.keepidle()
-        if self.snd_nxt != self.snd_una:  # R15: data outstanding, the RTO governs
-            self._arm(True, idle)
-            return
-        elapsed = self._elapsed(clock.ticks(self.sched.now_s))
-        if not clock.elapsed_at_least(elapsed, idle):  # R16: lazy re-arm for the remainder
-            self._arm(True, idle - elapsed)
-            return
-        u_ms = opts.user_timeout_ms
-        if u_ms:
-            kill = self.probes_out > 0 and clock.elapsed_at_least(elapsed, clock.dur_ceil(u_ms / 1000.0))
-        else:
-            kill = self.probes_out >= self.keepcnt()  # R17 (and R4 when the count is 0)
-        if kill:
-            self.tx(self, Seg(RST, self.snd_nxt, self.rcv_nxt))  # R19: RST|ACK, then ETIMEDOUT
-            self._die(ETIMEDOUT, "keepalive", None)  # sk_err_soft is only set by ICMP, not modelled
-            return
-        self.probes_out += 1  # R18, R21: zero-payload ACK with seq = snd_una - 1
-        self.probes_sent += 1
-        probe = Seg(PROBE, self.snd_una - 1, self.rcv_nxt)
-        probe.src = self
-        if self.tx(self, probe) and DEFER_ANSWERED_PROBE_EXPIRY:  # only a Path reports delivery
-            self._defer_after_probe(idle, self.tx.round_trip_end(self.sched.now_s))
-        else:
-            self._arm(True, self.keepintvl())
-
-    def _defer_after_probe(self, idle: float, answer_s: float) -> None:
-        """Arm the keepalive timer after a probe that reached the peer (R18: now + TCP_KEEPINTVL).
-
-        The peer answers with a dupACK that arrives at ``answer_s`` and, being accepted (R10),
-        restarts the idle count; the expiry at E = now + interval then only re-arms for the rest of
-        the idle time (R16), to E'. Both are known now, so the timer is queued at E' and E is kept
-        as a virtual expiry (``kt_virtual_s``) instead of costing an event. Until E passes, what
-        could change E's outcome is caught: a later segment moves E' (``_virtual_expiry_sees``); no
-        answer (rate-limited or lost), data sent, a socket option or the socket closing puts the
-        real expiry back at E (``_expiry_needed``)."""
-        clock = self.clock
-        now = self.sched.now_s
-        expiry = clock.fire_time(now, self.keepintvl())
-        # E itself would probe or kill if the answer comes too late (a round trip longer than the
-        # interval) or the interval is near the idle time: then it is a real expiry.
-        rearm = self._rearm_after_virtual(expiry, idle, answer_s) if answer_s < expiry else None
-        kt = self.kt
-        assert kt is not None  # called from that timer's expiry
-        if rearm is None:
-            kt.set(expiry)
-            return
-        self.kt_virtual_s = expiry
-        kt.set(rearm)
-
-    def _rearm_after_virtual(self, expiry_s: float, idle: float, last_rcv_s: float) -> float | None:
-        """R16 at a virtual expiry: when the timer re-arms to, or None if it would not re-arm."""
-        clock = self.clock
-        expiry_j = clock.ticks(expiry_s)
-        elapsed = min(self._elapsed(expiry_j), expiry_j - clock.ticks(last_rcv_s))
-        if clock.elapsed_at_least(elapsed, idle):
-            return None
-        return clock.fire_time(expiry_s, idle - elapsed)
-
-    def _virtual_expiry_sees(self, at_s: float) -> None:
-        """A segment accepted at ``at_s`` (R10): if it comes before the virtual expiry, that expiry
-        re-arms later (R16), which only moves the queued deadline later (no event)."""
-        expiry = self.kt_virtual_s
-        kt = self.kt
-        assert expiry is not None and kt is not None  # a virtual expiry has its re-arm queued
-        if at_s > expiry:
-            self.kt_virtual_s = None  # the expiry happened before this segment
-            return
-        rearm = self._rearm_after_virtual(expiry, self.keepidle(), at_s)
-        # The queued re-arm already counts the probe's answer; a segment that comes before that
-        # answer moves nothing (the re-arm time only grows with the last segment's time).
-        if rearm is not None and rearm > kt.due_s:
-            kt.set(rearm)
-
-    def _expiry_needed(self) -> None:
-        """Something the virtual expiry's outcome assumed no longer holds: if it is still ahead,
-        queue it for real (an earlier deadline: the later entry is then ignored)."""
-        expiry = self.kt_virtual_s
-        if expiry is not None:
-            self.kt_virtual_s = None
-            if self.sched.now_s < expiry:
-                assert self.kt is not None
-                self.kt.set(expiry)
-
     def probe_unanswered(self) -> None:
         """The peer got our probe and did not answer it (R22 rate limit, or not established)."""
-        self._expiry_needed()
-
-    def _retransmit_timer(self) -> None:
-        """TLP then RTO expiry (R28–R35)."""
-        if self.pending_acks:
-            self._settle()
-        if self.state == CLOSED or not self.unacked:
-            return
-        clock = self.host.clock
-        if self.in_tlp:  # R29: the loss probe retransmits the tail and never kills
-            self.in_tlp = False
-            self.tx(self, Seg(DATA, self.snd_nxt - 1, self.rcv_nxt, self.unacked[-1]))
-            self._arm(False, clock.dur_ceil(self.rto0))
-            return
-        u_s = self.opts.user_timeout_ms / 1000.0
-        now_t = clock.ticks(self.host.now)
-        if self.retransmits > 0:  # R32: death test before retransmitting
-            limit = u_s if u_s else retries_timeout_s(self.host.sysctl["net.ipv4.tcp_retries2"])
-            if clock.elapsed_at_least(now_t - self.retrans_stamp, clock.dur_ceil(limit)):
-                self._die(ETIMEDOUT, "retrans", None)  # R33: no RST
-                return
-        self.retransmits += 1
-        if self.retransmits == 1:
-            self.retrans_stamp = now_t  # R31
-        self.tx(self, Seg(DATA, self.snd_una, self.rcv_nxt, self.unacked[0]))
-        self.rto = min(2 * self.rto, TCP_RTO_MAX_S)  # R30
-        delay = clock.dur_ceil(self.rto)
-        if u_s:  # R34: clamp to the user timeout
-            delay = min(delay, clock.dur_ceil(u_s) - (now_t - self.retrans_stamp))
-        self._arm(False, max(0, delay))
+        expiry_needed(self)
 
     # ----------------------------------------------------------------- connection life
     def set_rtt(self, rtt_s: float) -> None:
@@ -431,9 +224,9 @@ class TcpSocket:
         if self.state != ESTABLISHED:
             return
         if self.pending_acks:
-            self._settle()
+            settle(self)
         if self.kt_virtual_s is not None:  # data in flight at the expiry would change it (R15)
-            self._expiry_needed()
+            expiry_needed(self)
         seq = self.snd_nxt
         self.snd_nxt += 1
         unacked = self.unacked
@@ -442,37 +235,37 @@ class TcpSocket:
         else:
             unacked.append(payload)
         delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
+        sent = self.tlp_sent_s
+        if sent is not None and (not delivered or self.tx.round_trip_end(self.sched.now_s) >= tlp_due_s(self, sent)):
+            # More data behind the first: the loss probe would find this segment unacknowledged if
+            # its ACK comes at or after the probe's deadline, so that timer must be real.
+            self.tlp_sent_s = None
+            arm_tlp(self, sent)
         if len(unacked) == 1:
             # R29: the first timer after sending is the TLP.
             self.in_tlp = True
             self.retransmits = 0
-            if delivered:
+            if delivered and self.sched.lazy_loss_probes:
                 # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
                 # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
                 self.tlp_sent_s = self.sched.now_s
             else:
-                self._queue_tlp(self.sched.now_s)
-
-    def _queue_tlp(self, sent_s: float) -> None:
-        """R29: the TLP timer, armed at ``sent_s`` for PTO = 2*SRTT + rto_min, capped by the RTO."""
-        clock = self.clock
-        pto = min(2 * self.srtt_s + TCP_RTO_MIN_S, self.rto0)
-        (self.rt or self._make_timer(False)).set(clock.fire_time(sent_s, clock.dur_ceil(pto)))
+                arm_tlp(self, self.sched.now_s)
 
     def segment_lost(self) -> None:
         """The network dropped a segment addressed to this socket (perhaps a probe's answer):
         deferred timers must run."""
-        self._expiry_needed()
+        expiry_needed(self)
         sent = self.tlp_sent_s
         if sent is not None:
             self.tlp_sent_s = None
-            self._queue_tlp(sent)
+            arm_tlp(self, sent)
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
-        self._settle()
-        self._expiry_needed()
+        settle(self)
+        expiry_needed(self)
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
             # A closed socket runs no timers (docs/model.md): its keepalive or retransmission death
@@ -489,19 +282,11 @@ class TcpSocket:
         self.state = CLOSED
         self._clear_timers()
         self.unacked = None
-        # Pure ACKs still on their way only had R10 bookkeeping to update, which a closed socket no
-        # longer has. (After an RST the host would answer each with an RST of its own (R23); the
-        # model leaves those out. _die delivers them for real instead.)
-        self.pending_acks = None
+        deliver_pending(self)  # pure ACKs still on their way will meet a closed socket
 
     def _die(self, errno: str, cause: str, seg: Seg | None) -> None:
         """tcp_write_err() / tcp_reset(): report once, purge, close (R19, R26, R33)."""
-        self._settle()
-        pending = self.pending_acks
-        if pending:  # still on their way: they will meet a closed socket
-            for i in range(0, len(pending), 2):
-                self.sched.deliver_at(pending[i], Seg(ACK, 0, int(pending[i + 1])), self)
-            self.pending_acks = None
+        settle(self)
         self._finish()
         self.error = errno
         self.closed_at_s = self.host.now
@@ -515,7 +300,7 @@ class TcpSocket:
         self.rcv_ts_s = at_s
         self.probes_out = 0
         if self.kt_virtual_s is not None:
-            self._virtual_expiry_sees(at_s)
+            virtual_expiry_sees(self, at_s)
         if ack > self.snd_una:
             unacked = self.unacked
             assert unacked is not None  # ack <= snd_nxt: there is data in flight
@@ -532,42 +317,10 @@ class TcpSocket:
                 if self.rt is not None:
                     self.rt.clear()
 
-    def ack_later(self, arrival_s: float, seg: Seg) -> None:
-        """A pure ACK will arrive at ``arrival_s``. A pure ACK changes only the bookkeeping of R10,
-        which is read only when this socket next acts, so it is applied then (``_settle``), at its
-        own arrival time, instead of costing an event. If the socket dies first, the ACKs still on
-        their way are delivered for real (a closed socket answers them with RST, R23)."""
-        pending = self.pending_acks
-        if pending is None:
-            self.pending_acks = [arrival_s, float(seg.ack)]
-        else:
-            pending.append(arrival_s)
-            pending.append(float(seg.ack))
-
-    def _settle(self) -> None:
-        """Apply the pure ACKs that have arrived by now, in arrival order."""
-        pending = self.pending_acks
-        if not pending:
-            return
-        # ACK numbers only grow along a FIFO path, so applying the latest ACK that has arrived
-        # leaves R10's state exactly as applying each in turn would.
-        now = self.sched.now_s
-        n = len(pending)
-        if pending[n - 2] <= now:  # all of them have arrived (the usual case)
-            self.pending_acks = None
-            self._accept(int(pending[n - 1]), pending[n - 2])
-            return
-        i = 0
-        while pending[i] <= now:
-            i += 2
-        if i:
-            self._accept(int(pending[i - 1]), pending[i - 2])
-            del pending[:i]
-
     def receive(self, seg: Seg) -> None:
         """A segment arrives from the network."""
         if self.pending_acks:
-            self._settle()
+            settle(self)
         state = self.state
         kind = seg.kind
         if state == LISTEN:

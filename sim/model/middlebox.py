@@ -12,7 +12,8 @@ from typing import Any, Final
 
 from sim.facts.names import SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
-from sim.model.kernel import ACK, DATA, FIN, PROBE, RST, SYN
+from sim.model.messages import Msg
+from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
 from sim.spec import MiddleboxSpec
 
 #: What a middlebox does with a segment (``Middlebox.handle``).
@@ -82,7 +83,7 @@ class Middlebox:
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
-        "leg", "bucket_s",
+        "leg", "bucket_s", "message_sizes",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -92,6 +93,8 @@ class Middlebox:
         self.leg = leg
         #: application bytes of a request (from the client) and of a response, for byte counts
         self.payload_bytes = payload_bytes
+        #: messages may carry their own size (``Msg.size_bytes``: a run with a traffic process)
+        self.message_sizes = False
         #: capacity time series: keepalive packets and bytes per bucket of ``bucket_s`` seconds
         #: (series_bucket_s), new flows per second (sparse)
         self.bucket_s = bucket_s
@@ -191,7 +194,13 @@ class Middlebox:
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
         bucket = int(t_s // self.bucket_s)
-        size = SEGMENT_HEADER_BYTES + (self.payload_bytes[0 if from_client else 1] if kind == DATA else 0)
+        size = SEGMENT_HEADER_BYTES
+        if kind == DATA:
+            size += self.payload_bytes[0 if from_client else 1]
+            if self.message_sizes:  # a traffic process may give a request its own size
+                payload = seg.payload
+                if isinstance(payload, Msg) and payload.size_bytes >= 0:
+                    size += payload.size_bytes - self.payload_bytes[0 if from_client else 1]
         per_bucket = self.bytes_per_bucket
         if bucket < len(per_bucket):  # inline bump(): this runs for every packet
             per_bucket[bucket] += size

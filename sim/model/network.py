@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 
+from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
-from sim.model.kernel import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg, TcpSocket
+from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
+from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg
 
 
 @functools.lru_cache(maxsize=16)
@@ -90,7 +92,10 @@ class Path:
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
         if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
-            receiver.ack_later(t_s + hop, seg)  # applied when the receiver next acts (no event)
+            if self.sched.lazy_acks:
+                ack_later(receiver, t_s + hop, seg)  # applied when the receiver next acts (no event)
+            else:
+                self.sched.deliver_ack_at(t_s + hop, seg, receiver)
         else:
             self.sched.deliver_at(t_s + hop, seg, receiver)
         return True

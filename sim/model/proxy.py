@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.model.app import PING, PING_ACK, ClientSlot, Msg
+from sim.model.app import ClientSlot
 from sim.model.clock import LazyTimer, set_timer
-from sim.model.kernel import ESTABLISHED, Seg, TcpSocket
+from sim.model.kernel import TcpSocket
+from sim.model.messages import PING, PING_ACK, Msg
 from sim.model.records import Conn, failure_reason
+from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -53,11 +55,8 @@ class EnvoyConn:
         self.us_idle: LazyTimer | None = None
 
     # -- helpers
-    def _now(self) -> float:
-        return self.world.now()
-
     def _idle_from_now(self) -> None:
-        now = self._now()
+        now = self.world.now()
         sched = self.world.sched
         ds_s, us_s = self.cfg.ds_idle_s, self.cfg.us_idle_s
         if ds_s > 0:
@@ -87,7 +86,7 @@ class EnvoyConn:
         elif us.cs.state != ESTABLISHED:
             self.queued = msg
         else:
-            us.start_request(self._now())
+            us.start_request(self.world.now())
             us.cs.send(msg)
 
     # -- timers
@@ -120,7 +119,7 @@ class EnvoyConn:
             msg, self.queued = self.queued, None
             us = self.us
             assert us is not None  # this is its socket
-            us.start_request(self._now())
+            us.start_request(self.world.now())
             sock.send(msg)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
@@ -131,13 +130,13 @@ class EnvoyConn:
                 if other is not None and other.state == ESTABLISHED:
                     other.send(msg)
             elif msg.status == PING:  # HTTP/2 frames are hop-by-hop: Envoy answers PINGs itself
-                sock.send(Msg(0, self._now(), PING_ACK))
+                sock.send(Msg(0, self.world.now(), PING_ACK))
             return
         if sock is self.ds.ss:
             self.active = msg
             self.retried = False
             if self.world.route_timeouts is not None:
-                self.world.route_timeouts.add(self._now(), self, msg)
+                self.world.route_timeouts.add(self.world.now(), self, msg)
             if self.cfg.tcp_proxy:
                 self._idle_from_now()
             self._forward(msg)
@@ -157,7 +156,7 @@ class EnvoyConn:
         if active is None or us is None:
             return
         if us.in_flight:  # else it was still queued for the handshake, never sent on this connection
-            us.hang_s += self._now() - us.sent_s
+            us.hang_s += self.world.now() - us.sent_s
             us.count_failure(reason)
         if self.cfg.retry_on_reset and not self.retried:
             self.retried = True  # retry_on: reset, once, on a new connection
@@ -182,10 +181,10 @@ class EnvoyConn:
             self._upstream_failed(reason)
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
-        conn = sock.tag
+        conn: Conn = sock.tag
         conn.record_error(sock, cause, seg)
         if sock is self.ds.ss:
             self.active = None
             self._close_upstream("peer")
-        else:
+        elif conn is self.us:  # not an upstream connection Envoy already closed
             self._upstream_failed("race_reset" if conn.out_c == "race_reset" else failure_reason(cause, seg))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from sim.facts.names import ConnRecord
-from sim.model.kernel import DATA, PROBE, TcpSocket
+from sim.model.kernel import TcpSocket
 from sim.model.network import Path
+from sim.model.segment import DATA, PROBE
 
 
 def failure_reason(cause: str, seg) -> str:

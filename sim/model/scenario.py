@@ -9,17 +9,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import simpy
 
 from sim.facts.names import COLUMNS
 from sim.model.app import ClientSlot, Sampler, Server
-from sim.model.clock import Clock, FifoTimeouts, Scheduler
-from sim.model.kernel import Host, SockOpts, TcpSocket
+from sim.model.clock import Clock, make_scheduler
+from sim.model.host import Host, SockOpts
+from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
+from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
 from sim.model.terminating import TermProxyConn
+from sim.model.timeouts import FifoTimeouts
+from sim.model.user_process import UserProcesses, load_process
 from sim.spec import HostSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
@@ -69,8 +72,7 @@ class World:
         self.spec = spec
         self.trace_conn = trace_conn
         self.trace: list | None = None
-        self.env = simpy.Environment()
-        self.sched = Scheduler(self.env, spec.duration_s)
+        self.sched = make_scheduler(spec.duration_s, spec.shortcuts)
         self.hop_s = spec.hop_s
         wheel = _rng(seed, STREAM_WHEEL)
 
@@ -124,13 +126,27 @@ class World:
         fixed_gaps = Sampler(gp.kind, gp.a, gp.b, None) if gp.kind == "fixed" else None
         fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc)
                         if sv.kind == "fixed" else None)
+        # A traffic process (traffic.process) sends the requests instead of the gaps: its slots run it
+        # on a SimPy environment, and get the gaps' random stream as their own.
+        procs = None
+        if t.process is not None:
+            procs = UserProcesses(self.sched, t.process, load_process(t.process, t.process_path), dict(t.params))
+            self.sched.procs = procs
+            for mb in self.ds_mbs + self.us_mbs:
+                mb.message_sizes = True
         for i in (range(n) if slots is None else slots):
-            gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
             srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
                                          server.idle_timeout_s, server.grpc)
-            slot = ClientSlot(self, i, gaps, srv, c)
+            if procs is not None:
+                slot: ClientSlot = ProcessSlot(self, i, srv, c, procs)
+                procs.start(slot, i * t.ramp_s / n, _rng(seed, STREAM_GAPS, i))
+            else:
+                gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
+                slot = ClientSlot(self, i, gaps, srv, c)
+                self.sched.call_at(i * t.ramp_s / n, slot.open)
             self.slots.append(slot)
-            self.sched.call_at(i * t.ramp_s / n, slot.open)
+        if procs is not None:
+            self.sched.watch_env()
 
     def now(self) -> float:
         return self.sched.now_s
@@ -254,9 +270,9 @@ def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
     ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
     only these client slots (the rest of the fleet is independent of them). A fleet of more than
     ``chunk_slots`` slots is simulated that many slots at a time, one chunk after another, and
-    merged: the same records (0: never)."""
+    merged: the same records (0: never; nor with ``Shortcuts.chunking`` off)."""
     chosen = range(spec.connections) if slots is None else list(slots)
-    if 0 < chunk_slots < len(chosen):
+    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen):
         t0 = time.perf_counter()
         parts = [_run_world(spec, seed, trace_conn, chosen[a:a + chunk_slots])
                  for a in range(0, len(chosen), chunk_slots)]

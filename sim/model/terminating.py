@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.model.app import ClientSlot, Msg
-from sim.model.kernel import ESTABLISHED, PROBE, Seg, TcpSocket
+from sim.model.app import ClientSlot
+from sim.model.kernel import TcpSocket
+from sim.model.messages import Msg
 from sim.model.records import Conn
+from sim.model.segment import ESTABLISHED, PROBE, Seg
 from sim.spec import MiddleboxSpec
 
 if TYPE_CHECKING:  # for types only: scenario imports this module

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,20 @@ class DistSpec:
 
 @dataclass(frozen=True)
 class TrafficSpec:
-    """The client's requests: connection i opens at i × ramp / connections; a gap after each response."""
+    """The client's requests: connection i opens at i × ramp / connections; a gap after each
+    response, or a user-written SimPy process (``process``) sends them."""
 
     ramp_s: float = 60.0
     gap: DistSpec = field(default_factory=lambda: DistSpec("exponential", 600.0))
     service: DistSpec = field(default_factory=lambda: DistSpec("fixed", 0.0))
     request_bytes: int = 0
     response_bytes: int = 0
+    #: ``module:function`` of a traffic process driving every slot (sim.model.user_process), or None
+    process: str | None = None
+    #: its keyword arguments, as the config gave them, sorted by name
+    params: tuple[tuple[str, Any], ...] = ()
+    #: the folder its module is imported from first: the config file's folder ("" = none)
+    process_path: str = ""
 
 
 @dataclass(frozen=True)
