@@ -111,11 +111,8 @@ def test_a_longer_keepidle_is_never_safer_with_deterministic_traffic(raw, data):
     assert first_long <= first_short  # and no flow expires later
 
 
-# Found by the test above (at 600 examples; the default sample does not reach it). The fix belongs to
-# sim/report/verdict.py, which issue 14 is moving; this pins the minimal example and fails (XPASS,
-# strict) once the margin is fixed, so that the marker goes with the bug.
-@pytest.mark.xfail(strict=True, reason="predicted_margin_s takes I as the longest gap between probes; "
-                   "with V - RTT >= I the kernel probes every V (R16, K example 11), and V > the LB timeout")
+# Regression, found by the margin property test above (at 600 examples): the predicted margin took I
+# as the longest gap between probes, though with V - RTT >= I the kernel probes every V.
 def test_the_predicted_margin_counts_an_interval_longer_than_the_idle():
     # client keepalive I=30, V=61 against a 60 s NLB: the first probe at 30 s is answered, the next
     # goes at 30 + 61 s, after the NLB forgot the flow. Predicted: +30 s; simulated: 6 silent drops

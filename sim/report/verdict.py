@@ -36,7 +36,8 @@ def upstream_sides(sc: Scenario) -> list[Side]:
 
 
 def probe_lateness_max_s(idle_s: int, kernel: KernelCfg) -> float:
-    """Worst lateness of the timer firing that sends the first probe (rule 40).
+    """Worst lateness of the timer firing that sends the first probe (rule 40); for ``idle_s`` = V,
+    of the firing one TCP_KEEPINTVL after an answered probe.
 
     The probe goes out from a firing armed with the lazy remainder I - elapsed (R16), which is at
     most I (an arm at establishment, or I - V + RTT after an answered probe); a shorter remainder
@@ -82,7 +83,12 @@ def _leg_margin_s(sc: Scenario, chain: list, sides: list[Side]) -> float | None:
             continue
         _, _, sysctl = kernel.resolved()
         idle = ka.idle or sysctl["net.ipv4.tcp_keepalive_time"]
+        intvl = ka.interval or sysctl["net.ipv4.tcp_keepalive_intvl"]
         gap = idle + probe_lateness_max_s(idle, kernel) + 2 * hops * sc.network.one_way_delay
+        if intvl - 2 * (hops + 1) * sc.network.one_way_delay >= idle:
+            # R16, K example 11: after an answered probe the expiry one TCP_KEEPINTVL later finds the
+            # idle time already reached and probes again, so probes come every V, not every I
+            gap = max(gap, intvl + probe_lateness_max_s(intvl, kernel))
         margin = timeout - gap
         best = margin if best is None else max(best, margin)
     return best
