@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
