@@ -109,3 +109,29 @@ def test_keep_summary_drops_the_bulky_files(tmp_path, capsys):
     assert main(["sweep", SMALL, *QUIET, "--out", str(out), "--resume"]) == 0
     assert "resuming: 0 of 8 runs already done" in capsys.readouterr().err
     assert len(pd.read_parquet(out / "points.parquet")) == 8
+
+
+def test_reference_flag_gives_the_same_answers_with_more_events(tmp_path, capsys):
+    """`run --reference` and `sweep --reference`: every shortcut off (docs/model.md), the same summary
+    and the same stored records, from more dispatched events."""
+    import json
+
+    argv = ["run", "configs/nlb.yaml", "--set", "connections=4", "--set", "duration=2h", "--json"]
+    assert main(argv) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--reference"]) == 0
+    ref = json.loads(capsys.readouterr().out)
+    fast_run, ref_run = fast.pop("run"), ref.pop("run")
+    assert ref == fast
+    assert ref_run["events"] > fast_run["events"]
+    frames = {}
+    for name, extra in (("fast", []), ("ref", ["--reference"])):
+        out = tmp_path / name
+        assert main(["sweep", SMALL, *QUIET, "--keep", "all", "--out", str(out), *extra]) == 0
+        frames[name] = (pd.read_parquet(out / "points.parquet"), pd.read_parquet(out / "connections.parquet"))
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(frames["ref"][1], frames["fast"][1])
+    points = [f.drop(columns=[c for c in f.columns if c.startswith("run") or c in ("events", "wall_s")])
+              for f, _ in (frames["ref"], frames["fast"])]
+    pd.testing.assert_frame_equal(points[0], points[1])
+    assert (frames["ref"][0]["run_events"] > frames["fast"][0]["run_events"]).all()
