@@ -34,6 +34,8 @@ def add_parsers(sub: Any) -> None:
     ins.add_argument("--one-way-delay", default="1ms", metavar="DURATION",
                      help="one-way delay between the LB and the probing socket (default 1ms)")
     ins.add_argument("--json", action="store_true", help="print the report as JSON")
+    ins.add_argument("--max-flows", type=int, default=None, metavar="N",
+                     help="captures: track at most N TCP flows (default 200000), so memory stays bounded")
 
     rec = sub.add_parser(
         "recommend", help="the cheapest safe setting from the sweep, as a ready-to-apply manifest",
@@ -61,6 +63,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     stdout as ``{"error": {"file", "line", "key", "problem", "allowed"}}`` and the exit code is 2."""
     from sim.integrations.inspect import Settings, check_lb, inspect, parse_one_way_delay, render_text, unsafe_verdicts
     from sim.integrations.parse import parse_file
+    from sim.integrations.pcap_cmd import inspect_capture_file, is_capture
     from sim.output import dumps
 
     try:
@@ -68,6 +71,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         check_lb(getattr(args, "upstream_lb", None), "--upstream-lb")
         st = Settings(lb=args.lb, hz=args.hz, one_way_delay_s=parse_one_way_delay(args.one_way_delay),
                       upstream_lb=getattr(args, "upstream_lb", None))
+        if is_capture(args.file):
+            return inspect_capture_file(args, st)
         report = inspect(parse_file(args.file), st)
     except ConfigError as exc:
         if not args.json:
