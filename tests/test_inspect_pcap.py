@@ -193,7 +193,7 @@ def test_port_reuse_after_a_reset_is_a_new_flow(tmp_path, capsys):
     c.nxt = {"c": 9000, "s": 90000}
     c.handshake(2)
     rep = inspect_json(capsys, write(tmp_path / "reuse.pcap", pkts))
-    assert [f["packets"] for f in rep["flows"]] == [4, 3]
+    assert [(f["id"], f["packets"]) for f in sorted(rep["flows"], key=lambda f: f["id"])] == [(1, 4), (2, 3)]
 
 
 def _damaged(tmp_path: Path) -> tuple[Path, int]:
@@ -262,9 +262,20 @@ def test_flow_cap_bounds_memory_and_says_so(tmp_path, capsys):
     rep = inspect_json(capsys, write(tmp_path / "many.pcap", pkts), "--max-flows", "2")
     assert len(rep["flows"]) == 2
     assert (rep["capture"]["untracked_packets"], rep["capture"]["untracked_syns"]) == (3, 1)
-    assert "flow table full at 2 flows" in rep["summary"]["text"]
+    assert "flow table full at 2 open flows" in rep["summary"]["text"]
     rc, _, err = run(capsys, str(tmp_path / "many.pcap"), "--max-flows", "0")
     assert rc == 2 and "--max-flows" in err
+
+
+def test_closed_flows_are_freed_so_the_cap_counts_open_flows_only(tmp_path, capsys):
+    pkts: list = []
+    for i in range(5):
+        c = Conv(pkts, cport=40000 + i)
+        c.handshake(100 * i)
+        c.rst(100 * i + 1, "s")
+    rep = inspect_json(capsys, write(tmp_path / "seq.pcap", pkts), "--max-flows", "2")
+    assert sorted(f["id"] for f in rep["flows"]) == [1, 2, 3, 4, 5]
+    assert rep["capture"]["untracked_packets"] == 0
 
 
 def test_fail_on_unsafe_exits_3(tmp_path, capsys):
@@ -283,7 +294,7 @@ def test_real_linux_capture_lo_any_and_pcapng_agree(capsys):
             ("linux_keepalive_lo.pcap", "linux_keepalive_any.pcap", "linux_keepalive_lo.pcapng")]
     assert [r["capture"]["linktypes"] for r in reps] == [[1], [276], [1]]
     for rep in reps:
-        ka_flow, plain = rep["flows"]
+        ka_flow, plain = sorted(rep["flows"], key=lambda f: f["id"])
         ka = ka_flow["keepalive"]
         assert ka["by"] == "127.0.0.1:8443" and ka["setting"]["idle"] == [3, 3]
         assert ka["setting"]["interval"] == [1, 1] and ka["count"] == 3

@@ -45,10 +45,8 @@ def is_capture(path: str) -> bool:
 
 def inspect_capture_file(args: argparse.Namespace, st: Settings) -> int:
     """Print the capture's report; 0, 2 (damaged: partial report, one error line) or 3 (--fail-on-unsafe)."""
-    from sim.integrations.pcap_flows import scan
-    from sim.integrations.pcap_render import render_capture
-    from sim.integrations.pcap_report import build_report
-    from sim.output import dumps
+    from sim.integrations.pcap_render import TEXT_FLOWS, render_capture
+    from sim.integrations.pcap_report import inspect_capture
 
     max_flows = DEFAULT_MAX_FLOWS if args.max_flows is None else args.max_flows
     if max_flows < 1:
@@ -60,12 +58,13 @@ def inspect_capture_file(args: argparse.Namespace, st: Settings) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=name, allowed=ALLOWED_CAPTURE) from None
     try:
-        cap = _open(fh, name)
-        report = build_report(scan(cap.packets(), max_flows), cap, name, st)
+        cap = open_capture(fh, name)
+        report = inspect_capture(cap, name, st, max_flows, out=sys.stdout if args.json else None, keep=TEXT_FLOWS)
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
-    print(dumps(report) if args.json else render_capture(report))
+    if not args.json:
+        print(render_capture(report))
     if report["partial"]:
         d = report["capture"]["damage"]
         err = ConfigError(f"{d['problem']} at byte {d['offset']:,}; the report covers the "
@@ -81,12 +80,11 @@ def inspect_capture_file(args: argparse.Namespace, st: Settings) -> int:
     return 0
 
 
-def _open(fh: IO[bytes], name: str) -> Capture:
+def open_capture(fh: IO[bytes], name: str) -> Capture:
+    """The capture in ``fh``, or ConfigError (not a capture, its header cut off, a link type not read)."""
     try:
         cap = Capture(fh)
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=name, key="capture", allowed=ALLOWED_CAPTURE) from None
-    except CaptureDamage as exc:
+    except (ValueError, CaptureDamage) as exc:
         raise ConfigError(str(exc), file=name, key="capture", allowed=ALLOWED_CAPTURE) from None
     if cap.format == "pcap" and cap.linktype not in LINKTYPES:
         raise ConfigError(f"link type {cap.linktype} is not read", file=name, key="capture",

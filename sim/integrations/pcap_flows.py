@@ -28,7 +28,8 @@ Memory is bounded: a flow is two small ``__slots__`` objects and two dictionary 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from sim.integrations.pcap_read import CaptureDamage
 
@@ -40,6 +41,8 @@ LIST_CAP = 8
 #: on a node sees a pod's packet on the veth and on the uplink), not a retransmission (RTO >= 200 ms)
 DUP_S = 0.001
 DEFAULT_MAX_FLOWS = 200_000
+#: a closed flow's state is kept this long (s of capture time) for its late packets (TIME_WAIT is 60 s)
+LINGER_S = 60.0
 
 _IP4 = struct.Struct(">BBHHHBB").unpack_from  # version/IHL, TOS, total length, id, flags/fragment, TTL, protocol
 _TCP = struct.Struct(">IIHH").unpack_from  # seq, ack, data offset/flags, window (from TCP byte 4)
@@ -119,11 +122,12 @@ class Flow:
 
 
 class Scan:
-    """The result of a pass: the flows, and counts of what was not analysed."""
+    """The result of a pass: counts of what was read and what was not analysed (the flows went to
+    ``on_flow`` as they ended)."""
 
     def __init__(self, max_flows: int) -> None:
         self.max_flows = max_flows
-        self.flows: list[Flow] = []
+        self.flows = 0
         self.packets = self.tcp = self.other = self.short = self.untracked = self.untracked_syns = self.dups = 0
         self.first_ts: float | None = None
         self.last_ts = 0.0
@@ -136,18 +140,25 @@ def _reverse(key: bytes) -> bytes:
     return key[n:2 * n] + key[:n] + key[2 * n + 2:] + key[2 * n:2 * n + 2]
 
 
-def scan(packets: Iterable[tuple[float, bytes, int]], max_flows: int = DEFAULT_MAX_FLOWS) -> Scan:  # noqa: C901, PLR0912, PLR0915
-    """One pass over ``packets`` ((timestamp s, frame, link type)); a :class:`CaptureDamage` raised by
-    the iterator ends the pass and is kept in ``damage`` (what was read before it is kept)."""
-    res = Scan(max_flows)
+def scan(packets: Iterable[tuple[float, bytes, int]], on_flow: Callable[[Flow], None],  # noqa: C901, PLR0912, PLR0915
+         res: Scan) -> Scan:
+    """One pass over ``packets`` ((timestamp s, frame, link type)). Each flow goes to ``on_flow`` once:
+    LINGER_S after it closed (RST, or FIN both ways), its state then freed, or at the end. A
+    :class:`CaptureDamage` raised by the iterator ends the pass and is kept in ``damage`` (what was read
+    before it is reported). At most ``res.max_flows`` flows are open at once."""
     sides: dict[bytes, Side] = {}
-    flows = res.flows
+    closing: deque[tuple[float, Flow]] = deque()
+    cap = 2 * res.max_flows
+    n_flows = 0
     ip4, tcp = _IP4, _TCP
     n_pkts = n_tcp = 0
     ts = 0.0
     try:
         for ts, buf, link in packets:
             n_pkts += 1
+            if not n_pkts & 0xFFF and closing:  # every 4096 packets: free flows closed LINGER_S ago
+                while closing and closing[0][0] < ts - LINGER_S:
+                    _evict(sides, closing.popleft()[1], on_flow)
             try:
                 # --- link layer: the ethertype and where IP starts
                 if link == 1:
@@ -202,13 +213,17 @@ def scan(packets: Iterable[tuple[float, bytes, int]], max_flows: int = DEFAULT_M
             # --- the flow and side
             s = sides.get(key)
             if s is None or (flags & SYN and not flags & ACK and s.flow.closed):
-                if len(flows) >= max_flows:
+                while len(sides) >= cap and closing and closing[0][0] < ts - LINGER_S:
+                    _evict(sides, closing.popleft()[1], on_flow)
+                if len(sides) >= cap and s is None:
                     res.untracked += 1
                     if flags & SYN and not flags & ACK:
                         res.untracked_syns += 1
                     continue
-                f = Flow(len(flows) + 1, ts, key, _reverse(key))
-                flows.append(f)
+                n_flows += 1
+                if n_flows == 1:
+                    res.first_ts = ts
+                f = Flow(n_flows, ts, key, _reverse(key))
                 s = sides[key] = f.a
                 sides[f.b.key] = f.b
             o = s.peer
@@ -220,6 +235,8 @@ def scan(packets: Iterable[tuple[float, bytes, int]], max_flows: int = DEFAULT_M
             f.last = ts
             f.packets += 1
             if flags & RST:  # idle before it: the gap before it, or before the packet it answers
+                if not f.closed:
+                    closing.append((ts, f))
                 _rst(s, o, f, ts, max(gap, f.gap), ttl)
                 s.last_tx = ts
                 continue
@@ -236,8 +253,9 @@ def scan(packets: Iterable[tuple[float, bytes, int]], max_flows: int = DEFAULT_M
                         f.client = o
                 if flags & FIN:
                     s.fin = True
-                    if o.fin:
+                    if o.fin and not f.closed:
                         f.closed = "fin"
+                        closing.append((ts, f))
                 seglen = payload + 1
             else:
                 seglen = payload
@@ -271,18 +289,28 @@ def scan(packets: Iterable[tuple[float, bytes, int]], max_flows: int = DEFAULT_M
             s.last_tx = ts
             s.l_seq = seq
             s.ttl = ttl
-            if res.first_ts is None:
-                res.first_ts = ts
     except CaptureDamage as exc:
         res.damage = exc
-    res.packets, res.tcp, res.last_ts = n_pkts, n_tcp, ts
-    if res.first_ts is None and flows:
-        res.first_ts = flows[0].first
-    for f in flows:
-        for side in (f.a, f.b):
-            if side.rt is not None:
-                _close_burst(side, "capture end")
+    res.packets, res.tcp, res.last_ts, res.flows = n_pkts, n_tcp, ts, n_flows
+    for _, f in closing:
+        _evict(sides, f, on_flow)
+    for side in list(sides.values()):
+        if side is side.flow.a:
+            _evict(sides, side.flow, on_flow)
     return res
+
+
+def _evict(sides: dict[bytes, Side], f: Flow, on_flow: Callable[[Flow], None]) -> None:
+    """Hand a flow to ``on_flow`` and forget it (its keys may already belong to a newer flow: port reuse)."""
+    if f.id < 0:
+        return
+    for side in (f.a, f.b):
+        if sides.get(side.key) is side:
+            del sides[side.key]
+        if side.rt is not None:
+            _close_burst(side, "capture end")
+    on_flow(f)
+    f.id = -f.id  # handed over
 
 
 def _probe(s: Side, o: Side, ts: float, res: Scan) -> None:

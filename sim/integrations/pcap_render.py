@@ -1,7 +1,7 @@
 """The human report of ``inspect CAPTURE.pcap`` (without ``--json``), from the report dict.
 
-Flows are listed most notable first (UNSAFE, reset, retransmitting, with keepalive), at most
-``TEXT_FLOWS`` of them; ``--json`` has every flow. The last line is the fleet summary.
+Flows are listed most notable first (UNSAFE, reset, retransmitting, with keepalive: ``rank_of``),
+at most ``TEXT_FLOWS`` of them; ``--json`` has every flow. The last line is the fleet summary.
 """
 
 from __future__ import annotations
@@ -27,30 +27,15 @@ def render_capture(rep: dict[str, Any]) -> str:
     if a["lb"]:
         lines.append(f"assumed: LB {a['lb']} (idle timeout {a['lb_idle_timeout_s']:g} s) on the captured flows, "
                      f"HZ={a['hz']} timer wheel")
-    flows = sorted(rep["flows"], key=_rank)
-    for f in flows[:TEXT_FLOWS]:
+    for f in rep["flows"]:
         lines += [""] + _flow(f)
-    if len(flows) > TEXT_FLOWS:
-        lines += ["", f"... and {len(flows) - TEXT_FLOWS:,} more flows (--json lists every flow)"]
+    more = rep["summary"]["flows"] - len(rep["flows"])
+    if more > 0:
+        lines += ["", f"... and {more:,} more flows (--json lists every flow)"]
     if rep["warnings"]:
         lines += ["", "warnings:"] + [f"  - {w}" for w in rep["warnings"]]
     lines += ["", f"summary: {rep['summary']['text']}"]
     return "\n".join(_wrap(ln) for ln in lines)
-
-
-def _rank(f: dict[str, Any]) -> tuple[int, int]:
-    v = f["verdict"]
-    if v and v["safe"] is False:
-        rank = 0
-    elif f["rst_count"]:
-        rank = 1
-    elif f["burst_count"]:
-        rank = 2
-    elif f["keepalive"]:
-        rank = 3
-    else:
-        rank = 4
-    return rank, f["id"]
 
 
 def _who(addr: str, role: str | None) -> str:

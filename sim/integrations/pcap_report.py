@@ -13,10 +13,12 @@ g after it is due, so the setting behind an observed idle time x is in [x − g(
 
 from __future__ import annotations
 
+import heapq
+import json
 import math
 import socket
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any, TextIO
 
 from sim.config.schema import KernelCfg
 from sim.integrations.effective import Effective
@@ -24,6 +26,7 @@ from sim.integrations.inspect import _verdict_dict
 from sim.integrations.pcap_flows import DEFAULT_MAX_FLOWS, DUP_S, Flow, KaStats, Scan, Side, scan
 from sim.integrations.pcap_read import LINKTYPES, Capture
 from sim.integrations.verdict import Settings, verdict
+from sim.output import dumps
 from sim.report.verdict import probe_lateness_max_s
 
 #: slack (s) for capture timestamps when turning an observed time into the setting behind it
@@ -32,50 +35,136 @@ _TOL_S = 0.002
 _SERVICE_PORT = 32768
 
 
-def inspect_capture(fh: IO[bytes], file: str, st: Settings, max_flows: int = DEFAULT_MAX_FLOWS) -> dict[str, Any]:
-    """Read the capture ``fh`` in one pass and build the report. Raises ValueError when it is not a
-    capture; a damaged capture gives a report with ``partial: true`` and ``capture.damage``."""
-    cap = Capture(fh)
-    res = scan(cap.packets(), max_flows)
-    return build_report(res, cap, file, st)
+class CaptureReport:
+    """Builds the report while the flows stream in (:func:`pcap_flows.scan` calls :meth:`on_flow` as each
+    flow ends). With ``out`` the JSON is written as it goes, one flow at a time (``--json``: a capture
+    of millions of flows is never held as one document); without, the ``keep`` most notable flows
+    are kept for the text report. The summary counts every flow either way."""
+
+    def __init__(self, file: str, fmt: str, st: Settings, res: Scan, out: TextIO | None = None,
+                 keep: int = 50) -> None:
+        self.file, self.fmt, self.st, self.res, self.out, self.keep = file, fmt, st, res, out, keep
+        self._cache: dict[tuple[int, int, int], dict[str, Any] | None] = {}
+        self._kept: list[tuple[int, int, dict[str, Any]]] = []  # a max-heap by (rank, id) via negation
+        self.counts = dict.fromkeys(("flows", "with_keepalive", "reset", "retransmission_bursts", "reset_after_idle",
+                                     "unsafe", "safe", "not_judged"), 0)
+        self._first = True
+        if out is not None:
+            head = {"file": file, "kind": fmt, "assumed": self._assumed()}
+            out.write(dumps(head)[:-2] + ',\n  "flows": [')
+
+    def _assumed(self) -> dict[str, Any]:
+        st = self.st
+        return {"lb": st.lb, "lb_idle_timeout_s": st.lb_timeout_s(), "hz": st.hz, "one_way_delay_s": st.one_way_delay_s}
+
+    def on_flow(self, f: Flow) -> None:
+        """One finished flow: its row, counted, and written (JSON) or ranked (text)."""
+        row = _flow(f, self.res.first_ts or 0.0, self.st, self._cache)
+        c = self.counts
+        c["flows"] += 1
+        c["with_keepalive"] += row["keepalive"] is not None
+        c["reset"] += row["rst_count"] > 0
+        c["retransmission_bursts"] += row["burst_count"]
+        timeout = self.st.lb_timeout_s()
+        if timeout is not None:
+            c["reset_after_idle"] += any(r["after_idle_s"] >= timeout for r in row["rsts"])
+            c[{True: "safe", False: "unsafe", None: "not_judged"}[row["verdict"]["safe"]]] += 1
+        if self.out is not None:
+            # one line per flow, by the C encoder (indent= would use the pure-Python one, 3x slower); rows
+            # hold only str, int, bool, None and finite floats, so sim.output.clean has nothing to do
+            self.out.write(("\n    " if self._first else ",\n    ") + json.dumps(row))
+            self._first = False
+            return
+        rank = rank_of(row)
+        heapq.heappush(self._kept, (-rank, -row["id"], row))
+        if len(self._kept) > self.keep:
+            heapq.heappop(self._kept)
+
+    def finish(self, cap: Capture) -> dict[str, Any]:
+        """The rest of the report (written after the flows with ``out``); returns the whole report, whose
+        ``flows`` are the kept ones (text mode) or empty (JSON, already written)."""
+        res = self.res
+        t0 = res.first_ts or 0.0
+        links = ", ".join(LINKTYPES.get(lt, f"link type {lt}") for lt in dict.fromkeys(cap.linktypes)) or "no interface"
+        partial = res.damage is not None
+        title = f"{cap.format} capture ({links}), {res.packets:,} packets"
+        if res.packets:
+            title += f" over {max(0.0, res.last_ts - t0):,.1f} s"
+        capture = {
+            "format": cap.format, "linktypes": list(dict.fromkeys(cap.linktypes)), "packets": res.packets,
+            "tcp_packets": res.tcp, "other_packets": res.other, "short_packets": res.short, "duplicates": res.dups,
+            "start": datetime.fromtimestamp(t0, UTC).isoformat() if res.flows and 0 <= t0 < 1e11 else None,
+            "duration_s": round(max(0.0, res.last_ts - t0), 6), "max_flows": res.max_flows,
+            "untracked_packets": res.untracked, "untracked_syns": res.untracked_syns,
+            "damage": None if res.damage is None else {"problem": res.damage.problem, "offset": res.damage.offset},
+        }
+        tail = {"title": title, "partial": partial, "capture": capture, "summary": self._summary(partial),
+                "notes": [], "warnings": self._warnings()}
+        if self.out is not None:
+            self.out.write("\n  ]," + dumps(tail)[1:] + "\n")
+            return {"file": self.file, "kind": self.fmt, "assumed": self._assumed(), "flows": [], **tail}
+        kept = [row for _, _, row in sorted(self._kept, key=lambda k: (-k[0], -k[1]))]
+        return {"file": self.file, "kind": self.fmt, "assumed": self._assumed(), "flows": kept, **tail}
+
+    def _warnings(self) -> list[str]:
+        res = self.res
+        warnings = []
+        if res.untracked:
+            warnings.append(f"the flow table was full at {res.max_flows:,} open flows (--max-flows): {res.untracked:,} "
+                            f"packets of further flows ({res.untracked_syns:,} SYNs) were not analysed")
+        unknown = sorted(res.linktypes - set(LINKTYPES))
+        if unknown:
+            warnings.append(f"packets of link type(s) {', '.join(map(str, unknown))} were skipped (read: "
+                            f"{', '.join(sorted(set(LINKTYPES.values())))})")
+        if res.dups:
+            warnings.append(f"{res.dups:,} packets were captured twice within {DUP_S * 1000:g} ms (`tcpdump -i any` on "
+                            "a node sees a pod's packet on two interfaces): counted once")
+        return warnings
+
+    def _summary(self, partial: bool) -> dict[str, Any]:
+        c, st, res = self.counts, self.st, self.res
+        n, with_ka = c["flows"], c["with_keepalive"]
+        out: dict[str, Any] = {"flows": n, "with_keepalive": with_ka, "without_keepalive": n - with_ka,
+                               "reset": c["reset"], "retransmission_bursts": c["retransmission_bursts"]}
+        parts = [f"{n:,} flows", f"{n - with_ka:,} without keepalive"]
+        timeout = st.lb_timeout_s()
+        if timeout is not None:
+            out.update(reset_after_idle=c["reset_after_idle"], reset_idle_threshold_s=timeout, unsafe=c["unsafe"],
+                       safe=c["safe"], not_judged=c["not_judged"])
+            parts.append(f"{c['reset_after_idle']:,} reset after {timeout:g} s idle")
+            parts.append(f"{c['unsafe']:,} UNSAFE vs {st.lb}")
+        else:
+            parts.append(f"{c['reset']:,} reset")
+        if res.untracked:
+            parts.append(f"flow table full at {res.max_flows:,} open flows ({res.untracked:,} later packets not "
+                         "analysed)")
+        text = ", ".join(parts)
+        if partial:
+            text += " (partial: the capture is damaged; what was read before the damage)"
+        out["text"] = text
+        return out
 
 
-def build_report(res: Scan, cap: Capture, file: str, st: Settings) -> dict[str, Any]:
-    """The report dict from a finished :class:`Scan`."""
-    t0 = res.first_ts or 0.0
-    cache: dict[tuple[int, int, int], dict[str, Any] | None] = {}
-    flows = [_flow(f, t0, st, cache) for f in res.flows]
-    links = ", ".join(LINKTYPES.get(lt, f"link type {lt}") for lt in dict.fromkeys(cap.linktypes)) or "no interface"
-    partial = res.damage is not None
-    title = f"{cap.format} capture ({links}), {res.packets:,} packets"
-    if res.packets:
-        title += f" over {max(0.0, res.last_ts - t0):,.1f} s"
-    capture = {
-        "format": cap.format, "linktypes": list(dict.fromkeys(cap.linktypes)), "packets": res.packets,
-        "tcp_packets": res.tcp, "other_packets": res.other, "short_packets": res.short, "duplicates": res.dups,
-        "start": datetime.fromtimestamp(t0, UTC).isoformat() if res.packets and 0 <= t0 < 1e11 else None,
-        "duration_s": round(max(0.0, res.last_ts - t0), 6), "max_flows": res.max_flows,
-        "untracked_packets": res.untracked, "untracked_syns": res.untracked_syns,
-        "damage": None if res.damage is None else {"problem": res.damage.problem, "offset": res.damage.offset},
-    }
-    warnings = []
-    if res.untracked:
-        warnings.append(f"the flow table is full at {res.max_flows:,} flows (--max-flows): {res.untracked:,} packets "
-                        f"of later flows ({res.untracked_syns:,} SYNs) were not analysed")
-    unknown = sorted(res.linktypes - set(LINKTYPES))
-    if unknown:
-        warnings.append(f"packets of link type(s) {', '.join(map(str, unknown))} were skipped (read: "
-                        f"{', '.join(sorted(set(LINKTYPES.values())))})")
-    if res.dups:
-        warnings.append(f"{res.dups:,} packets were captured twice within {DUP_S * 1000:g} ms (`tcpdump -i any` on a "
-                        "node sees a pod's packet on two interfaces): counted once")
-    return {
-        "file": file, "kind": cap.format, "title": title, "partial": partial,
-        "assumed": {"lb": st.lb, "lb_idle_timeout_s": st.lb_timeout_s(), "hz": st.hz,
-                    "one_way_delay_s": st.one_way_delay_s},
-        "capture": capture, "flows": flows, "summary": _summary(flows, st, partial, res),
-        "notes": [], "warnings": warnings,
-    }
+def inspect_capture(cap: Capture, file: str, st: Settings, max_flows: int = DEFAULT_MAX_FLOWS,
+                    out: TextIO | None = None, keep: int = 50) -> dict[str, Any]:
+    """Read the open capture in one pass and build its report (see :class:`CaptureReport` for ``out``
+    and ``keep``); a damaged capture gives ``partial: true`` and what was read before the damage."""
+    res = Scan(max_flows)
+    rep = CaptureReport(file, cap.format or "", st, res, out, keep)
+    scan(cap.packets(), rep.on_flow, res)
+    return rep.finish(cap)
+
+
+def rank_of(row: dict[str, Any]) -> int:
+    """How notable a flow is, for the text report: UNSAFE, reset, retransmitting, keepalive, other."""
+    v = row["verdict"]
+    if v and v["safe"] is False:
+        return 0
+    if row["rst_count"]:
+        return 1
+    if row["burst_count"]:
+        return 2
+    return 3 if row["keepalive"] else 4
 
 
 def endpoint(side: Side) -> str:
@@ -227,30 +316,3 @@ def _verdict(row: dict[str, Any], st: Settings,
                   f"(longest {idle:.1f} s); if it goes idle that long without keepalive, the LB forgets it")
     return {"profile": st.lb, "lb_idle_timeout_s": timeout, "safe": safe, "reason": reason,
             "observed_margin_s": round(timeout - idle, 6), "predicted": pred}
-
-
-def _summary(flows: list[dict[str, Any]], st: Settings, partial: bool, res: Scan) -> dict[str, Any]:
-    n = len(flows)
-    with_ka = sum(1 for f in flows if f["keepalive"])
-    reset = sum(1 for f in flows if f["rst_count"])
-    timeout = st.lb_timeout_s()
-    out: dict[str, Any] = {"flows": n, "with_keepalive": with_ka, "without_keepalive": n - with_ka, "reset": reset,
-                           "retransmission_bursts": sum(f["burst_count"] for f in flows)}
-    parts = [f"{n:,} flows", f"{n - with_ka:,} without keepalive"]
-    if timeout is not None:
-        after = sum(1 for f in flows if any(r["after_idle_s"] >= timeout for r in f["rsts"]))
-        out.update(reset_after_idle=after, reset_idle_threshold_s=timeout,
-                   unsafe=sum(1 for f in flows if f["verdict"]["safe"] is False),
-                   safe=sum(1 for f in flows if f["verdict"]["safe"] is True),
-                   not_judged=sum(1 for f in flows if f["verdict"]["safe"] is None))
-        parts.append(f"{after:,} reset after {timeout:g} s idle")
-        parts.append(f"{out['unsafe']:,} UNSAFE vs {st.lb}")
-    else:
-        parts.append(f"{reset:,} reset")
-    if res.untracked:
-        parts.append(f"flow table full at {res.max_flows:,} flows ({res.untracked:,} later packets not analysed)")
-    text = ", ".join(parts)
-    if partial:
-        text += " (partial: the capture is damaged; what was read before the damage)"
-    out["text"] = text
-    return out
