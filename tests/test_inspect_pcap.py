@@ -322,3 +322,13 @@ def test_keepalive_count_matches_tshark(tmp_path, capsys):
         rep = inspect_json(capsys, path)
         mine = sum(f["keepalive"]["probes"] for f in rep["flows"] if f["keepalive"])
         assert mine == _tshark_keepalives(path), path
+
+
+def test_hop_verdict_uses_the_hops_own_interval():
+    """With TCP_KEEPINTVL >= TCP_KEEPIDLE + RTT probes come every TCP_KEEPINTVL (R16); a hop's own interval
+    (3/1/3 here) must be used, not the 75 s default, which made the margin 350 - 75 - g(75)."""
+    from sim.integrations.effective import Effective
+    from sim.integrations.verdict import Settings, verdict
+
+    v = verdict(Effective(True, 3, 1, 3), Settings(lb="aws-nlb-tcp", hz=250))
+    assert v is not None and v.margin_s == pytest.approx(350 - (3 + 0.256 + 0.002), abs=1e-9)
