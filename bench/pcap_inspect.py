@@ -2,6 +2,7 @@
 
     python bench/pcap_inspect.py [--size 200MB] [--flows 10000] [--keep]
     python bench/pcap_inspect.py --size 1GB          # the issue's figure; needs ~1 GB free in the temp dir
+    python bench/pcap_inspect.py --format pcapng     # the same as pcapng (dumpcap, Wireshark)
 
 Builds a libpcap capture (Ethernet/IPv4/TCP, what ``tcpdump -w`` writes) in the temp directory:
 ``--flows`` connections to a gateway at 10.0.0.10:443, each a 10-second round at a time. A flow
@@ -93,8 +94,8 @@ class Conn:
         self.handshake(w, t + 1.0)
 
 
-def build(path: Path, size: int, flows: int) -> int:
-    """Write the capture; returns the number of packets."""
+def build(path: Path, size: int, flows: int, fmt: str = "pcap") -> int:
+    """Write the capture (libpcap, or pcapng with ``fmt``); returns the number of packets."""
     conns = [Conn(i) for i in range(flows)]
     buckets: dict[int, list[Conn]] = {}
     noka: dict[int, list[Conn]] = {}
@@ -102,7 +103,7 @@ def build(path: Path, size: int, flows: int) -> int:
         (noka if c.noka else buckets).setdefault(i % (NOKA_CYCLE if c.noka else CYCLE), []).append(c)
     count = 0
     with path.open("wb") as fh:
-        writer = dpkt.pcap.Writer(fh, snaplen=65535)
+        writer = dpkt.pcap.Writer(fh, snaplen=65535) if fmt == "pcap" else dpkt.pcapng.Writer(fh, snaplen=65535)
 
         def w(buf: bytes, ts: float) -> None:
             nonlocal count
@@ -139,16 +140,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="200MB", help="capture size, e.g. 200MB or 1GB (default 200MB)")
     ap.add_argument("--flows", type=int, default=10000)
+    ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     ap.add_argument("--dir", default=None, help="where to write the capture (default: the temp directory)")
     ap.add_argument("--keep", action="store_true", help="keep the capture")
     ap.add_argument("--out")
     args = ap.parse_args()
-    fd, name = tempfile.mkstemp(suffix=".pcap", dir=args.dir)
+    fd, name = tempfile.mkstemp(suffix="." + args.format, dir=args.dir)
     os.close(fd)
     path = Path(name)
     try:
         t = time.perf_counter()
-        packets = build(path, parse_size(args.size), args.flows)
+        packets = build(path, parse_size(args.size), args.flows, args.format)
         build_s = time.perf_counter() - t
         size = path.stat().st_size
         cmd = [sys.executable, "-m", "sim", "inspect", str(path), "--lb", "aws-nlb-tcp", "--json"]
@@ -164,11 +166,12 @@ def main() -> int:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert rep["capture"]["packets"] == packets, (rep["capture"]["packets"], packets)
     return report({
-        "command": "python -m sim inspect CAPTURE.pcap --lb aws-nlb-tcp --json",
+        "command": f"python -m sim inspect CAPTURE.{args.format} --lb aws-nlb-tcp --json", "format": args.format,
         "capture_bytes": size, "packets": packets, "flows_built": args.flows, "build_s": round(build_s, 1),
         "flows_reported": rep["summary"]["flows"], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "packets_per_s_wall": round(packets / wall), "packets_per_s_cpu": round(packets / cpu),
         "peak_rss_mib": round(after.ru_maxrss / 1024, 1), "summary": rep["summary"]["text"],
+        "load_avg_1min_after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
         "kept": str(path) if args.keep else None,
     }, args.out)
 

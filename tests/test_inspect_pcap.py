@@ -332,3 +332,18 @@ def test_hop_verdict_uses_the_hops_own_interval():
 
     v = verdict(Effective(True, 3, 1, 3), Settings(lb="aws-nlb-tcp", hz=250))
     assert v is not None and v.margin_s == pytest.approx(350 - (3 + 0.256 + 0.002), abs=1e-9)
+
+
+def test_a_zero_length_probe_is_seen_even_when_the_last_ack_is_not_in_the_capture(tmp_path, capsys):
+    """A pure ACK can be missing from a capture (lost by tcpdump, or a writer that omits it); a zero-length
+    segment at snd_nxt - 1 is still a probe. A one-byte one needs the peer to have acked everything,
+    else it is the last byte retransmitted."""
+    pkts: list = []
+    c = Conv(pkts)
+    c.handshake(0)
+    c.data(1, "c", 10)
+    c.send_unacked(1.01, "s", 300)  # the client's ACK of this is not captured
+    c.probe(301.02, "s")
+    rep = inspect_json(capsys, write(tmp_path / "noack.pcap", pkts))
+    ka = rep["flows"][0]["keepalive"]
+    assert ka is not None and ka["probes"] == 1 and ka["idle"] == pytest.approx(300.02, abs=1e-6)

@@ -7,10 +7,12 @@ Link, IPv4/IPv6 and TCP headers are decoded here with :mod:`struct` and byte ind
 What is recognised, per side of a flow (kernel-keepalive.md):
 
 - a **keepalive probe** (R21): a segment without SYN/FIN/RST, with 0 or 1 byte of payload and
-  seq = the side's next sequence number − 1, sent while the peer has acknowledged everything
-  (snd_una = snd_nxt: keepalive is inert with data outstanding, R15) and its window is open (else
-  it is a zero-window probe, which has the same form). This is tshark's ``tcp.analysis.keep_alive``
-  rule plus those two conditions. A live peer answers with a duplicate ACK (R22).
+  seq = the side's next sequence number − 1, while the peer's window is open (else it is a
+  zero-window probe, which has the same form). A 1-byte one must also come when the peer has
+  acknowledged everything (snd_una = snd_nxt: keepalive is inert with data outstanding, R15), else
+  it is the last byte retransmitted; a 0-byte one needs no ACK in the capture (a pure ACK may be
+  missing from it). This is tshark's ``tcp.analysis.keep_alive`` rule plus those conditions. A live
+  peer answers with a duplicate ACK (R22).
 - the **observed TCP_KEEPIDLE**: from the last segment received from the peer to a probe, when no
   probe is outstanding (R10: an answer restarts the idle time, so with a live peer and
   TCP_KEEPINTVL < TCP_KEEPIDLE probes come every TCP_KEEPIDLE, kernel-keepalive.md §3);
@@ -277,7 +279,8 @@ def scan(packets: Iterable[tuple[float, bytes, int]], on_flow: Callable[[Flow], 
                     nxt = s.nxt = o.ack
             if nxt is not None:
                 d = (seq - nxt) & M32
-                if d == M32 and payload <= 1 and not flags & 7 and (o.ack is None or o.ack == nxt) and not o.win0:
+                if d == M32 and payload <= 1 and not flags & 7 and not o.win0 and (
+                        not payload or o.ack is None or o.ack == nxt):
                     _probe(s, o, ts, res)
                 elif seglen and d >= HALF:
                     _retransmission(s, ts, seq, seglen, res)
