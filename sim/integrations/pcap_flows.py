@@ -191,7 +191,8 @@ def scan(packets: Iterable[tuple[float, bytes, int]], on_flow: Callable[[Flow], 
                     ihl = (vihl & 15) << 2
                     iplen = total - ihl
                     t = off + ihl
-                    key = buf[off + 12:off + 20] + buf[t:t + 4]
+                    # addresses and ports: contiguous when there are no IP options (one slice, not three)
+                    key = buf[off + 12:off + 24] if ihl == 20 else buf[off + 12:off + 20] + buf[t:t + 4]
                 elif et == 0x86DD:
                     if buf[off + 6] != 6:  # extension headers are not followed
                         res.other += 1

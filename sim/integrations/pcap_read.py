@@ -134,8 +134,8 @@ class Capture:
         while True:
             n = len(data)
             while n - pos >= 12:
-                btype = data[pos:pos + 4]
-                if btype == _PCAPNG_SHB:  # a palindrome: its byte order is in the block
+                kind, blen = head(data, pos)
+                if kind == 0x0A0D0D0A:  # a palindrome: the section's byte order is in the block
                     bom = data[pos + 8:pos + 12]
                     if bom not in (_BOM_LE, _BOM_BE):
                         raise CaptureDamage("corrupt section header block (byte-order magic)", base + pos)
@@ -145,9 +145,9 @@ class Capture:
                     epb = struct.Struct(order + "IIIII").unpack_from
                     pb = struct.Struct(order + "HHIII").unpack_from
                     u32 = struct.Struct(order + "I").unpack_from
+                    kind, blen = head(data, pos)
                 elif not seen_shb:
                     raise CaptureDamage("no section header block first", base + pos)
-                kind, blen = head(data, pos)
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                     raise CaptureDamage(f"corrupt block length {blen:,}", base + pos)
                 end = pos + blen
