@@ -347,3 +347,15 @@ def test_a_zero_length_probe_is_seen_even_when_the_last_ack_is_not_in_the_captur
     rep = inspect_json(capsys, write(tmp_path / "noack.pcap", pkts))
     ka = rep["flows"][0]["keepalive"]
     assert ka is not None and ka["probes"] == 1 and ka["idle"] == pytest.approx(300.02, abs=1e-6)
+
+
+def test_a_capture_on_stdin(tmp_path):
+    """`tcpdump -w - | python -m sim inspect -`: recognised by its magic number."""
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    data = (FIXTURES / "linux_keepalive_lo.pcap").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "sim", "inspect", "-", "--json"], input=data, capture_output=True,
+                          cwd=root, check=True)
+    rep = json.loads(done.stdout)
+    assert rep["file"] == "<stdin>" and rep["summary"]["flows"] == 2

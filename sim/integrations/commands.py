@@ -17,11 +17,13 @@ from sim.integrations.recommend import EMIT_CHOICES
 def add_parsers(sub: Any) -> None:
     """Add the ``inspect`` and ``recommend`` subparsers to an argparse subparsers object."""
     ins = sub.add_parser(
-        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, mesh config, `ss -nte`/netstat output "
-                        "or sysctl lines",
+        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, mesh config, `ss -nte`/netstat output, "
+                        "sysctl lines, or a pcap/pcapng capture",
         description="Print the effective keepalive of each hop in FILE (what unset values fall back to), and with "
-                    "--lb / --upstream-lb a verdict against the middlebox on that hop's leg, plus the known traps.")
-    ins.add_argument("file", help="the artefact to read; - reads standard input")
+                    "--lb / --upstream-lb a verdict against the middlebox on that hop's leg, plus the known traps. "
+                    "For a capture (tcpdump -w): per TCP flow the keepalive probes and their cadence, the longest "
+                    "idle gap, every RST, retransmission bursts and a verdict against --lb, then a fleet summary.")
+    ins.add_argument("file", help="the artefact or capture to read; - reads standard input")
     ins.add_argument("--lb", metavar="PROFILE",
                      help="the middlebox in front of Envoy: judges listener hops, ss/netstat and sysctl input "
                           "(see `python -m sim profiles`)")
