@@ -3,6 +3,7 @@
     python bench/pcap_inspect.py [--size 200MB] [--flows 10000] [--keep]
     python bench/pcap_inspect.py --size 1GB          # the issue's figure; needs ~1 GB free in the temp dir
     python bench/pcap_inspect.py --format pcapng     # the same as pcapng (dumpcap, Wireshark)
+    python bench/pcap_inspect.py --open-flows 300000 # connections that never close: the flow table's worst case
 
 Builds a libpcap capture (Ethernet/IPv4/TCP, what ``tcpdump -w`` writes) in the temp directory:
 ``--flows`` connections to a gateway at 10.0.0.10:443, each a 10-second round at a time. A flow
@@ -128,6 +129,18 @@ def build(path: Path, size: int, flows: int, fmt: str = "pcap") -> int:
     return count
 
 
+def build_open(path: Path, n: int) -> int:
+    """``n`` connections that open (SYN, SYN-ACK) and never close: every flow stays open, the worst
+    case for the flow table (a SYN flood, or a capture cut short)."""
+    with path.open("wb") as fh:
+        writer = dpkt.pcap.Writer(fh, snaplen=65535)
+        for i in range(n):
+            ip, port, t = bytes([10, 2 + (i >> 16), (i >> 8) & 0xFF, i & 0xFF]), 20000 + i % 40000, 1.7e9 + i * 1e-4
+            writer.writepkt(frame(ip, SERVER, port, 443, 1000, 0, S, 0), t)
+            writer.writepkt(frame(SERVER, ip, 443, port, 5000, 1001, S | A, 0), t + 5e-5)
+    return 2 * n
+
+
 def parse_size(text: str) -> int:
     units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "K": 10**3, "M": 10**6, "G": 10**9}
     for u in sorted(units, key=len, reverse=True):
@@ -141,6 +154,8 @@ def main() -> int:
     ap.add_argument("--size", default="200MB", help="capture size, e.g. 200MB or 1GB (default 200MB)")
     ap.add_argument("--flows", type=int, default=10000)
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
+    ap.add_argument("--open-flows", type=int, default=0, metavar="N",
+                    help="instead: N connections that never close (the flow table's worst case; --size is ignored)")
     ap.add_argument("--dir", default=None, help="where to write the capture (default: the temp directory)")
     ap.add_argument("--keep", action="store_true", help="keep the capture")
     ap.add_argument("--out")
@@ -150,7 +165,10 @@ def main() -> int:
     path = Path(name)
     try:
         t = time.perf_counter()
-        packets = build(path, parse_size(args.size), args.flows, args.format)
+        if args.open_flows:
+            packets = build_open(path, args.open_flows)
+        else:
+            packets = build(path, parse_size(args.size), args.flows, args.format)
         build_s = time.perf_counter() - t
         size = path.stat().st_size
         cmd = [sys.executable, "-m", "sim", "inspect", str(path), "--lb", "aws-nlb-tcp", "--json"]
@@ -167,8 +185,10 @@ def main() -> int:
     assert rep["capture"]["packets"] == packets, (rep["capture"]["packets"], packets)
     return report({
         "command": f"python -m sim inspect CAPTURE.{args.format} --lb aws-nlb-tcp --json", "format": args.format,
-        "capture_bytes": size, "packets": packets, "flows_built": args.flows, "build_s": round(build_s, 1),
-        "flows_reported": rep["summary"]["flows"], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "capture_bytes": size, "packets": packets, "flows_built": args.open_flows or args.flows,
+        "build_s": round(build_s, 1),
+        "flows_reported": rep["summary"]["flows"], "untracked_packets": rep["capture"]["untracked_packets"],
+        "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "packets_per_s_wall": round(packets / wall), "packets_per_s_cpu": round(packets / cpu),
         "peak_rss_mib": round(after.ru_maxrss / 1024, 1), "summary": rep["summary"]["text"],
         "load_avg_1min_after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
