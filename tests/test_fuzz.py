@@ -212,3 +212,44 @@ def test_mutated_inspect_artefacts(artefact, data, extra):
     if "--json" in extra and rc == 2:  # errors are JSON on stdout in --json mode, plus one line on stderr
         assert '"error"' in out, out
     check(argv, rc, out, err)
+
+
+# ----------------------------------------------------------------------------- inspect CAPTURE.pcap
+CAPTURES = sorted((ROOT / "tests" / "fixtures" / "pcap").glob("*.pcap*"))
+
+
+def _mutate_bytes(data, raw: bytes) -> bytes:
+    buf = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        op = data.draw(st.sampled_from(["truncate", "flip", "field", "insert", "delete"]), label="op")
+        i = data.draw(st.integers(0, max(0, len(buf) - 1)), label="at")
+        if op == "truncate":
+            del buf[i:]
+        elif op == "flip" and buf:
+            buf[i] ^= data.draw(st.integers(1, 255))
+        elif op == "field":  # a length or timestamp field set to an extreme value
+            buf[i:i + 4] = data.draw(st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x00\x00\x00\x80",
+                                                      b"\x07\x00\x00\x00", b"\x0c\x00\x00\x00"]))
+        elif op == "insert":
+            buf[i:i] = data.draw(st.binary(min_size=1, max_size=64))
+        elif op == "delete":
+            del buf[i:i + data.draw(st.integers(1, 64))]
+    return bytes(buf)
+
+
+@FUZZ
+@given(capture=st.sampled_from(CAPTURES), data=st.data(),
+       extra=st.sampled_from([[], ["--json"], ["--lb", "aws-nlb-tcp"], ["--json", "--fail-on-unsafe", "--lb",
+                                                                          "aws-nlb-tcp"]]))
+def test_mutated_captures(capture, data, extra, tmp_path_factory):
+    """A damaged capture is one error line and exit 2 (with the partial report on stdout), never a
+    traceback; with --json stdout is always one JSON document."""
+    path = tmp_path_factory.mktemp("fuzz") / capture.name
+    path.write_bytes(_mutate_bytes(data, capture.read_bytes()))
+    argv = ["inspect", str(path), *extra]
+    rc, out, err = run_cli(argv)
+    if "--json" in extra:
+        import json
+
+        json.loads(out)
+    check(argv, rc, out, err)

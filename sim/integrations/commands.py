@@ -17,11 +17,13 @@ from sim.integrations.recommend import EMIT_CHOICES
 def add_parsers(sub: Any) -> None:
     """Add the ``inspect`` and ``recommend`` subparsers to an argparse subparsers object."""
     ins = sub.add_parser(
-        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, mesh config, `ss -nte`/netstat output "
-                        "or sysctl lines",
+        "inspect", help="decode an EnvoyFilter, config_dump, DestinationRule, mesh config, `ss -nte`/netstat output, "
+                        "sysctl lines, or a pcap/pcapng capture",
         description="Print the effective keepalive of each hop in FILE (what unset values fall back to), and with "
-                    "--lb / --upstream-lb a verdict against the middlebox on that hop's leg, plus the known traps.")
-    ins.add_argument("file", help="the artefact to read; - reads standard input")
+                    "--lb / --upstream-lb a verdict against the middlebox on that hop's leg, plus the known traps. "
+                    "For a capture (tcpdump -w): per TCP flow the keepalive probes and their cadence, the longest "
+                    "idle gap, every RST, retransmission bursts and a verdict against --lb, then a fleet summary.")
+    ins.add_argument("file", help="the artefact or capture to read; - reads standard input")
     ins.add_argument("--lb", metavar="PROFILE",
                      help="the middlebox in front of Envoy: judges listener hops, ss/netstat and sysctl input "
                           "(see `python -m sim profiles`)")
@@ -34,6 +36,8 @@ def add_parsers(sub: Any) -> None:
     ins.add_argument("--one-way-delay", default="1ms", metavar="DURATION",
                      help="one-way delay between the LB and the probing socket (default 1ms)")
     ins.add_argument("--json", action="store_true", help="print the report as JSON")
+    ins.add_argument("--max-flows", type=int, default=None, metavar="N",
+                     help="captures: track at most N TCP flows (default 200000), so memory stays bounded")
 
     rec = sub.add_parser(
         "recommend", help="the cheapest safe setting from the sweep, as a ready-to-apply manifest",
@@ -61,6 +65,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     stdout as ``{"error": {"file", "line", "key", "problem", "allowed"}}`` and the exit code is 2."""
     from sim.integrations.inspect import Settings, check_lb, inspect, parse_one_way_delay, render_text, unsafe_verdicts
     from sim.integrations.parse import parse_file
+    from sim.integrations.pcap_cmd import inspect_capture_file, is_capture
     from sim.output import dumps
 
     try:
@@ -68,6 +73,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         check_lb(getattr(args, "upstream_lb", None), "--upstream-lb")
         st = Settings(lb=args.lb, hz=args.hz, one_way_delay_s=parse_one_way_delay(args.one_way_delay),
                       upstream_lb=getattr(args, "upstream_lb", None))
+        if is_capture(args.file):
+            return inspect_capture_file(args, st)
         report = inspect(parse_file(args.file), st)
     except ConfigError as exc:
         if not args.json:

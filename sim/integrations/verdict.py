@@ -77,15 +77,21 @@ class Verdict:
     max_safe_idle_s: dict[int, int | None] = field(default_factory=dict)  # HZ -> largest safe TCP_KEEPIDLE
 
 
-def margin_s(idle: int, lb: str, hz: int, one_way_delay_s: float, *, exact: bool = False) -> float:
+def margin_s(idle: int, lb: str, hz: int, one_way_delay_s: float, *, exact: bool = False,
+             interval: int | None = None) -> float:
     """The sweep's predicted margin for a socket with TCP_KEEPIDLE ``idle`` (or the sysctl, above the
-    setsockopt range) facing ``lb`` one hop away."""
+    setsockopt range) and TCP_KEEPINTVL ``interval`` (None: the default) facing ``lb`` one hop away."""
     ka: dict[str, Any] = {"enabled": True}
     sysctl: dict[str, int] = {}
     if idle <= MAX_TCP_KEEPIDLE:
         ka["idle"] = idle
     else:
         sysctl["net.ipv4.tcp_keepalive_time"] = idle
+    if interval is not None:  # probes come every V when V >= I + RTT (R16): the margin depends on it
+        if interval <= MAX_TCP_KEEPIDLE:
+            ka["interval"] = interval
+        else:
+            sysctl["net.ipv4.tcp_keepalive_intvl"] = interval
     sc = Scenario.model_validate({
         "kernel": {"hz": hz, "timers": "exact" if exact else "wheel", "sysctl": sysctl},
         "network": {"one_way_delay": one_way_delay_s},
@@ -136,10 +142,10 @@ def verdict(eff: Effective, st: Settings, lb: str | None = "", broken: str | Non
         return v
     kernel = KernelCfg(hz=st.hz, timers="wheel")
     v.lateness_s = probe_lateness_max_s(eff.idle, kernel)
-    v.margin_s = margin_s(eff.idle, lb, st.hz, st.one_way_delay_s)
-    v.nominal_margin_s = margin_s(eff.idle, lb, st.hz, st.one_way_delay_s, exact=True)
+    v.margin_s = margin_s(eff.idle, lb, st.hz, st.one_way_delay_s, interval=eff.interval)
+    v.nominal_margin_s = margin_s(eff.idle, lb, st.hz, st.one_way_delay_s, exact=True, interval=eff.interval)
     v.other_lateness_s = probe_lateness_max_s(eff.idle, KernelCfg(hz=other, timers="wheel"))
-    v.other_margin_s = margin_s(eff.idle, lb, other, st.one_way_delay_s)
+    v.other_margin_s = margin_s(eff.idle, lb, other, st.one_way_delay_s, interval=eff.interval)
     v.safe = v.margin_s >= 0
     if v.safe:
         v.reason = "the first probe reaches the LB before it forgets the flow, even at the worst timer lateness"
