@@ -20,7 +20,7 @@ from sim.execution.cost import check, estimate_run
 from sim.execution.seeds import replication_seed
 from sim.execution.tasks import first_drop, trace_one
 from sim.facts.names import CONN_ID_STRIDE
-from sim.integrations.pcap_out import address_plan, write_pcap
+from sim.integrations.pcap_out import NAT_IP, VIP_IP, address_plan, write_pcap
 from sim.metrics.packets import has_handshake, lines, render
 
 LEGS = ("downstream", "upstream")
@@ -149,9 +149,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     names.setdefault("client", "client" if pick.leg == "downstream" else "LB")
     names.setdefault("server", "server")
     addrs = address_plan(pick.leg, lane, pick.conn_id, spec.envoy is not None, len(mbs))
+    shown = {k: f"{names[k]} {ip}:{port}" + (" (the LB's VIP)" if ip == VIP_IP else "")
+                                             + (" (after source NAT)" if ip == NAT_IP else "")
+             for k, (ip, port) in addrs.items()}
     print(f"# connection {pick.conn_id} ({pick.leg} leg) of {sc.name}, seed {pick.seed} (replication "
-          f"{args.replication}); capture at {at}: {names['client']} {addrs['client'][0]}:{addrs['client'][1]}, "
-          f"{names['server']} {addrs['server'][0]}:{addrs['server'][1]}")
+          f"{args.replication}); capture at {at}: {shown['client']}, {shown['server']}")
     print("# seq/ack in bytes relative to each side's ISN; every message carries max(its size, 1) bytes")
     print(render(seen, names))
     if args.pcap:
