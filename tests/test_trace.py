@@ -57,7 +57,8 @@ def test_first_drop_timeline_at_the_client(capsys):
         "      0.012000  client > envoy: Flags [.], seq 2, ack 2, length 0  ACK",
         "    350.013000  -- aws-nlb-tcp: expired: aws-nlb-tcp forgets the flow",
         "    360.016000  -- envoy: error: ECONNRESET (reset_on_probe)",
-        "    400.012000  client > envoy: Flags [P.], seq 2:3, ack 2, length 1  data  [answered with RST by aws-nlb-tcp]",
+        "    400.012000  client > envoy: Flags [P.], seq 2:3, ack 2, length 1  data"
+        "  [answered with RST by aws-nlb-tcp]",
         "    400.014000  aws-nlb-tcp > client: Flags [R], seq 2, length 0  LB-made RST (late packet)",
         "    400.014000  -- client: error: ECONNRESET (reset_on_send)",
     ]
