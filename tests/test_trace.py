@@ -183,20 +183,35 @@ def _tshark(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([TSHARK, *args], capture_output=True, text=True, timeout=120)
 
 
+IPVS = str(ROOT / "configs" / "envoy-ipvs.yaml")
+CASES = {  # config, flags, capture point, the model's probes, retransmitted 1-byte segments there
+    "safe": (NLB, [*SAFE, "--conn", "0"], "envoy", 3, 0),
+    "unsafe-client": (NLB, [*UNSAFE, "--first-drop"], "client", 0, 0),
+    "unsafe-envoy": (NLB, [*UNSAFE, "--first-drop"], "envoy", 1, 0),
+    # Envoy's request into IPVS's forgotten flow: a TLP and 6 RTOs of a 1-byte segment
+    "retransmits": (IPVS, ["--set", "duration=1h", "--first-drop"], "envoy", 0, 7),
+}
+
+
 @pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
-@pytest.mark.parametrize("case, at, probes", [("safe", "envoy", 3), ("unsafe", "client", 0), ("unsafe", "envoy", 1)])
-def test_tshark_reads_it_cleanly_and_flags_exactly_the_probes(tmp_path, capsys, case, at, probes):
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_tshark_reads_it_cleanly_and_flags_exactly_the_probes(tmp_path, capsys, case):
+    config, args, at, probes, retransmits = CASES[case]
     pcap = tmp_path / "x.pcap"
-    args = [*SAFE, "--conn", "0"] if case == "safe" else [*UNSAFE, "--first-drop"]
-    assert main(["trace", NLB, *args, "--at", at, "--pcap", str(pcap)]) == 0
+    assert main(["trace", config, *args, "--at", at, "--pcap", str(pcap)]) == 0
     out = capsys.readouterr().out
     assert out.count("keepalive probe") == probes
+    assert out.count("TLP") + out.count("RTO") == retransmits
     read = _tshark("-r", str(pcap))
     # tshark's own notice about running as root is not about the file
     warnings = [ln for ln in read.stderr.splitlines() if ln.strip() and "Running as user" not in ln]
     assert read.returncode == 0 and not warnings, read.stderr
-    flagged = _tshark("-r", str(pcap), "-Y", "tcp.analysis.keep_alive", "-T", "fields", "-e", "frame.number")
+    flagged = _tshark("-r", str(pcap), "-Y", "tcp.analysis.keep_alive and tcp.len == 0", "-T", "fields",
+                      "-e", "frame.number")
     assert len(flagged.stdout.split()) == probes
+    # Wireshark's rule (len <= 1, seq = next - 1) also takes a retransmitted 1-byte segment for one
+    everything = _tshark("-r", str(pcap), "-Y", "tcp.analysis.keep_alive", "-T", "fields", "-e", "frame.number")
+    assert len(everything.stdout.split()) == probes + retransmits
     # no packet went missing before these capture points: no gap in the sequence numbers
     lost = _tshark("-r", str(pcap), "-Y", "tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment")
     assert lost.stdout.strip() == ""

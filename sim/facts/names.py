@@ -92,7 +92,7 @@ SEGMENT_HEADER_BYTES: Final = 52
 #: ``expired`` / ``error`` for a verdict that is not a packet; ``note`` the middlebox that made it, or
 #: the verdict's text; ``to`` client or server; ``seq`` / ``ack`` in messages (docs/model.md);
 #: ``length`` payload bytes (a message carries max(its size, 1)); ``cause`` data, tlp, rto, ack,
-#: handshake, keepalive, keepalive ack, close, rst, abort, keepalive timeout, reset, lb rst, expiry,
+#: handshake, syn retry, keepalive, keepalive ack, close, rst, abort, keepalive timeout, reset, lb rst, expiry,
 #: fault; ``fate`` delivered, dropped or rst; ``at_s`` when it arrived or was stopped; ``at`` the
 #: middlebox that stopped it (or noted the verdict).
 TRACE_FIELDS: Final = ("t_s", "lane", "kind", "note", "to", "seq", "ack", "length", "cause", "fate", "at_s", "at")

@@ -179,7 +179,8 @@ def lane_events(seen: Iterable[Line]) -> list[tuple[float, str, str, str]]:
 
 
 _CAUSE_WORDS = {"data": "data", "tlp": "TLP (tail loss probe retransmission)", "rto": "RTO retransmission",
-                "ack": "ACK", "handshake": "handshake", "keepalive": "keepalive probe",
+                "ack": "ACK", "handshake": "handshake", "syn retry": "SYN retransmission",
+                "keepalive": "keepalive probe",
                 "keepalive ack": "keepalive ACK (answer to a probe)", "close": "FIN (close)",
                 "rst": "RST: no socket for that segment", "abort": "RST: data for a closed socket",
                 "keepalive timeout": "RST: keepalive gave up", "reset": "RST", "lb rst": "LB-made RST (late packet)",

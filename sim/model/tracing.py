@@ -21,7 +21,7 @@ H2_CONTROL_FRAME_BYTES = 17
 class Trace:
     """The entries of one traced connection, in the order they were decided."""
 
-    __slots__ = ("events", "sizes", "sent_max")
+    __slots__ = ("events", "sizes", "sent_max", "ctl_sent")
 
     def __init__(self, sizes: tuple[int, int]) -> None:
         self.events: list[tuple] = []
@@ -29,6 +29,8 @@ class Trace:
         self.sizes = sizes
         #: the highest DATA seq each side (opener, acceptor) has sent: a lower one is a retransmission
         self.sent_max = [-1, -1]
+        #: the kinds of SYN / SYN-ACK / FIN each side has sent: a second one is a retransmission
+        self.ctl_sent: list[set[int]] = [set(), set()]
 
     def note(self, t_s: float, lane: str, kind: str, text: str, at: str = "") -> None:
         """A verdict that is not a packet: a middlebox forgetting the flow (``expired``), a socket's
@@ -70,8 +72,12 @@ class Trace:
             return "fault"
         if sock is None:  # the path's own: an RST to a late packet, or an expiry notice
             return "lb rst" if kind == RST and seg.provoked_by >= 0 else "expiry"
-        if kind == SYN or kind == SYNACK:
-            return "handshake"
+        if kind == SYN or kind == SYNACK or kind == FIN:
+            sent = self.ctl_sent[side]
+            if kind in sent:
+                return "syn retry" if kind != FIN else ("tlp" if sock.retransmits == 0 else "rto")
+            sent.add(kind)
+            return "close" if kind == FIN else "handshake"
         if kind == DATA:
             if seg.seq <= self.sent_max[side]:
                 # R29: the loss probe comes first (retransmits stays 0); every RTO counts (R31)
@@ -84,8 +90,6 @@ class Trace:
             if seg.probe_ack:
                 return "keepalive ack"
             return "handshake" if sock.state == SYN_SENT else "ack"
-        if kind == FIN:
-            return "close"
         # RST from a host
         if seg.provoked_by == DATA:
             return "abort"  # new data for a socket its application closed
