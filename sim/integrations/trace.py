@@ -154,6 +154,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
              for k, (ip, port) in addrs.items()}
     print(f"# connection {pick.conn_id} ({pick.leg} leg) of {sc.name}, seed {pick.seed} (replication "
           f"{args.replication}); capture at {at}: {shown['client']}, {shown['server']}")
+    if args.first_drop:
+        print("# the first silent drop of the run; its slot simulated again with tracing on (the model is "
+              "deterministic for a seed: the same packets)")
     print("# seq/ack in bytes relative to each side's ISN; every message carries max(its size, 1) bytes")
     print(render(seen, names))
     if args.pcap:
