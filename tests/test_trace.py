@@ -215,3 +215,17 @@ def test_tshark_reads_it_cleanly_and_flags_exactly_the_probes(tmp_path, capsys, 
     # no packet went missing before these capture points: no gap in the sequence numbers
     lost = _tshark("-r", str(pcap), "-Y", "tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment")
     assert lost.stdout.strip() == ""
+
+
+def test_fault_verdicts_show_in_the_timeline():
+    """Fault injection marks its verdicts in the same trace: a packet with fate ``fault`` shows at
+    its sender's capture only, and a verdict appended in the older four-field form is a note."""
+    from sim.metrics.packets import render
+
+    trace = [(1.0, "client", "DATA", "", "server", 0, 0, 5, "data", "fault", 1.001, "fault"),
+             (2.0, "lb", "drop", "fault: drop to_server data")]
+    assert render(lines(trace, "client")).splitlines() == [
+        "      1.000000  client > server: Flags [P.], seq 1:6, ack 1, length 5  data  [dropped by a fault]",
+        "      2.000000  -- LB: drop: fault: drop to_server data [fault]",
+    ]
+    assert [ln.event for ln in lines(trace, "server")] == ["drop"]

@@ -202,7 +202,9 @@ def render(seen: Iterable[Line], names: dict[str, str] | None = None) -> str:
         ack = f", ack {ln.ack}" if ln.ack >= 0 else ""
         text = (f"{ln.t_s:14.6f}  {src} > {nm[ln.dst]}: Flags [{ln.flags}], {seq}{ack}, length {ln.length}"
                 f"  {_CAUSE_WORDS.get(ln.cause, ln.cause)}")
-        if ln.event == "sent" and ln.fate not in ("delivered", ""):
+        if ln.event == "sent" and ln.fate == "fault":
+            text += "  [dropped by a fault]"
+        elif ln.event == "sent" and ln.fate not in ("delivered", ""):
             text += f"  [{'answered with RST' if ln.fate == 'rst' else ln.fate} by {ln.at}]"
         elif ln.event not in ("sent", "received"):
             text += f"  [{ln.event} by {ln.at}]"
