@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     from sim.integrations.commands import add_parsers
 
     add_parsers(sub)
+    from sim.integrations.trace import add_parser as add_trace
+
+    add_trace(sub)
     va = sub.add_parser("validate", help="replay scaled cases on the real Linux stack and compare")
     va.add_argument("--kernel", action="store_true", required=True, help="use network namespaces + nftables")
     va.add_argument("--hz", type=int, choices=(100, 250, 300, 1000), help="kernel HZ (default: detected)")
@@ -341,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         from sim.integrations.commands import cmd_inspect, cmd_recommend
+        from sim.integrations.trace import cmd_trace
 
         cmds = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "profiles": _cmd_profiles,
-                "validate": _cmd_validate, "inspect": cmd_inspect, "recommend": cmd_recommend}
+                "validate": _cmd_validate, "inspect": cmd_inspect, "recommend": cmd_recommend, "trace": cmd_trace}
         code = cmds[args.cmd](args)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return code

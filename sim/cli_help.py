@@ -40,6 +40,12 @@ examples:
   python -m sim recommend configs/nlb.yaml --emit envoyfilter
   python -m sim recommend configs/envoy-ipvs.yaml --emit destinationrule --host backend.default.svc.cluster.local
 """,
+    "trace": """\
+examples:
+  python -m sim trace configs/nlb.yaml --set envoy.listener.keepalive.idle=360 --first-drop
+  python -m sim trace configs/nlb.yaml --conn 0 --leg upstream
+  python -m sim trace configs/nlb.yaml --set envoy.listener.keepalive.idle=360 --first-drop --at envoy --pcap drop.pcap
+""",
     "validate": """\
 example:
   sudo python -m sim validate --kernel --hz 250

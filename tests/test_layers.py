@@ -79,7 +79,11 @@ def test_each_task_with_a_drop_stores_the_trace_of_its_earliest_dropped_connecti
                .iloc[0])
     whole = run_one(point.scenario, seed, trace_conn=int(row["conn_id"]))
     mine = traces[(traces["point_id"] == row["point_id"]) & (traces["replication"] == row["replication"])]
-    assert list(zip(mine["t_s"], mine["lane"], mine["kind"], mine["note"], strict=True)) == whole.trace
+    from sim.facts.names import TRACE_FIELDS
+    from sim.metrics.packets import stored_entries
+
+    assert whole.trace and len(whole.trace[0]) == len(TRACE_FIELDS)
+    assert stored_entries(mine) == whole.trace
 
 
 def test_building_a_report_never_runs_the_model(finished, tmp_path, monkeypatch):
@@ -97,6 +101,34 @@ def test_building_a_report_never_runs_the_model(finished, tmp_path, monkeypatch)
     root = _copy(finished, tmp_path)
     text = build_report(root).read_text()
     assert "## Why: one dropped connection" in text and (root / "plots" / "timeline.png").exists()
+
+
+def test_the_reports_figure_is_drawn_from_the_trace_commands_lines(finished, tmp_path, monkeypatch):
+    """The figure's points are sim.metrics.packets.lines() of the stored entries, the function that
+    makes `python -m sim trace`'s timeline: every point is one of them, packets are seen where they
+    were received too, and the LB's verdicts are on its lane."""
+    import pandas as pd
+
+    from sim.metrics.packets import lane_events, lines, stored_entries
+    from sim.report import plots
+    from sim.report.markdown import build_report
+
+    shown: list = []
+    real = plots.timeline
+
+    def spy(trace, *args, **kwargs):
+        shown.extend(trace)
+        return real(trace, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "timeline", spy)
+    root = _copy(finished, tmp_path)
+    build_report(root)
+    traces = pd.read_parquet(root / "trace.parquet")
+    every = {e for _, sub in traces.groupby(["point_id", "replication", "conn_id"])
+             for e in lane_events(lines(stored_entries(sub)))}
+    assert shown and set(shown) <= every
+    assert {"sent", "received"} <= {note for _, _, _, note in shown}
+    assert any(lane == "lb" and what in ("expired", "RST", "drop") for _, lane, what, _ in shown)
 
 
 def test_the_timeline_survives_keep_summary(tmp_path, capsys):

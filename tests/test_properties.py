@@ -125,7 +125,9 @@ def lb_events(sc: Scenario, seed: int, conn_id: int) -> list[tuple[float, str, s
     ``expired`` or the verdict on a late packet (``RST``, ``drop``), what was late)."""
     rec = run_one(sc, seed, trace_conn=conn_id)
     assert rec.trace is not None
-    return [(t, verdict, note.removeprefix("late ")) for t, who, verdict, note in rec.trace
+    from sim.metrics.packets import lane_events, lines
+
+    return [(t, verdict, note.removeprefix("late ")) for t, who, verdict, note in lane_events(lines(rec.trace))
             if who == "lb" and (note.startswith("late ") or verdict == "expired")]
 
 

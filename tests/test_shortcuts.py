@@ -97,6 +97,18 @@ FOUND = {
         "upstream": {"keepalive": {"idle": "20s"}, "user_timeout": 0, "idle_timeout": 1,
                      "grpc": {"min_ping_interval": 5, "max_ping_strikes": 0, "permit_without_calls": False}},
         "lb": None}),
+    # NLB TLS's own keepalive read snd_una with the ACK of the last response still pending (lazy):
+    # its probe's seq, shown by the packet trace, was one message behind (terminating.py, _generate).
+    "lb-keepalive-behind-a-pending-ack": ("lazy_acks", {
+        "name": "prop", "duration": 600, "connections": 1, "seed": 0,
+        "traffic": {"ramp": 0, "request_gap": {"fixed": 1}, "service_time": {"fixed": 0}},
+        "network": {"one_way_delay": 0.0005}, "kernel": {"hz": 100, "timers": "wheel"},
+        "client": {"keepalive": "off", "user_timeout": 0}, "upstream": {"keepalive": "off", "user_timeout": 0},
+        "lb": [{"profile": "aws-nlb-tls"}],
+        "envoy": {"flavor": "envoy",
+                  "listener": {"keepalive": {"idle": "1s"}, "user_timeout": 0, "idle_timeout": 5, "route_timeout": 0,
+                               "stream_idle_timeout": 0},
+                  "upstream": {"keepalive": "off", "user_timeout": 0, "idle_timeout": 1}}}),
 }
 
 

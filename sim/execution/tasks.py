@@ -15,7 +15,7 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.facts.names import CONN_ID_STRIDE
+from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
 from sim.metrics.summary import summarize_one
 from sim.results.columns import nested_to_json, param_column
@@ -23,11 +23,12 @@ from sim.results.store import Store
 from sim.spec import Shortcuts
 
 #: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
-STORE_FORMAT = 3
+STORE_FORMAT = 4
 #: the columns of the connection row repeated on every row of a drop trace (the report's timeline
 #: needs them, also once ``--keep summary`` has deleted connections.parquet)
 TRACE_CONN_COLUMNS = ("leg", "drop_at_s", "client_outcome", "server_outcome", "client_detect_s",
                       "server_detect_s")
+_TRACE_DTYPES = {"t_s": "float64", "at_s": "float64", "seq": "int64", "ack": "int64", "length": "int64"}
 #: config keys that do not change one replication's results (its seed is fingerprinted instead)
 _NOT_FINGERPRINTED = ("name", "replications", "seed", "sweep")
 
@@ -84,24 +85,33 @@ def fingerprint(digest: str, seed: int) -> str:
 TaskResult = tuple[dict, pd.DataFrame, pd.DataFrame, set[str], pd.DataFrame | None]
 
 
+def first_drop(columns: dict[str, list], leg: str | None = None) -> int | None:
+    """The row of the connection silently dropped first (on ``leg``, or any), None without one; the
+    first such row on a tie."""
+    dropped = [i for i, silent in enumerate(columns["silent_drop"])
+               if silent and (leg is None or columns["leg"][i] == leg)]
+    return min(dropped, key=lambda j: columns["drop_at_s"][j]) if dropped else None
+
+
+def trace_one(sc: Scenario, seed: int, conn_id: int, shortcuts: Shortcuts | None = None) -> list[tuple]:
+    """The packet trace of connection ``conn_id`` (sim.facts.names.TRACE_FIELDS): only its client
+    slot is simulated again, with tracing on. Slots are independent and the model is deterministic
+    for a seed, so these are the packets it had in the whole fleet's run (tests/test_layers.py)."""
+    rec = run_one(sc, seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE], shortcuts=shortcuts)
+    return rec.trace or []
+
+
 def drop_trace(task: Task, columns: dict[str, list]) -> pd.DataFrame | None:
     """The packets of the task's earliest-dropped connection (None without a silent drop), for the
-    report's timeline: only that connection's client slot is simulated again, with tracing on.
-    Slots are independent, so its packets are those it had in the whole fleet
-    (tests/test_layers.py). One row per packet or verdict: ``t_s``, ``lane`` (client, lb, server),
-    ``kind``, ``note``, with the connection's id and TRACE_CONN_COLUMNS."""
-    dropped = [i for i, silent in enumerate(columns["silent_drop"]) if silent]
-    if not dropped:
+    report's timeline (``trace_one``). One row per trace entry, the columns of TRACE_FIELDS, with
+    the connection's id and TRACE_CONN_COLUMNS."""
+    i = first_drop(columns)
+    if i is None:
         return None
-    i = min(dropped, key=lambda j: columns["drop_at_s"][j])  # the first such row on a tie
     conn_id = int(columns["conn_id"][i])
-    rec = run_one(task.scenario, task.seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE],
-                  shortcuts=task.shortcuts)
-    events = rec.trace or []
-    trace = pd.DataFrame({"t_s": pd.Series([e[0] for e in events], dtype="float64"),
-                          "lane": pd.Series([e[1] for e in events], dtype=object),
-                          "kind": pd.Series([e[2] for e in events], dtype=object),
-                          "note": pd.Series([e[3] for e in events], dtype=object)})
+    events = trace_one(task.scenario, task.seed, conn_id, task.shortcuts)
+    trace = pd.DataFrame({name: pd.Series([e[k] for e in events], dtype=_TRACE_DTYPES.get(name, object))
+                          for k, name in enumerate(TRACE_FIELDS)})
     trace.insert(0, "conn_id", conn_id)
     for k in TRACE_CONN_COLUMNS:
         trace[k] = columns[k][i]

@@ -85,3 +85,14 @@ CONN_ID_STRIDE: Final = 1_000_000
 
 #: IPv4 (20) + TCP (20) + timestamps option (12): a probe, an ACK, or a data segment's headers.
 SEGMENT_HEADER_BYTES: Final = 52
+
+#: The fields of one packet-trace entry (``Records.trace``, trace.parquet), in tuple order:
+#: ``t_s`` when it was sent (or the verdict's time); ``lane`` its sender, client (the leg's opener),
+#: server (its acceptor) or lb (a middlebox); ``kind`` SYN, SYNACK, ACK, DATA, PROBE, FIN, RST, or
+#: ``expired`` / ``error`` for a verdict that is not a packet; ``note`` the middlebox that made it, or
+#: the verdict's text; ``to`` client or server; ``seq`` / ``ack`` in messages (docs/model.md);
+#: ``length`` payload bytes (a message carries max(its size, 1)); ``cause`` data, tlp, rto, ack,
+#: handshake, syn retry, keepalive, keepalive ack, close, rst, abort, keepalive timeout, reset, lb rst, expiry,
+#: fault; ``fate`` delivered, dropped or rst; ``at_s`` when it arrived or was stopped; ``at`` the
+#: middlebox that stopped it (or noted the verdict).
+TRACE_FIELDS: Final = ("t_s", "lane", "kind", "note", "to", "seq", "ack", "length", "cause", "fate", "at_s", "at")

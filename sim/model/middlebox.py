@@ -145,7 +145,7 @@ class Middlebox:
             flow.min_slack_s = slack
         self._end(flow, at_s)
         if flow.path.trace is not None:
-            flow.path.trace.append((at_s, "lb", "expired", f"{self.spec.name} forgets the flow"))
+            flow.path.trace.note(at_s, "lb", "expired", f"{self.spec.name} forgets the flow", self.spec.name)
         if flow.first_drop_s is None:
             flow.first_drop_s = at_s
             flow.drop_both_open = flow.path.both_open_at(at_s)

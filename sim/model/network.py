@@ -14,7 +14,8 @@ from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
-from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg
+from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, RST, Seg
+from sim.model.tracing import Trace
 
 
 @functools.lru_cache(maxsize=16)
@@ -37,8 +38,8 @@ class Path:
         self.flows: tuple[Flow, ...] = ()
         self.hop_s = hop_s
         self.rtt_s = path_rtt_s(hop_s, len(mbs))
-        #: when a list, every packet and verdict of this connection is appended (for timelines)
-        self.trace: list | None = None
+        #: the traced connection's packets and verdicts (sim.model.tracing); None on every other path
+        self.trace: Trace | None = None
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -62,8 +63,7 @@ class Path:
         hop = self.hop_s
         kind = seg.kind
         trace = self.trace
-        if trace is not None and pos in (0, n + 1):
-            trace.append((t_s, "client" if pos == 0 else "server", KIND_NAMES[kind], "sent"))
+        sent_s = t_s
         q = pos + step
         flows = self.flows
         while 0 < q <= n:
@@ -74,10 +74,10 @@ class Path:
                 q += step
                 continue
             verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
-            if trace is not None:
-                trace.append((t_s, "lb", KIND_NAMES[kind] if verdict == FORWARD else ("drop" if verdict != BOUNCE
-                              else "RST"), ("" if verdict == FORWARD else f"late {KIND_NAMES[kind]}")))
             if verdict != FORWARD:
+                if trace is not None:
+                    trace.packet(sock, seg, sent_s, step > 0, "rst" if verdict == BOUNCE else "dropped", t_s,
+                                 mbs[i].spec.name)
                 # the receiver may be waiting for this segment (an ACK): let its timers run
                 waiting = self.b if step > 0 else self.a
                 assert waiting is not None  # attached before any segment is sent
@@ -91,6 +91,8 @@ class Path:
             q += step
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
+        if trace is not None:
+            trace.packet(sock, seg, sent_s, step > 0, "delivered", t_s + hop, "")
         if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
             if self.sched.lazy_acks:
                 ack_later(receiver, t_s + hop, seg)  # applied when the receiver next acts (no event)

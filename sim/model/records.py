@@ -97,8 +97,9 @@ class Conn:
     def record_error(self, sock: TcpSocket, cause: str, seg) -> None:
         client = sock is self.cs
         if self.path.trace is not None:
-            self.path.trace.append((sock.closed_at_s, "client" if client else "server", "error",
-                                    f"{sock.error} ({error_outcome(cause, seg)})"))
+            self.path.trace.note(sock.closed_at_s if sock.closed_at_s is not None else 0.0,
+                                 "client" if client else "server", "error",
+                                 f"{sock.error} ({error_outcome(cause, seg)})")
         if client:
             if self.out_c is None:
                 self.out_c = error_outcome(cause, seg)

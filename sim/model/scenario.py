@@ -22,6 +22,7 @@ from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
 from sim.model.terminating import TermProxyConn
 from sim.model.timeouts import FifoTimeouts
+from sim.model.tracing import Trace
 from sim.model.user_process import UserProcesses, load_process
 from sim.spec import HostSpec, SocketSpec, WorldSpec
 
@@ -49,6 +50,7 @@ class Records:
     counters: dict[str, int] = field(default_factory=dict)
     flow_intervals: list[tuple[float, float]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
+    #: the traced connection's entries, tuples in sim.facts.names.TRACE_FIELDS order (sim.model.tracing)
     trace: list | None = None
     #: capacity time series of the client-facing LB (sim.metrics.capacity)
     series: dict = field(default_factory=dict)
@@ -71,7 +73,7 @@ class World:
                  slots: Iterable[int] | None = None) -> None:
         self.spec = spec
         self.trace_conn = trace_conn
-        self.trace: list | None = None
+        self.trace: Trace | None = None
         self.sched = make_scheduler(spec.duration_s, spec.shortcuts)
         self.hop_s = spec.hop_s
         wheel = _rng(seed, STREAM_WHEEL)
@@ -160,7 +162,8 @@ class World:
         ss = TcpSocket(b_host, b_owner, None)
         conn = Conn(slot.new_conn_id(), leg, path, self.now(), cs, ss)
         if conn.conn_id == self.trace_conn:
-            path.trace = self.trace = []
+            t = self.spec.traffic
+            path.trace = self.trace = Trace((t.request_bytes, t.response_bytes))
         # Set before connect() / on the listener before listen(), as STATE_PREBIND does (R5, R6);
         # an accepted child inherits SO_KEEPALIVE and TCP_KEEP* from its listener (checked on 6.18).
         cs.opts = a_spec
@@ -232,7 +235,8 @@ class World:
         # devices in path order, downstream first: the first is "the LB" of the lb_* figures
         series: dict[str, Any] = {"bucket_s": series_bucket_s(end), "failed_per_s": self.failed_per_s,
                                   "devices": devices}
-        return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=self.trace,
+        trace = self.trace.events if self.trace is not None else None
+        return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=trace,
                        series=series)
 
     def _hung_at_end(self, end_s: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sim.model.acks import settle
 from sim.model.app import ClientSlot
 from sim.model.kernel import TcpSocket
 from sim.model.messages import Msg
@@ -54,6 +55,8 @@ class TermProxyConn:
             if conn is not None:
                 sock = conn.ss if conn is self.front else conn.cs
                 if sock.state == ESTABLISHED:
+                    if sock.pending_acks:  # snd_una as the reference engine has it (the trace shows the seq)
+                        settle(sock)
                     probe = Seg(PROBE, sock.snd_una - 1, sock.rcv_nxt)
                     probe.origin = self.spec.name
                     sock.tx(sock, probe)

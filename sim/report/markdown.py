@@ -11,6 +11,7 @@ import pandas as pd
 from sim.config.load import with_values
 from sim.config.profiles import all_profiles
 from sim.config.schema import Scenario, lb_list
+from sim.metrics.packets import lane_events, lines, stored_entries
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
@@ -177,7 +178,8 @@ def _timeline(loaded, pp, traces: pd.DataFrame, keys, plot_dir, figures) -> str:
     row = conns.sort_values("drop_at_s", kind="stable").iloc[0]
     sc = with_values(loaded, {k: config_value(point[k]) for k in keys})
     events = sub[(sub["replication"] == row["replication"]) & (sub["conn_id"] == row["conn_id"])]
-    rec_trace = list(zip(events["t_s"], events["lane"], events["kind"], events["note"], strict=True))
+    # the same view of the same trace as `python -m sim trace` (sim.metrics.packets), every point
+    rec_trace = lane_events(lines(stored_entries(events)))
     drop = float(row["drop_at_s"])
     lo, hi = drop - sc.duration, drop + sc.duration
     end = [t for t, *_ in rec_trace if t is not None and t >= drop]

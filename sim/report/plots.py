@@ -131,7 +131,8 @@ def timeline(trace: list[tuple], title: str, drop_s: float | None = None,
                     continue
                 last[y] = t
                 nth[y] = nth.get(y, 0) + 1
-                label = "keepalive probe sent" if what == "PROBE" and note == "sent" else (note or what)
+                label = ("keepalive probe sent" if what == "PROBE" and note == "sent"
+                         else f"{what} {note}" if note in ("sent", "received") else (note or what))
                 ax.annotate(label, (t, y), fontsize=7, textcoords="offset points",
                             xytext=(4, (9, -13, 18)[nth[y] % 3]))
         if drop_s is not None:
