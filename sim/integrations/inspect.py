@@ -40,7 +40,7 @@ def inspect(parsed: Parsed, st: Settings) -> dict[str, Any]:
         out["netns"] = {
             "sysctl": {k: {"value": v, "line": n} for k, (v, n) in parsed.sysctl.items()},
             "keepalive": _eff_dict(eff),
-            "verdict": _verdict_dict(verdict(eff, st)),
+            "verdict": verdict_dict(verdict(eff, st)),
         }
         r2 = dict(DEFAULT_SYSCTL, **{k: v for k, (v, _) in parsed.sysctl.items()})["net.ipv4.tcp_retries2"]
         out["netns"]["retries2_timeout_s"] = retries_timeout_s(r2)
@@ -75,7 +75,7 @@ def _hop(hop: Any, st: Settings, warnings: list[str]) -> dict[str, Any]:
              "line": o.line} for o in hop.socket_options],
         "keepalive": _eff_dict(eff),
         "broken": hop.broken,
-        "verdict": _verdict_dict(verdict(eff, st, st.lb_for(hop.side), hop.broken)),
+        "verdict": verdict_dict(verdict(eff, st, st.lb_for(hop.side), hop.broken)),
     }
 
 
@@ -86,7 +86,7 @@ def _eff_dict(eff: Effective) -> dict[str, Any]:
     return d
 
 
-def _verdict_dict(v: Verdict | None) -> dict[str, Any] | None:
+def verdict_dict(v: Verdict | None) -> dict[str, Any] | None:
     if v is None:
         return None
     d = asdict(v)

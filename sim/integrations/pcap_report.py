@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from sim.config.schema import KernelCfg
 from sim.integrations.effective import Effective
-from sim.integrations.inspect import _verdict_dict
+from sim.integrations.inspect import verdict_dict
 from sim.integrations.pcap_flows import DEFAULT_MAX_FLOWS, DUP_S, Flow, KaStats, Scan, Side, scan
 from sim.integrations.pcap_read import LINKTYPES, Capture
 from sim.integrations.verdict import Settings, verdict
@@ -284,7 +284,7 @@ def _predicted(ka: dict[str, Any], st: Settings,
     key = (idle[1], intvl[1] if intvl else idle[1], ka["count"] or 9)
     if key not in cache:
         eff = Effective(True, key[0], key[1], key[2], sources={"idle": "observed in the capture"})
-        cache[key] = _verdict_dict(verdict(eff, st))
+        cache[key] = verdict_dict(verdict(eff, st))
     return cache[key]
 
 
