@@ -68,14 +68,14 @@ def test_keepalive_idle_interval_and_count_are_observed(tmp_path, capsys):
 def test_verdict_is_inspects_hop_verdict_for_the_observed_idle(tmp_path, capsys):
     """The predicted part is exactly what ``inspect`` says of an EnvoyFilter with that TCP_KEEPIDLE."""
     from sim.integrations.effective import Effective
-    from sim.integrations.inspect import _verdict_dict
+    from sim.integrations.inspect import verdict_dict
     from sim.integrations.verdict import Settings, verdict
 
     pkts: list = []
     keepalive_300_20(pkts)
     rep = inspect_json(capsys, write(tmp_path / "ka.pcap", pkts), "--lb", "aws-nlb-tcp", "--hz", "1000")
     pred = rep["flows"][0]["verdict"]["predicted"]
-    assert pred == _verdict_dict(verdict(Effective(True, 300, 20, 4), Settings(lb="aws-nlb-tcp", hz=1000)))
+    assert pred == verdict_dict(verdict(Effective(True, 300, 20, 4), Settings(lb="aws-nlb-tcp", hz=1000)))
 
 
 def test_a_setting_too_close_to_the_lb_is_unsafe_before_any_drop(tmp_path, capsys):
