@@ -12,6 +12,7 @@ import functools
 
 from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
+from sim.model.faults import TAKEN, Fault, first_taking
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
 from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg
@@ -26,7 +27,7 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
@@ -39,6 +40,11 @@ class Path:
         self.rtt_s = path_rtt_s(hop_s, len(mbs))
         #: when a list, every packet and verdict of this connection is appended (for timelines)
         self.trace: list | None = None
+        #: the faults standing at the far end of this leg, checked on every segment that gets there
+        #: (sim.model.faults); None when there are none
+        self.faults: tuple[Fault, ...] | None = None
+        #: whether they stand at ``a``'s end and at ``b``'s (a terminating LB's socket is no leg end)
+        self.fault_ends = (True, True)
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -62,7 +68,7 @@ class Path:
         hop = self.hop_s
         kind = seg.kind
         trace = self.trace
-        if trace is not None and pos in (0, n + 1):
+        if trace is not None and sock is not None:
             trace.append((t_s, "client" if pos == 0 else "server", KIND_NAMES[kind], "sent"))
         q = pos + step
         flows = self.flows
@@ -70,14 +76,19 @@ class Path:
             t_s += hop
             i = q - 1
             if i >= len(flows):  # the SYN creates each flow as it passes
-                self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
-                q += step
-                continue
-            verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
-            if trace is not None:
-                trace.append((t_s, "lb", KIND_NAMES[kind] if verdict == FORWARD else ("drop" if verdict != BOUNCE
-                              else "RST"), ("" if verdict == FORWARD else f"late {KIND_NAMES[kind]}")))
+                if mbs[i].admit(seg, step > 0, t_s) == FORWARD:
+                    self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
+                    q += step
+                    continue
+                verdict = TAKEN
+            else:
+                verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
             if verdict != FORWARD:
+                if verdict == TAKEN:  # a fault in front of the device took it (sim.model.faults)
+                    mbs[i].took.take(self, seg, q, step, t_s)
+                    return False
+                if trace is not None:
+                    trace.append((t_s, "lb", "drop" if verdict != BOUNCE else "RST", f"late {KIND_NAMES[kind]}"))
                 # the receiver may be waiting for this segment (an ACK): let its timers run
                 waiting = self.b if step > 0 else self.a
                 assert waiting is not None  # attached before any segment is sent
@@ -88,7 +99,15 @@ class Path:
                     rst.provoked_by = kind
                     self(None, rst, q, -step, t_s)
                 return False
+            if trace is not None:
+                trace.append((t_s, "lb", KIND_NAMES[kind], ""))
             q += step
+        faults = self.faults
+        if faults is not None and self.fault_ends[step > 0]:  # faults at this end of the leg (faults.py)
+            fault = first_taking(faults, seg, step > 0, t_s + hop)
+            if fault is not None:
+                fault.take(self, seg, q, step, t_s + hop)
+                return False
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
         if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
