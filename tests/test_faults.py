@@ -316,3 +316,17 @@ def test_the_resolved_config_writes_faults_and_loads_again(tmp_path):
     again.write_text(text)
     assert load_config(again).scenario.faults == loaded.scenario.faults
     assert yaml.safe_load(text)["faults"][0]["for"] == 60.0
+
+
+def test_fault_counts_are_summed_over_replications():
+    from sim.metrics.summary import combine
+
+    rec, sc = run({"duration": 600, "traffic": {"request_gap": {"fixed": 100}},
+                   "kernel": {"hz": 1000, "timers": "exact", "sysctl": {"net.ipv4.tcp_retries2": 3}},
+                   "faults": [{"at": "100s", "for": "60s", "leg": "downstream", "packets": "data"},
+                              {"leg": "downstream", "packets": "fin", "action": "rst"}]})
+    one = summarize_one(rec, sc.duration)
+    both = combine([one, one], [rec.run, rec.run])
+    assert (both["fault_drops"], both["fault_rsts"]) == (12, 0)
+    assert both["fault_counts"] == [{"fault": "faults[0]", "drops": 12, "rsts": 0},
+                                    {"fault": "faults[1]", "drops": 0, "rsts": 0}]

@@ -117,13 +117,12 @@ class FaultedMiddlebox(Middlebox):
     apply at this device's position (``Fault.take``); the device itself may stand on two paths (a
     terminating LB's view), so only the network knows which one."""
 
-    __slots__ = ("faults", "took")
+    __slots__ = ("faults",)
 
     def __init__(self, spec: MiddleboxSpec, sched: Any, payload_bytes: tuple[int, int], leg: str, bucket_s: float,
                  faults: tuple[Fault, ...]) -> None:
         super().__init__(spec, sched, payload_bytes, leg, bucket_s)
         self.faults = faults
-        self.took: Fault | None = None
 
     def admit(self, seg: Seg, from_client: bool, t_s: float) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)
@@ -132,5 +131,5 @@ class FaultedMiddlebox(Middlebox):
     def handle(self, flow: Any, kind: int, seg: Any, from_client: bool, t_s: float) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)
         if self.took is None:
-            return Middlebox.handle(self, flow, kind, seg, from_client, t_s)
+            return super().handle(flow, kind, seg, from_client, t_s)
         return TAKEN
