@@ -330,3 +330,18 @@ def test_fault_counts_are_summed_over_replications():
     assert (both["fault_drops"], both["fault_rsts"]) == (12, 0)
     assert both["fault_counts"] == [{"fault": "faults[0]", "drops": 12, "rsts": 0},
                                     {"fault": "faults[1]", "drops": 0, "rsts": 0}]
+
+
+def test_a_fault_that_takes_nothing_changes_nothing_and_queues_nothing():
+    """A fault is a filter, not a process: one that matches no segment (its window after the run) leaves
+    every record, counter and the event count as they are without it."""
+    raw = {"duration": 3600, "connections": 3, "traffic": {"request_gap": {"exponential": 120}}, "lb": "aws-nlb-tcp",
+           "envoy": {}, "client": {"keepalive": {"idle": "60s"}}, "kernel": {"hz": 250, "timers": "wheel"}}
+    plain, _ = run(raw)
+    idle, _ = run({**raw, "faults": [{"at": "2h", "leg": "downstream"}, {"at": "2h", "leg": "aws-nlb-tcp"},
+                                     {"at": "2h", "leg": "upstream", "action": "rst"}]})
+    from tests.test_shortcuts import same
+
+    assert same(idle.columns, plain.columns) and idle.columns["requests"] != [0, 0, 0]
+    assert idle.counters == plain.counters
+    assert idle.run["events"] == plain.run["events"]
