@@ -4,8 +4,9 @@ Each draw is a raw config (as YAML would give it) that validates: every middlebo
 them (a terminating LB among pass-through devices included), keepalive on either side of the LB and
 of Envoy, user timeouts, late-packet policies (``drop`` is a blackhole), HZ 100/250/1000, exact
 and wheel timers, the application timers (client request timeout, pool idle and lifetime, Envoy's
-route / stream idle timeouts, its upstream idle timeout, the server's keep-alive timeout) and gRPC
-pings. Fleets are small and runs short, so that hundreds of examples run in seconds; the timeouts are
+route / stream idle timeouts, its upstream idle timeout, the server's keep-alive timeout), gRPC
+pings; ``faulted_scenario`` adds injected faults (drops and RSTs of each packet class, on either leg
+or at a device). Fleets are small and runs short, so that hundreds of examples run in seconds; the timeouts are
 drawn near the gaps and the LB idle timeouts so that expiries, races and deaths happen often, and some delays are exact
 binary fractions, so that events meet at equal times.
 """
@@ -166,3 +167,34 @@ def scenario(draw: Any) -> dict:
             raw["envoy"]["kernel"] = draw(kernel_block())
         upstream["lb"] = draw(lb_chain(terminating_ok=False))
     return raw
+
+
+@st.composite
+def faulted_scenario(draw: Any) -> dict:
+    """A ``scenario`` with one or two injected faults (a strategy of its own, so that ``scenario``
+    keeps drawing the examples it always drew)."""
+    raw = draw(scenario())
+    raw["faults"] = draw(st.lists(fault(raw), min_size=1, max_size=2))
+    return raw
+
+
+def _chain(value: Any) -> list:
+    return [] if value is None else (value if isinstance(value, list) else [value])
+
+
+@st.composite
+def fault(draw: Any, raw: dict) -> dict:
+    """An injected fault on a leg or at a middlebox named once in the chains. An RST fault that can take
+    handshake segments (syn, ack, all) lasts at most 2 s: one that resets a SYN or a handshake's ACK
+    makes its slot reconnect at once, round trip after round trip."""
+    devices = [m["profile"] for m in _chain(raw.get("lb")) + _chain(raw.get("upstream", {}).get("lb"))]
+    legs = ["downstream"] + (["upstream"] if "envoy" in raw else []) + [d for d in devices if devices.count(d) == 1]
+    action = draw(st.sampled_from(["drop", "drop", "rst"]))
+    out: dict[str, Any] = {"at": _seconds(draw, 0, 900), "leg": draw(st.sampled_from(legs)),
+                           "direction": draw(st.sampled_from(["to_server", "to_client", "both"])),
+                           "packets": draw(st.sampled_from(["all", "syn", "fin", "data", "ack"])), "action": action}
+    if action == "rst" and out["packets"] not in ("data", "fin"):
+        out["for"] = draw(st.sampled_from([0.001, 0.5, 2]))
+    elif draw(st.booleans()):
+        out["for"] = _seconds(draw, 1, 900)
+    return out

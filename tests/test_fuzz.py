@@ -89,6 +89,8 @@ HOSTILE_TEXT = [
     "{a: 1}", "!!python/object/apply:os.getcwd []", "!!binary aGVsbG8=", "&a [*a]", "{{ .Values.x }}",
     "'\x00'", "\"\\x07\"", "[" * 600, "a: &a [1]\nb: *a", "aws-nlb-tcp", "kube-proxy-ipvs",
     "{idle: 60, interval: 10, count: 3}", "{enabled: 'no', idle: 60}", "{time: 0s}", "{profile: nope}",
+    "[{leg: downstream}]", "[{at: 1m, for: 0s, leg: downstream}]", "[{leg: aws-nlb-tcp, packets: syn, action: rst}]",
+    "[{at: -1, leg: nope, direction: up}]",
 ]
 BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
                  + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)])
@@ -167,7 +169,8 @@ KEYS = ["connections", "duration", "seed", "replications", "lb", "lb.idle_timeou
         "envoy.listener.socket_options", "envoy.listener.route_timeout", "envoy.upstream.keepalive.count",
         "envoy.flavor", "upstream.lb", "traffic.request_gap", "traffic.service_time", "traffic.ramp",
         "network.one_way_delay", "sweep", "sweep.envoy.listener.keepalive.idle", "sweep.conditions.kernel.hz",
-        "sweep.replications", "nope", "_private", "lb.0", "a..b", ""]
+        "sweep.replications", "faults", "faults.0.at", "sweep.conditions.faults", "nope", "_private", "lb.0", "a..b",
+        ""]
 
 
 @FUZZ

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from sim.config.hostcfg import KeepaliveCfg, KernelCfg
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
@@ -9,6 +11,7 @@ from sim.spec import (
     ClientSpec,
     DistSpec,
     EnvoySpec,
+    FaultSpec,
     GrpcSpec,
     HostSpec,
     ServerSpec,
@@ -78,4 +81,6 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         upstream_lb=tuple(middlebox_spec(c) for c in lb_list(sc.upstream.lb)),
         lb_host=host_spec("lb", base, KernelCfg()),
         shortcuts=shortcuts or Shortcuts(),
+        faults=tuple(FaultSpec(f.at, math.inf if f.for_ is None else f.at + f.for_, f.leg, f.direction, f.packets,
+                               f.action) for f in sc.faults),
     )

@@ -12,7 +12,7 @@ import keyword
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, UserTimeout
@@ -286,6 +286,32 @@ class NetworkCfg(Strict):
         return v
 
 
+class FaultCfg(Strict):
+    """An injected fault (docs/config.md#faults): from ``at`` for ``for`` (to the end of the run
+    when not given), on ``leg``, the segments of class ``packets`` going ``direction`` are dropped
+    or answered with an RST."""
+
+    model_config = ConfigDict(serialize_by_alias=True)  # ``for`` is a Python keyword: field ``for_``
+    at: Duration = 0.0
+    for_: Optional[Duration] = Field(default=None, alias="for")
+    leg: str
+    direction: Literal["to_server", "to_client", "both"] = "both"
+    packets: Literal["all", "syn", "fin", "data", "ack"] = "all"
+    action: Literal["drop", "rst"] = "drop"
+
+    @field_validator("for_")
+    @classmethod
+    def _for(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and v <= 0:
+            raise ValueError("a fault that lasts 0 s does nothing (allowed: a duration > 0, or no `for` for the "
+                             "rest of the run)")
+        return v
+
+
+def _faults_in(v: Any) -> Any:
+    return [] if v is None else v
+
+
 class Scenario(Strict):
     """A whole scenario; ``sweep`` is validated separately (sim.config.load)."""
 
@@ -301,6 +327,8 @@ class Scenario(Strict):
     lb: LbChain = None
     envoy: Optional[EnvoyCfg] = None
     upstream: UpstreamCfg = UpstreamCfg()
+    #: injected faults, in the order written (null = none)
+    faults: Annotated[list[FaultCfg], BeforeValidator(_faults_in)] = Field(default_factory=list)
     sweep: dict[str, Any] = Field(default_factory=dict)
     #: the folder of the config file it came from (the working directory for a config from stdin or
     #: code): a traffic process's module is imported from there. Set when it is validated

@@ -136,7 +136,7 @@ def from_validation(exc: ValidationError, where: Source) -> ConfigError:
     etype, msg, given = err["type"], err["msg"], err.get("input")
     if etype == "extra_forbidden":
         owner = _model_at(Scenario, loc)
-        names = [n for n in owner.model_fields if n != "enabled"] if owner else []
+        names = [f.alias or n for n, f in owner.model_fields.items() if n != "enabled"] if owner else []
         close = difflib.get_close_matches(str(loc[-1]) if loc else "", names, n=1)
         hint = f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
         return ConfigError(hint, **where.at(loc), key=key, allowed=", ".join(names))
@@ -203,7 +203,30 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                 raise ConfigError(f"{cfg.idle_timeout:g} s is outside what {cfg.profile} accepts",
                                   **where.at(path + ("idle_timeout",)), key=_dotted(path + ("idle_timeout",)),
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
+    check_fault_legs(scenario, where)
     return scenario.at_folder(config_folder(where.file))
+
+
+def check_fault_legs(scenario: Scenario, where: Source) -> None:
+    """Each fault's ``leg`` is ``downstream``, ``upstream`` (with an envoy block) or the profile name
+    of exactly one middlebox in ``lb`` or ``upstream.lb``."""
+    devices = [c.profile for c in lb_list(scenario.lb) + lb_list(scenario.upstream.lb)]
+    legs = ["downstream"] + (["upstream"] if scenario.envoy is not None else [])
+    unique = [d for d in dict.fromkeys(devices) if devices.count(d) == 1]
+    allowed = ", ".join(legs + unique)
+    for i, fault in enumerate(scenario.faults):
+        loc = ("faults", i, "leg")
+        if fault.leg in legs or fault.leg in unique:
+            continue
+        if fault.leg == "upstream":
+            problem = "there is no upstream leg without an envoy block (the client talks to the upstream directly)"
+        elif fault.leg in devices:
+            problem = (f"{fault.leg!r} names {devices.count(fault.leg)} middleboxes; a fault stands at one "
+                       "(use a leg name)")
+        else:
+            close = difflib.get_close_matches(fault.leg, legs + unique, n=1)
+            problem = f"unknown leg {fault.leg!r}" + (f"; did you mean '{close[0]}'?" if close else "")
+        raise ConfigError(problem, **where.at(loc), key=_dotted(loc), allowed=allowed)
 
 
 def config_folder(file: str) -> str:

@@ -17,7 +17,8 @@ SUMMARY_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
     "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "hang_s_open_total", "zombie_s_total",
     "zombies_peak", "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
-    "new_flows", "min_slack_s", "at_risk_gaps", *REASON_FIELDS, *OTHER_FAILURE_FIELDS, *CAPACITY_FIELDS,
+    "new_flows", "fault_drops", "fault_rsts", "fault_counts", "min_slack_s", "at_risk_gaps",
+    *REASON_FIELDS, *OTHER_FAILURE_FIELDS, *CAPACITY_FIELDS,
     "failure_reasons", "devices", "outcomes",
 )
 
@@ -68,6 +69,10 @@ def summarize_one(rec, duration_s: float) -> dict:
         "keepalive_pps": ka / duration_s,
         "lb_rsts": rec.counters["lb_rsts"],
         "new_flows": rec.counters["new_flows"],
+        "fault_drops": rec.counters["fault_drops"],
+        "fault_rsts": rec.counters["fault_rsts"],
+        "fault_counts": [{"fault": f"faults[{i}]", "drops": d, "rsts": r}
+                         for i, (d, r) in enumerate(rec.series["faults"])],
         "min_slack_s": min(slack) if slack else math.nan,
         "at_risk_gaps": sum(c["at_risk_gaps"]),
         **{f: sum(c[f][i] for i in down) for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
@@ -92,6 +97,9 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             out[key] = {o: total[o] for o in OUTCOMES if total[o]}
         elif key == "devices":
             out[key] = combine_devices(vals)
+        elif key == "fault_counts":  # per fault, summed over replications
+            out[key] = [{**each[0], "drops": sum(f["drops"] for f in each), "rsts": sum(f["rsts"] for f in each)}
+                        for each in zip(*vals, strict=True)]
         elif key == "failure_reasons":
             continue  # from the summed reason fields, below
         elif key in ("silent_drop_rate", "failed_request_rate", "keepalive_pps") or (

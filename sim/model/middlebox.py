@@ -83,7 +83,7 @@ class Middlebox:
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
-        "leg", "bucket_s", "message_sizes",
+        "leg", "bucket_s", "message_sizes", "took",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -109,6 +109,8 @@ class Middlebox:
         self.new_flows = 0
         #: (start_s, end_s) of every flow-table entry, for the active-flow peak and time series
         self.intervals: list[tuple[float, float]] = []
+        #: the fault that took the last segment given a TAKEN verdict (sim.model.faults)
+        self.took: Any = None
 
     # ------------------------------------------------------------------ flow table
     def open_flow(self, path, index: int, t_s: float) -> Flow:
@@ -178,6 +180,11 @@ class Middlebox:
                 self.expire(flow, deadline, t_s)
 
     # ------------------------------------------------------------------ packets
+    def admit(self, seg, from_client: bool, t_s: float) -> int:
+        """A SYN reaches the device at ``t_s`` before its flow exists: FORWARD (the SYN makes the
+        flow), or TAKEN by a fault standing in front of it (sim.model.faults)."""
+        return FORWARD
+
     def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
         """A segment reaches the device at ``t_s``: FORWARD, DROP or BOUNCE (RST to the sender)."""
         if flow.alive and t_s >= flow.last_seen_s + self.timeout_s - EPS_S:  # check_expired, inline

@@ -12,6 +12,7 @@ import functools
 
 from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
+from sim.model.faults import TAKEN, Fault, first_taking
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
 from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, RST, Seg
@@ -27,7 +28,7 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
@@ -40,6 +41,11 @@ class Path:
         self.rtt_s = path_rtt_s(hop_s, len(mbs))
         #: the traced connection's packets and verdicts (sim.model.tracing); None on every other path
         self.trace: Trace | None = None
+        #: the faults standing at the far end of this leg, checked on every segment that gets there
+        #: (sim.model.faults); None when there are none
+        self.faults: tuple[Fault, ...] | None = None
+        #: whether they stand at ``a``'s end and at ``b``'s (a terminating LB's socket is no leg end)
+        self.fault_ends = (True, True)
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -70,11 +76,19 @@ class Path:
             t_s += hop
             i = q - 1
             if i >= len(flows):  # the SYN creates each flow as it passes
-                self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
-                q += step
-                continue
-            verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
+                if mbs[i].admit(seg, step > 0, t_s) == FORWARD:
+                    self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
+                    q += step
+                    continue
+                verdict = TAKEN
+            else:
+                verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
             if verdict != FORWARD:
+                if verdict == TAKEN:  # a fault in front of the device took it (sim.model.faults)
+                    if trace is not None:
+                        trace.packet(sock, seg, sent_s, step > 0, "fault", t_s, mbs[i].took.label)
+                    mbs[i].took.take(self, seg, q, step, t_s)
+                    return False
                 if trace is not None:
                     trace.packet(sock, seg, sent_s, step > 0, "rst" if verdict == BOUNCE else "dropped", t_s,
                                  mbs[i].spec.name)
@@ -89,6 +103,14 @@ class Path:
                     self(None, rst, q, -step, t_s)
                 return False
             q += step
+        faults = self.faults
+        if faults is not None and self.fault_ends[step > 0]:  # faults at this end of the leg (faults.py)
+            fault = first_taking(faults, seg, step > 0, t_s + hop)
+            if fault is not None:
+                if trace is not None:
+                    trace.packet(sock, seg, sent_s, step > 0, "fault", t_s + hop, fault.label)
+                fault.take(self, seg, q, step, t_s + hop)
+                return False
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
         if trace is not None:

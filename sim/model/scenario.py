@@ -13,6 +13,8 @@ import numpy as np
 from sim.facts.names import COLUMNS
 from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.clock import Clock, make_scheduler
+from sim.model.faults import FaultedMiddlebox, device_faults, leg_faults, make_faults
+from sim.model.faults import counts as fault_counts
 from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
@@ -24,7 +26,7 @@ from sim.model.terminating import TermProxyConn
 from sim.model.timeouts import FifoTimeouts
 from sim.model.tracing import Trace
 from sim.model.user_process import UserProcesses, load_process
-from sim.spec import HostSpec, SocketSpec, WorldSpec
+from sim.spec import HostSpec, MiddleboxSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
 # (seed, slot), so every grid point replays the same traffic (common random numbers).
@@ -90,7 +92,18 @@ class World:
         t = spec.traffic
         sizes = (t.request_bytes, t.response_bytes)
         bucket_s = series_bucket_s(spec.duration_s)
-        self.ds_mbs = [Middlebox(m, self.sched, sizes, "downstream", bucket_s) for m in spec.lb]
+        # Injected faults (sim.model.faults): one object each, counting what it takes; a device with
+        # faults in front of it is a FaultedMiddlebox, a leg's paths check its faults at their far end.
+        self.faults = make_faults(spec.faults)
+        self.leg_faults = {leg: leg_faults(self.faults, spec.faults, leg) for leg in ("downstream", "upstream")}
+
+        def device(m: MiddleboxSpec, leg: str) -> Middlebox:
+            at = device_faults(self.faults, spec.faults, m.name)
+            if at:
+                return FaultedMiddlebox(m, self.sched, sizes, leg, bucket_s, at)
+            return Middlebox(m, self.sched, sizes, leg, bucket_s)
+
+        self.ds_mbs = [device(m, "downstream") for m in spec.lb]
         # A terminating LB splits the client's path in two legs; its flow-table view sits on both.
         self.term = next((m for m in self.ds_mbs if m.spec.terminating), None)
         self.front_mbs, self.back_mbs = self.ds_mbs, []
@@ -99,7 +112,7 @@ class World:
             self.front_mbs = self.ds_mbs[: k + 1]
             self.back_mbs = self.ds_mbs[k:]
             self.lb_host = host(spec.lb_host)
-        self.us_mbs = [Middlebox(m, self.sched, sizes, "upstream", bucket_s) for m in spec.upstream_lb]
+        self.us_mbs = [device(m, "upstream") for m in spec.upstream_lb]
         # One options object per kind of socket, shared by the fleet (a setsockopt replaces a copy).
         self.client_spec = sock_opts(spec.client.socket)
         self.upstream_spec = sock_opts(spec.server.socket)
@@ -154,8 +167,15 @@ class World:
         return self.sched.now_s
 
     def _connect(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
-                 b_host: Host, b_owner, b_spec: SockOpts, shared_flow=None) -> Conn:
+                 b_host: Host, b_owner, b_spec: SockOpts, shared_flow=None, ends: tuple[bool, bool] = (True, True)
+                 ) -> Conn:
+        """``ends``: whether the opener's and the acceptor's ends of this connection are ends of its
+        leg, where the leg's faults stand (a terminating LB's own sockets are inside the leg)."""
         path = Path(self.sched, mbs, self.hop_s)
+        faults = self.leg_faults["upstream" if leg == "upstream" else "downstream"]
+        if faults is not None and ends != (False, False):
+            path.faults = faults
+            path.fault_ends = ends
         if shared_flow is not None:  # the back leg of a terminating LB: its view's flow already exists
             path.flows = (shared_flow,)
         cs = TcpSocket(a_host, a_owner, None)
@@ -181,25 +201,26 @@ class World:
         """The client opens a connection: to a terminating LB, to Envoy, or to the upstream."""
         if self.term is not None:
             conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
-                                 self.lb_host, None, SockOpts())
+                                 self.lb_host, None, SockOpts(), ends=(True, False))
             conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
             return conn
         return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
 
     def open_lb_backend(self, proxy: TermProxyConn) -> Conn:
         """A terminating LB opens its back leg, to Envoy or to the upstream."""
-        return self._to_server(proxy.slot, "lb_backend", self.back_mbs, self.lb_host, proxy, SockOpts(), proxy.flow)
+        return self._to_server(proxy.slot, "lb_backend", self.back_mbs, self.lb_host, proxy, SockOpts(), proxy.flow,
+                               ends=(False, True))
 
     def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
-                   shared_flow=None) -> Conn:
+                   shared_flow=None, ends: tuple[bool, bool] = (True, True)) -> Conn:
         if self.spec.envoy:
             assert self.envoy_host is not None and self.envoy_settings is not None
             conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
-                                 shared_flow)
+                                 shared_flow, ends)
             conn.ss.owner = EnvoyConn(self, slot, conn, self.envoy_settings)
             return conn
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
-                             self.upstream_spec, shared_flow)
+                             self.upstream_spec, shared_flow, ends)
 
     def open_upstream(self, owner: EnvoyConn) -> Conn:
         """Envoy opens its upstream (cluster) connection."""
@@ -229,12 +250,14 @@ class World:
             "keepalive_packets": sum(m.keepalive_packets for m in mbs),
             "lb_rsts": sum(m.lb_rsts for m in mbs),
             "new_flows": sum(m.new_flows for m in mbs),
+            "fault_drops": sum(f.drops for f in self.faults),
+            "fault_rsts": sum(f.rsts for f in self.faults),
         }
         intervals = [iv for m in mbs for iv in m.intervals]
         devices = [m.export(asdict(m.spec.nlcu) if m.spec.nlcu else None) for m in mbs]
         # devices in path order, downstream first: the first is "the LB" of the lb_* figures
         series: dict[str, Any] = {"bucket_s": series_bucket_s(end), "failed_per_s": self.failed_per_s,
-                                  "devices": devices}
+                                  "devices": devices, "faults": fault_counts(self.faults)}
         trace = self.trace.events if self.trace is not None else None
         return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=trace,
                        series=series)
@@ -319,7 +342,9 @@ def merge(parts: list[Records]) -> Records:
     series = {"bucket_s": parts[0].series["bucket_s"],
               "failed_per_s": _sum_counts([p.series["failed_per_s"] for p in parts]),
               "devices": [_merge_device([p.series["devices"][i] for p in parts])
-                          for i in range(len(parts[0].series["devices"]))]}
+                          for i in range(len(parts[0].series["devices"]))],
+              "faults": [[sum(c) for c in zip(*each, strict=True)]
+                         for each in zip(*(p.series["faults"] for p in parts), strict=True)]}
     run = {"events": sum(p.run["events"] for p in parts), "wall_s": max(p.run["wall_s"] for p in parts),
            "version": parts[0].run["version"]}
     return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace,

@@ -116,6 +116,8 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         keepalive_packets=("keepalive_packets", "sum"),
         lb_rsts=("lb_rsts", "sum"),
         new_flows=("new_flows", "sum"),
+        # segments injected faults took (absent from folders written before faults existed)
+        **{f: (f, "sum") for f in ("fault_drops", "fault_rsts") if f in ok},
         **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
         **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
     ).reset_index()

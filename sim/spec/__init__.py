@@ -8,6 +8,7 @@ from sim.spec.world import (
     ClientSpec,
     DistSpec,
     EnvoySpec,
+    FaultSpec,
     GrpcSpec,
     HostSpec,
     MiddleboxSpec,
@@ -19,5 +20,5 @@ from sim.spec.world import (
     WorldSpec,
 )
 
-__all__ = ["ClientSpec", "DistSpec", "EnvoySpec", "GrpcSpec", "HostSpec", "MiddleboxSpec", "NlcuSpec",
+__all__ = ["ClientSpec", "DistSpec", "EnvoySpec", "FaultSpec", "GrpcSpec", "HostSpec", "MiddleboxSpec", "NlcuSpec",
            "ServerSpec", "Shortcuts", "SocketSpec", "TrafficSpec", "WorldSpec"]

@@ -139,6 +139,22 @@ class EnvoySpec:
 
 
 @dataclass(frozen=True)
+class FaultSpec:
+    """An injected fault (docs/config.md#faults): from ``start_s`` until ``end_s`` (seconds of
+    simulated time; ``math.inf`` = to the end of the run), on ``leg`` (``downstream``, ``upstream``
+    or the name of one middlebox), it drops (``action`` ``drop``) or answers with an RST (``rst``)
+    the segments of class ``packets`` (all, syn, fin, data, ack) going ``direction`` (to_server,
+    to_client, both)."""
+
+    start_s: float
+    end_s: float
+    leg: str
+    direction: str = "both"
+    packets: str = "all"
+    action: str = "drop"
+
+
+@dataclass(frozen=True)
 class Shortcuts:
     """The model's work-saving shortcuts, each exact and each with its switch (docs/model.md).
     ``Shortcuts.none()`` is the reference engine: every ACK, keepalive expiry, loss-probe timer and
@@ -174,3 +190,5 @@ class WorldSpec:
     #: the host of a terminating LB's own sockets (its kernel's defaults)
     lb_host: HostSpec = HostSpec("lb")
     shortcuts: Shortcuts = Shortcuts()
+    #: injected faults, in config order (their index names them: ``faults[0]``)
+    faults: tuple[FaultSpec, ...] = ()
