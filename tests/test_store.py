@@ -52,9 +52,10 @@ def test_an_axis_mixing_off_and_a_keepalive_mapping_is_stored_and_read_back(tmp_
     stored = pd.read_parquet(out / "points.parquet")
     assert stored[key].map(type).eq(str).all()  # one Arrow type: canonical JSON text
     assert set(stored[key]) == {"false", KA_TEXT}
-    # (the nested summary fields devices, failure_reasons and fault_counts are JSON text too)
+    # (the nested summary fields connect_outcomes, devices, failure_reasons and fault_counts are JSON
+    # text too; summary.csv has no connect_outcomes)
     assert json.loads((out / "sweep.json").read_text())["json_columns"] == {
-        "points.parquet": ["devices", key, "failure_reasons", "fault_counts"],
+        "points.parquet": ["connect_outcomes", "devices", key, "failure_reasons", "fault_counts"],
         "summary.csv": ["devices", key, "failure_reasons"]}
     res = load_results(out)
     assert list(res.points[key]) == [False, False, KA_TEXT, KA_TEXT]
@@ -123,7 +124,9 @@ def test_nested_summary_fields_are_stored_as_json_and_read_back(tmp_path, capsys
     assert all(sum(r.values()) == f for r, f in zip(reasons, pts["failed_requests"], strict=True))
     assert list(pts["fault_counts"][0]) == []  # no faults in this config
     assert set(json.loads((out / "sweep.json").read_text())["json_columns"]["points.parquet"]) == {
-        "devices", "failure_reasons", "fault_counts"}
+        "devices", "failure_reasons", "fault_counts", "connect_outcomes"}
+    opened = zip(pts["connect_outcomes"], pts["connections_opened"], strict=True)
+    assert all(set(o) == {"ok"} and o["ok"] >= n for o, n in opened)  # every leg's connections
 
 
 # Every shipped config is swept (and its recommendation emitted) in tests/test_shipped_configs.py.

@@ -11,7 +11,7 @@ from sim.model.clock import LazyTimer
 from sim.model.kernel import TcpSocket
 from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.middlebox import count_at
-from sim.model.records import Conn, failure_reason
+from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
@@ -200,18 +200,27 @@ class ClientSlot:
             return
         if self.outstanding is None or msg.req_id != self.outstanding.req_id:
             return
+        conn = self.conn
+        assert conn is not None  # the answer came on it
         if status != 200:
             if status == 503:
-                assert self.conn is not None
-                self.conn.status_503 += 1
+                conn.status_503 += 1
             self._fail_outstanding(msg.reason)
-            self._idle_now()
+            self._idle_or_done(conn)
             return
         self.outstanding = None
-        assert self.conn is not None  # the answer came on it
-        self.conn.in_flight = 0
-        self._idle_now()
+        conn.in_flight = 0
+        self._idle_or_done(conn)
         self._answered("")
+
+    def _idle_or_done(self, conn: Conn) -> None:
+        """An answer came: the connection is idle, or, after traffic.requests_per_connection answers,
+        closed (the next request opens a new one)."""
+        limit = self.world.requests_per_conn
+        if 0 < limit <= conn.requests:
+            self._close_and("max_requests", reopen=False)
+        else:
+            self._idle_now()
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
         conn: Conn = sock.tag
@@ -232,9 +241,27 @@ class ClientSlot:
             # A connection this slot already closed, killed later by its own timers (a closed
             # socket's keepalive): the error reaches no application and opens nothing.
             return
+        if cause in CONNECT_CAUSES:
+            self.conn = None
+            self._connect_failed(conn, cause)
+            return
         self._fail_outstanding(failure_reason(cause, seg))
         self.conn = None
         self._replace()
+
+    def _connect_failed(self, conn: Conn, reason: str) -> None:
+        """The connection was never established (ETIMEDOUT or ECONNREFUSED): the request waiting for
+        it fails with that reason, and the slot tries again with its next request, one gap later
+        (not at once, as for an established connection that dies)."""
+        if not self.pending:
+            return  # no request was waiting: the next one is already scheduled and opens a connection
+        self.pending = False
+        now = self.world.now()
+        conn.start_request(conn.opened_s)  # the request waited from the open (it was due then)
+        conn.hang_s += now - conn.opened_s
+        conn.count_failure(reason)
+        count_at(self.world.failed_per_s, int(now))
+        self._answered(reason)
 
 
 class ServerConn:

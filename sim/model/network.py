@@ -15,7 +15,7 @@ from sim.model.clock import Scheduler
 from sim.model.faults import TAKEN, Fault, first_taking
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
-from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, RST, Seg
+from sim.model.segment import ACK, ESTABLISHED, RST, Seg
 from sim.model.tracing import Trace
 
 
@@ -115,7 +115,8 @@ class Path:
         assert receiver is not None
         if trace is not None:
             trace.packet(sock, seg, sent_s, step > 0, "delivered", t_s + hop, "")
-        if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
+        # a closing socket's ACKs are real events: they move it through its close (close.py)
+        if kind == ACK and receiver.state == ESTABLISHED:
             if self.sched.lazy_acks:
                 ack_later(receiver, t_s + hop, seg)  # applied when the receiver next acts (no event)
             else:
