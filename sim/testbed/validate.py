@@ -29,7 +29,8 @@ from sim.execution import run_one
 from sim.facts.kernel import retries_timeout_s
 from sim.facts.wheel import wheel_granularity_j
 from sim.output import dumps
-from sim.testbed.netns import SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
+from sim.testbed.lifecycle import Measured, Replay, run_kernel_replay
+from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "configs" / "kernel"
 PORT = 8080
@@ -175,17 +176,15 @@ def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int,
     server = client = None
     try:
         bed.up()
-        peer = [sys.executable, "-m", "sim.testbed.peer", "--run", bed.owner]
-        env = {**os.environ, "PYTHONPATH": str(CASES_DIR.parents[1])}
-        server = run.spawn(bed.ns(bed.server, *peer, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
-                                  str(int(sc.upstream.user_timeout * 1000))),
-                           stdout=subprocess.PIPE, text=True, env=env)
+        server = run.spawn(bed.peer(bed.server, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
+                                    str(int(sc.upstream.user_timeout * 1000))),
+                           stdout=subprocess.PIPE, text=True, env=PEER_ENV)
         assert server.stdout is not None  # a pipe: stdout=PIPE
         server.stdout.readline()  # listening
-        client = run.spawn(bed.ns(bed.client, *peer, "client", SERVER_IP, str(PORT),
-                                  _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
-                                  str(gap), str(sc.duration)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        client = run.spawn(bed.peer(bed.client, "client", SERVER_IP, str(PORT),
+                                    _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
+                                    str(gap), str(sc.duration)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PEER_ENV)
         out, client_err = client.communicate(timeout=sc.duration + 60)
         probes = bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server)
     finally:
@@ -252,6 +251,23 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
         results.append(CaseResult(path.stem, str(path), k_out, s_out, k_t, s_t, k_probes, s_probes,
                                   _tolerance_s(sc, hz, s_out), note))
     return results
+
+
+def measure_replays(replays: list[Replay]) -> list[Measured]:
+    """The kernel side alone of handshake and close replays, in parallel (lifecycle.py). Raises
+    netns.Unavailable; the testbeds are gone when it returns or raises."""
+    check_available()
+    sweep_stale()
+    run = _Run()
+    run.pool = ThreadPoolExecutor(max_workers=len(replays))
+    try:
+        futures = [run.pool.submit(run_kernel_replay, run, r, f"{i:02d}") for i, r in enumerate(replays)]
+        return [f.result() for f in futures]
+    except BaseException:
+        run.abort()
+        raise
+    finally:
+        run.pool.shutdown(wait=True)
 
 
 def cleanup() -> int:

@@ -1,0 +1,124 @@
+"""The handshake and close cases of ``validate --kernel`` on the real kernel (kernel-lifecycle.md,
+R41–R47): one connection in a client ── lb ── server testbed whose lb drops every SYN, or every FIN,
+the client sends.
+
+What is measured, and how:
+- SYNs and FINs: named nft counters in the lb namespace's prerouting hook, on the packets that
+  arrive from the client's veth, before the drop: what the client put on the wire, retransmissions
+  and loss probes included.
+- ``connect``: the time from just before connect() (the first SYN leaves inside the call) to the
+  error it returns, CLOCK_MONOTONIC in the client process, which runs at real-time priority.
+- ``orphan``: the time from close() (the first FIN leaves inside the call) to the first poll of the
+  client namespace's /proc/net/tcp that no longer finds the socket; the poll runs every ``POLL_S``,
+  so the time is late by at most that much.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed
+
+PORT = 8080
+#: Poll interval of the orphan's /proc/net/tcp, seconds: the resolution of the orphan's death time.
+POLL_S = 0.005
+
+
+class Runner(Protocol):
+    """What a replay needs from a validate run (validate._Run): register a testbed, start a peer."""
+
+    def add(self, bed: Testbed) -> None: ...
+
+    def remove(self, bed: Testbed) -> None: ...
+
+    def spawn(self, cmd: list[str], **kwargs) -> subprocess.Popen: ...
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One handshake or close case, as the kernel side runs it.
+
+    ``kind`` ``connect``: connect() while the lb drops every SYN (``drop="syn"``), with TCP_SYNCNT
+    ``syncnt`` and TCP_USER_TIMEOUT ``user_timeout_ms`` on the socket (0: unset).
+    ``kind`` ``orphan``: one request and response, then close() while the lb drops every FIN
+    (``drop="fin"``).
+    ``client_sysctl`` is set in the client's namespace (net.ipv4 sysctls are per namespace);
+    ``max_s`` bounds the wait for the outcome, seconds."""
+
+    kind: str
+    drop: str
+    client_sysctl: dict[str, int] = field(default_factory=dict)
+    syncnt: int = 0
+    user_timeout_ms: int = 0
+    max_s: float = 30.0
+
+
+@dataclass
+class Measured:
+    """What the kernel did. ``outcome``: ``connect_timeout`` (ETIMEDOUT), ``connect_refused``
+    (ECONNREFUSED), ``ok`` (connected), ``orphan_died`` (the orphan vanished while still in
+    FIN_WAIT1: its retransmission limit), ``orphan_closed`` (it went through FIN_WAIT2 or TIME_WAIT:
+    its FIN was acknowledged), ``orphan_alive`` (still there after ``max_s``), else ``error:...``.
+    ``t_s``: seconds from the first SYN to connect()'s error, or from close() to the orphan's end
+    (NaN: none). ``syns``, ``fins``: segments the client sent, counted on the wire."""
+
+    outcome: str
+    t_s: float
+    syns: int
+    fins: int
+    note: str = ""
+
+
+def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
+    """Run ``replay`` in a fresh testbed named by ``tag``; the testbed is gone when this returns."""
+    bed = Testbed(tag, 4, "drop", drop=replay.drop, client_sysctl=dict(replay.client_sysctl))
+    run.add(bed)
+    server = client = None
+    try:
+        bed.up()
+        server = run.spawn(bed.peer(bed.server, "server", str(PORT), "off", "0"),
+                           stdout=subprocess.PIPE, text=True, env=PEER_ENV)
+        assert server.stdout is not None  # a pipe: stdout=PIPE
+        server.stdout.readline()  # listening
+        if replay.kind == "connect":
+            args = ["connect", SERVER_IP, str(PORT), str(replay.syncnt), str(replay.user_timeout_ms)]
+        else:
+            args = ["orphan", SERVER_IP, str(PORT), str(POLL_S), str(replay.max_s)]
+        client = run.spawn(bed.peer(bed.client, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=PEER_ENV)
+        out, err = client.communicate(timeout=replay.max_s + 60)
+        counts = bed.client_segments()
+    finally:
+        # this thread is the peers' parent for PR_SET_PDEATHSIG: it ends only after they have
+        for proc in (client, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        run.remove(bed)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    outcome, t, note = _outcome(events, err)
+    return Measured(outcome, t, counts["syn"], counts["fin"], note)
+
+
+def _outcome(events: list[dict], stderr: str) -> tuple[str, float, str]:
+    """(outcome, t_s, note) from the client peer's events."""
+    if not events:
+        return "error", math.nan, f"the client reported nothing: {stderr.strip()[-200:]}"
+    last = events[-1]
+    kind = last["event"]
+    if kind == "connect_error":
+        names = {"ETIMEDOUT": "connect_timeout", "ECONNREFUSED": "connect_refused"}
+        return names.get(last["errno"], f"error:{last['errno']}"), last["t"] - last["t0"], ""
+    if kind == "connected" and "t0" in last:
+        return "ok", last["t"] - last["t0"], ""
+    if kind == "gone":
+        states = last["states"]
+        died = states == ["fin_wait1"]
+        return ("orphan_died" if died else "orphan_closed"), last["t"] - last["t_close"], "states " + ",".join(states)
+    if kind == "end" and "t_close" in last:
+        return "orphan_alive", math.nan, "states " + ",".join(last["states"])
+    return f"error:{last.get('errno', kind)}", math.nan, stderr.strip()[-200:]

@@ -1,0 +1,94 @@
+"""The handshake and orphan rules of kernel-lifecycle.md (R41–R47) on the real kernel, case by case,
+against the timelines worked out from the rules (the kernel side of ``validate --kernel``'s handshake
+and close cases, sim/testbed/lifecycle.py).
+
+Needs root, iproute2 and nftables, like tests/test_kernel_validation.py: skipped without them
+outside CI, a failure in CI. The four cases run in parallel and take about 4 s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.facts.wheel import wheel_granularity_j
+from sim.testbed.lifecycle import POLL_S, Replay, _outcome
+from sim.testbed.validate import detect_hz, measure_replays
+from tests.test_kernel_validation import REASON, needs_kernel
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A case's timeline as the rules give it with nominal timers: ``segments`` SYNs or FINs, the
+    end (ETIMEDOUT or the orphan's death) ``nominal_s`` after the first SYN or FIN. ``timers_s`` is the
+    chain of timers that leads there (each fires late by up to its wheel granularity, R40);
+    ``rto_units``: how many TCP_RTO_MIN (200 ms) units of the chain come from an RTO computed from the
+    RTT, which the kernel rounds up to a whole jiffy (204 ms at HZ=250)."""
+
+    replay: Replay
+    outcome: str
+    kind: str  # "syn" or "fin"
+    segments: int
+    nominal_s: float
+    timers_s: tuple[float, ...]
+    rto_units: int = 0
+
+    def late_bound_s(self, hz: int) -> float:
+        """How late the kernel may be: every timer's wheel granularity, the RTO's jiffy rounding, the
+        orphan poll and 50 ms of wake-up."""
+        wheel = sum(wheel_granularity_j(round(t * hz)) for t in self.timers_s)
+        return (wheel + self.rto_units) / hz + POLL_S + 0.05
+
+
+TIMELINES = {
+    # R42/R43: SYNs at 0, 1, 2, 3, 4, 5 (linear phase, tcp_syn_linear_timeouts = 4), the next timer
+    # (2 s) fires at 7 s: five retransmissions are fewer than retry_until + 4 = 6, but the time check
+    # ((2 << 2) - 1) x 1 s = 7 s has passed: ETIMEDOUT at 7 s, 6 SYNs.
+    "syn-retries": Timeline(Replay("connect", "syn", {"net.ipv4.tcp_syn_retries": 2}), "connect_timeout", "syn",
+                            6, 7.0, (1, 1, 1, 1, 1, 2)),
+    # R43: TCP_SYNCNT 1 replaces tcp_syn_retries (6 here): time limit (2 << 1) - 1 = 3 s: SYNs at
+    # 0, 1, 2, ETIMEDOUT at 3 s (not 131 s).
+    "syncnt": Timeline(Replay("connect", "syn", {}, syncnt=1), "connect_timeout", "syn", 3, 3.0, (1, 1, 1)),
+    # R43: TCP_USER_TIMEOUT 2.5 s replaces the time limit, and the RTO is clamped so that the timer
+    # fires at it: SYNs at 0, 1, 2, then a 0.5 s timer: ETIMEDOUT at 2.5 s.
+    "user-timeout-syn-sent": Timeline(Replay("connect", "syn", {}, user_timeout_ms=2500), "connect_timeout", "syn",
+                                      3, 2.5, (1, 1, 0.5)),
+    # R46/R47: FIN at 0, its loss probe one RTO (200 ms) later, RTO retransmissions at 0.4 (which
+    # sets retrans_stamp), 0.8 and 1.6 s; tcp_orphan_retries 2 allows ((2 << 2) - 1) x 0.2 = 1.4 s
+    # from retrans_stamp: the timer at 3.2 s (2.8 s after it) kills the orphan. 5 FINs.
+    "orphan-fin": Timeline(Replay("orphan", "fin", {"net.ipv4.tcp_orphan_retries": 2}), "orphan_died", "fin",
+                           5, 3.2, (0.2, 0.2, 0.4, 0.8, 1.6), rto_units=1 + 1 + 2 + 4 + 8),
+}
+
+
+@needs_kernel
+def test_the_kernel_follows_the_worked_timelines():
+    assert REASON is None, REASON
+    hz = detect_hz()
+    assert hz is not None, "cannot read CONFIG_HZ"
+    cases = list(TIMELINES.values())
+    measured = measure_replays([c.replay for c in cases])
+    report = []
+    for name, case, got in zip(TIMELINES, cases, measured, strict=True):
+        count = got.syns if case.kind == "syn" else got.fins
+        late = got.t_s - case.nominal_s
+        fits = (got.outcome, count) == (case.outcome, case.segments) and 0 <= late <= case.late_bound_s(hz)
+        report.append(f"{name}: {got} late {late:.3f} s (bound {case.late_bound_s(hz):.3f}) "
+                      f"{'ok' if fits else 'WRONG'}")
+    assert all(line.endswith(" ok") for line in report), "\n".join(report)
+
+
+def test_outcomes_from_peer_events():
+    """How the client peer's last event becomes an outcome and a time."""
+    t = {"t0": 10.0, "t": 13.25}
+    assert _outcome([{"event": "connect_error", "errno": "ETIMEDOUT", **t}], "")[:2] == ("connect_timeout", 3.25)
+    assert _outcome([{"event": "connect_error", "errno": "ECONNREFUSED", **t}], "")[0] == "connect_refused"
+    assert _outcome([{"event": "connected", **t}], "")[0] == "ok"
+    died = _outcome([{"event": "connected", "t": 1.0},
+                     {"event": "gone", "t_close": 2.0, "last_seen": 4.0, "states": ["fin_wait1"], "t": 4.5}], "")
+    assert died == ("orphan_died", 2.5, "states fin_wait1")
+    acked = _outcome([{"event": "gone", "t_close": 2.0, "states": ["fin_wait1", "fin_wait2"], "t": 2.1}], "")
+    assert acked[0] == "orphan_closed"
+    alive = _outcome([{"event": "end", "t_close": 2.0, "states": ["fin_wait1"], "t": 9.0}], "")
+    assert alive[0] == "orphan_alive" and math.isnan(alive[1])
+    assert _outcome([], "Traceback ... boom")[0] == "error"
