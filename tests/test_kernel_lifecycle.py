@@ -3,7 +3,7 @@ against the timelines worked out from the rules (the kernel side of ``validate -
 and close cases, sim/testbed/lifecycle.py).
 
 Needs root, iproute2 and nftables, like tests/test_kernel_validation.py: skipped without them
-outside CI, a failure in CI. The four cases run in parallel and take about 4 s.
+outside CI, a failure in CI. The cases run in parallel and take about 10 s.
 """
 
 from __future__ import annotations
@@ -44,20 +44,25 @@ TIMELINES = {
     # R42/R43: SYNs at 0, 1, 2, 3, 4, 5 (linear phase, tcp_syn_linear_timeouts = 4), the next timer
     # (2 s) fires at 7 s: five retransmissions are fewer than retry_until + 4 = 6, but the time check
     # ((2 << 2) - 1) x 1 s = 7 s has passed: ETIMEDOUT at 7 s, 6 SYNs.
-    "syn-retries": Timeline(Replay("connect", "syn", {"net.ipv4.tcp_syn_retries": 2}), "connect_timeout", "syn",
-                            6, 7.0, (1, 1, 1, 1, 1, 2)),
+    "syn-retries": Timeline(Replay("connect", "syn", client_sysctl={"net.ipv4.tcp_syn_retries": 2}),
+                            "connect_timeout", "syn", 6, 7.0, (1, 1, 1, 1, 1, 2)),
     # R43: TCP_SYNCNT 1 replaces tcp_syn_retries (6 here): time limit (2 << 1) - 1 = 3 s: SYNs at
     # 0, 1, 2, ETIMEDOUT at 3 s (not 131 s).
-    "syncnt": Timeline(Replay("connect", "syn", {}, syncnt=1), "connect_timeout", "syn", 3, 3.0, (1, 1, 1)),
+    "syncnt": Timeline(Replay("connect", "syn", syncnt=1), "connect_timeout", "syn", 3, 3.0, (1, 1, 1)),
     # R43: TCP_USER_TIMEOUT 2.5 s replaces the time limit, and the RTO is clamped so that the timer
     # fires at it: SYNs at 0, 1, 2, then a 0.5 s timer: ETIMEDOUT at 2.5 s.
-    "user-timeout-syn-sent": Timeline(Replay("connect", "syn", {}, user_timeout_ms=2500), "connect_timeout", "syn",
+    "user-timeout-syn-sent": Timeline(Replay("connect", "syn", user_timeout_ms=2500), "connect_timeout", "syn",
                                       3, 2.5, (1, 1, 0.5)),
-    # R46/R47: FIN at 0, its loss probe one RTO (200 ms) later, RTO retransmissions at 0.4 (which
-    # sets retrans_stamp), 0.8 and 1.6 s; tcp_orphan_retries 2 allows ((2 << 2) - 1) x 0.2 = 1.4 s
-    # from retrans_stamp: the timer at 3.2 s (2.8 s after it) kills the orphan. 5 FINs.
-    "orphan-fin": Timeline(Replay("orphan", "fin", {"net.ipv4.tcp_orphan_retries": 2}), "orphan_died", "fin",
-                           5, 3.2, (0.2, 0.2, 0.4, 0.8, 1.6), rto_units=1 + 1 + 2 + 4 + 8),
+    # R46/R47: the client closes after 6 s idle; the lb forgot the flow at 4 s and drops its FIN
+    # (conntrack, late packets dropped). FIN at 0, its loss probe one RTO (200 ms) later, RTO
+    # retransmissions at 0.4 (which sets retrans_stamp), 0.8 and 1.6 s; tcp_orphan_retries 2 allows
+    # ((2 << 2) - 1) x 0.2 = 1.4 s from retrans_stamp: the timer at 3.2 s (2.8 s after it) kills the
+    # orphan. 5 FINs, times from close().
+    "orphan-fin": Timeline(Replay("orphan", idle_s=6, client_sysctl={"net.ipv4.tcp_orphan_retries": 2}),
+                           "orphan_died", "fin", 5, 3.2, (0.2, 0.2, 0.4, 0.8, 1.6), rto_units=1 + 1 + 2 + 4 + 8),
+    # the same with the FIN dropped by a fault rule instead of the forgotten flow
+    "orphan-fin-fault": Timeline(Replay("orphan", "fin", client_sysctl={"net.ipv4.tcp_orphan_retries": 2}),
+                                 "orphan_died", "fin", 5, 3.2, (0.2, 0.2, 0.4, 0.8, 1.6), rto_units=1 + 1 + 2 + 4 + 8),
 }
 
 

@@ -1,6 +1,7 @@
 """The handshake and close cases of ``validate --kernel`` on the real kernel (kernel-lifecycle.md,
-R41–R47): one connection in a client ── lb ── server testbed whose lb drops every SYN, or every FIN,
-the client sends.
+R41–R47): one connection in a client ── lb ── server testbed whose lb drops every SYN the client
+sends (a fault), or has forgotten the flow by the time the client closes it (its conntrack idle
+timeout, late packets dropped: a blackhole), or drops every FIN the client sends (a fault).
 
 What is measured, and how:
 - SYNs and FINs: named nft counters in the lb namespace's prerouting hook, on the packets that
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed
@@ -44,13 +45,20 @@ class Replay:
 
     ``kind`` ``connect``: connect() while the lb drops every SYN (``drop="syn"``), with TCP_SYNCNT
     ``syncnt`` and TCP_USER_TIMEOUT ``user_timeout_ms`` on the socket (0: unset).
-    ``kind`` ``orphan``: one request and response, then close() while the lb drops every FIN
-    (``drop="fin"``).
-    ``client_sysctl`` is set in the client's namespace (net.ipv4 sysctls are per namespace);
-    ``max_s`` bounds the wait for the outcome, seconds."""
+    ``kind`` ``orphan``: one request and response, ``idle_s`` of silence, then close(); the FIN is
+    lost when the lb has forgotten the flow by then (``lb_timeout_s`` below ``idle_s``, ``late``
+    ``drop``), or with ``drop="fin"``.
+    ``lb_timeout_s`` and ``late`` are the lb's conntrack idle timeout (whole seconds) and what it does
+    with a packet of a forgotten flow (``drop`` or ``rst``). ``client_sysctl`` is set in the client's
+    namespace (net.ipv4 sysctls are per namespace); ``max_s`` bounds the wait for the outcome,
+    seconds."""
 
     kind: str
-    drop: str
+    drop: str = ""
+    _: KW_ONLY
+    lb_timeout_s: int = 4
+    late: str = "drop"
+    idle_s: float = 0.0
     client_sysctl: dict[str, int] = field(default_factory=dict)
     syncnt: int = 0
     user_timeout_ms: int = 0
@@ -75,7 +83,7 @@ class Measured:
 
 def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
     """Run ``replay`` in a fresh testbed named by ``tag``; the testbed is gone when this returns."""
-    bed = Testbed(tag, 4, "drop", drop=replay.drop, client_sysctl=dict(replay.client_sysctl))
+    bed = Testbed(tag, replay.lb_timeout_s, replay.late, drop=replay.drop, client_sysctl=dict(replay.client_sysctl))
     run.add(bed)
     server = client = None
     try:
@@ -87,7 +95,7 @@ def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
         if replay.kind == "connect":
             args = ["connect", SERVER_IP, str(PORT), str(replay.syncnt), str(replay.user_timeout_ms)]
         else:
-            args = ["orphan", SERVER_IP, str(PORT), str(POLL_S), str(replay.max_s)]
+            args = ["orphan", SERVER_IP, str(PORT), str(replay.idle_s), str(POLL_S), str(replay.max_s)]
         client = run.spawn(bed.peer(bed.client, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=PEER_ENV)
         out, err = client.communicate(timeout=replay.max_s + 60)

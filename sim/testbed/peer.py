@@ -4,13 +4,13 @@
     python -m sim.testbed.peer [--run RUNID] client HOST PORT KEEPALIVE USER_TIMEOUT_MS GAP_S DURATION_S
 
     python -m sim.testbed.peer [--run RUNID] connect HOST PORT SYNCNT USER_TIMEOUT_MS
-    python -m sim.testbed.peer [--run RUNID] orphan HOST PORT POLL_S MAX_S
+    python -m sim.testbed.peer [--run RUNID] orphan HOST PORT IDLE_S POLL_S MAX_S
 
 ``connect`` only connects (TCP_SYNCNT and TCP_USER_TIMEOUT set first, 0 = unset) and reports how
 connect() ended and when, from just before the call (the first SYN leaves inside it). ``orphan``
-makes one request, reads the response, close()s, then polls its own namespace's /proc/net/tcp every
-POLL_S seconds (for at most MAX_S) and reports when the orphaned socket is gone, with the states it
-was seen in.
+makes one request, reads the response, stays idle IDLE_S seconds, close()s, then polls its own
+namespace's /proc/net/tcp every POLL_S seconds (for at most MAX_S) and reports when the orphaned
+socket is gone, with the states it was seen in.
 
 KEEPALIVE is ``off`` or ``IDLE,INTVL,CNT`` (0 = the namespace's sysctl). Times are CLOCK_MONOTONIC
 seconds, which every namespace shares, so the two sides' events line up.
@@ -144,8 +144,8 @@ def tcp_state(local_port: int) -> str | None:
     return None
 
 
-def orphan(host: str, port: int, poll_s: float, max_s: float) -> None:
-    """One request and response, then close(): the socket lives on as an orphan until its FIN is
+def orphan(host: str, port: int, idle_s: float, poll_s: float, max_s: float) -> None:
+    """One request and response, ``idle_s`` of silence, then close(): the socket lives on as an orphan until its FIN is
     acknowledged or it gives up; ``gone`` is the first poll that no longer finds it (resolution
     ``poll_s``)."""
     sock = socket.socket()
@@ -154,6 +154,11 @@ def orphan(host: str, port: int, poll_s: float, max_s: float) -> None:
     sock.send(REQ)
     if wait(sock, time.monotonic() + 10, want_data=True) != "data":
         emit(event="error", errno="no response", phase="waiting")
+        return
+    emit(event="response")
+    got = wait(sock, time.monotonic() + idle_s, want_data=False)
+    if got is not None:
+        emit(event="error", errno=got, phase="idle")
         return
     local_port = sock.getsockname()[1]
     t_close = time.monotonic()
@@ -241,7 +246,7 @@ def main(argv: list[str]) -> int:
     elif role == "connect":
         connect_only(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
     elif role == "orphan":
-        orphan(argv[1], int(argv[2]), float(argv[3]), float(argv[4]))
+        orphan(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), float(argv[5]))
     else:
         client(argv[1], int(argv[2]), argv[3], int(argv[4]), float(argv[5]), float(argv[6]))
     return 0
