@@ -143,9 +143,21 @@ def _case(name: str = "rst-keepalive-below", **kw) -> tb.CaseResult:
     ({"sim_t_s": 300.05 - 0.083}, False),  # just over the tolerance
     ({"sim_t_s": 300.05 - 0.081}, True),  # just inside it
     ({"sim_probes": 2}, False),  # another probe count
+    ({"kernel_syns": 6, "sim_syns": 6, "kernel_fins": 0, "sim_fins": 0}, True),  # a handshake case
+    ({"kernel_syns": 6, "sim_syns": 5}, False),  # another SYN count
+    ({"kernel_fins": 5, "sim_fins": 4}, False),  # another FIN count
+    ({"kernel_fins": 5}, False),  # counted on the kernel, not predicted by the model
 ])
-def test_a_case_agrees_only_when_outcome_time_and_probes_do(change, agrees):
+def test_a_case_agrees_only_when_outcome_time_and_counts_do(change, agrees):
     assert _case(**change).ok is agrees
+
+
+def test_validate_shows_the_compared_syn_or_fin_counts():
+    rows = tb.table([_case(kernel_syns=6, sim_syns=6, kernel_fins=0, sim_fins=0),
+                     _case(kernel_syns=1, sim_syns=1, kernel_fins=5, sim_fins=4),
+                     _case(kernel_fins=5)], 250).splitlines()[2:5]
+    assert [row.split()[-3:] for row in rows] == [["6/6", "SYN", "agree"], ["5/4", "FIN", "DISAGREE"],
+                                                  ["5/-", "FIN", "DISAGREE"]]
 
 
 @pytest.mark.parametrize("cases, code, verdict", [([_case()], 0, "agree"),
@@ -156,7 +168,7 @@ def test_validate_prints_one_row_per_case_and_exits_1_on_any_disagreement(monkey
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("(HZ=250) vs simulator (wheel timers, HZ=250)")
     assert out[2].split() == ["rst-keepalive-below", "reset_on_probe", "reset_on_probe", "300.050", "300.020",
-                              "0.030", "0.082", "1/1", "agree"]
+                              "0.030", "0.082", "1/1", "-", "agree"]
     assert out[-2].split()[-1] == verdict
     assert out[-1] == f"1 passed, {len(cases) - 1} failed"
 

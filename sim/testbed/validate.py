@@ -115,10 +115,17 @@ class CaseResult:
     sim_probes: int
     tolerance_s: float
     note: str = ""
+    # SYNs and FINs the client sent, for the handshake and close cases (None: not compared)
+    kernel_syns: int | None = None
+    sim_syns: int | None = None
+    kernel_fins: int | None = None
+    sim_fins: int | None = None
 
     @property
     def ok(self) -> bool:
         if self.kernel_outcome != self.sim_outcome:
+            return False
+        if self.kernel_syns != self.sim_syns or self.kernel_fins != self.sim_fins:
             return False
         if math.isnan(self.kernel_t_s) != math.isnan(self.sim_t_s):
             return False
@@ -276,15 +283,23 @@ def cleanup() -> int:
     return _CURRENT.abort() if _CURRENT is not None else 0
 
 
+def _segments(r: CaseResult) -> str:
+    """The compared SYN or FIN counts, kernel/simulated (``6/6 SYN``), ``-`` when none are."""
+    for k, s, word in ((r.kernel_fins, r.sim_fins, "FIN"), (r.kernel_syns, r.sim_syns, "SYN")):
+        if (k, s) != (None, None) and (k, s) != (0, 0):
+            return f"{'-' if k is None else k}/{'-' if s is None else s} {word}"
+    return "-"
+
+
 def table(results: list[CaseResult], hz: int) -> str:
     head = (f"{'case':38s} {'kernel':18s} {'simulated':18s} {'t kernel':>9s} {'t sim':>9s} {'diff':>7s} "
-            f"{'tol':>6s} {'probes k/s':>10s}  verdict")
+            f"{'tol':>6s} {'probes k/s':>10s} {'SYN/FIN k/s':>11s}  verdict")
     lines = [f"real kernel {platform.release()} (HZ={hz}) vs simulator (wheel timers, HZ={hz})", head]
     for r in results:
         diff = r.kernel_t_s - r.sim_t_s
         t = [("–" if math.isnan(x) else f"{x:.3f}") for x in (r.kernel_t_s, r.sim_t_s, diff)]
         lines.append(f"{r.name:38s} {r.kernel_outcome:18s} {r.sim_outcome:18s} {t[0]:>9s} {t[1]:>9s} {t[2]:>7s} "
-                     f"{r.tolerance_s:6.3f} {f'{r.kernel_probes}/{r.sim_probes}':>10s}  "
+                     f"{r.tolerance_s:6.3f} {f'{r.kernel_probes}/{r.sim_probes}':>10s} {_segments(r):>11s}  "
                      f"{'agree' if r.ok else 'DISAGREE'}{(' ' + r.note) if r.note else ''}")
     n_ok = sum(r.ok for r in results)
     lines.append(f"{n_ok} passed, {len(results) - n_ok} failed")
