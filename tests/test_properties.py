@@ -29,10 +29,11 @@ PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples
 
 #: docs/outputs.md, Outcomes: the only values a side's outcome can take
 OUTCOMES = {"ok", "closed_idle", "reset_on_send", "reset_on_probe", "timeout_keepalive", "timeout_retrans",
-            "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop", "race_reset", "goaway"}
+            "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop", "race_reset", "goaway",
+            "connect_timeout", "connect_refused"}
 #: docs/outputs.md, Failure reasons, as the row columns spell them
 REASON_COLUMNS = ("resets", "timeouts", "hung", "race_resets", "route_timeouts", "stream_idle_timeouts",
-                  "client_timeouts", "goaway_failures")
+                  "client_timeouts", "goaway_failures", "connect_timeouts", "connect_refusals")
 #: outcomes that say a probe of this side's own keepalive met the forgotten flow
 PROBE_OUTCOMES = {"timeout_keepalive", "reset_on_probe"}
 TCP_RTO_MAX_S = 120.0  # R30

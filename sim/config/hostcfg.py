@@ -14,6 +14,7 @@ from sim.facts.kernel import (
     MAX_TCP_KEEPCNT,
     MAX_TCP_KEEPIDLE,
     MAX_TCP_KEEPINTVL,
+    MAX_TCP_SYNCNT,
     SYSCTL_RANGES,
     USER_TIMEOUT_MAX_MS,
 )
@@ -92,6 +93,22 @@ def _user_timeout(v: Any) -> float:
 
 
 UserTimeout = Annotated[float, BeforeValidator(_user_timeout)]
+
+
+def _syncnt(v: Any) -> Any:
+    """TCP_SYNCNT (kernel-lifecycle.md R43): null = the netns tcp_syn_retries."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"TCP_SYNCNT takes an integer, got {short_repr(v)} (allowed: 1..{MAX_TCP_SYNCNT})")
+    if not 1 <= v <= MAX_TCP_SYNCNT:
+        raise ValueError(f"TCP_SYNCNT {short_repr(v)} is rejected by the kernel with EINVAL "
+                         f"(allowed: 1..{MAX_TCP_SYNCNT})")
+    return v
+
+
+#: TCP_SYNCNT, or None for the sysctl net.ipv4.tcp_syn_retries
+SynCnt = Annotated[Optional[int], BeforeValidator(_syncnt)]
 
 
 class KernelCfg(Strict):

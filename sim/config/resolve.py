@@ -19,10 +19,11 @@ from sim.spec import (
 )
 
 
-def socket_spec(ka: KeepaliveCfg, user_timeout_s: float) -> SocketSpec:
-    """Config keepalive → socket options (a missing value falls back to the sysctl, R1)."""
+def socket_spec(ka: KeepaliveCfg, user_timeout_s: float, syncnt: int | None = None) -> SocketSpec:
+    """Config keepalive → socket options (a missing value falls back to the sysctl, R1; a missing
+    TCP_SYNCNT to tcp_syn_retries, kernel-lifecycle.md R43)."""
     return SocketSpec(keepalive=ka.enabled, idle_s=ka.idle or 0, intvl_s=ka.interval or 0, count=ka.count or 0,
-                      user_timeout_ms=int(round(user_timeout_s * 1000)))
+                      user_timeout_ms=int(round(user_timeout_s * 1000)), syncnt=syncnt or 0)
 
 
 def host_spec(name: str, base: KernelCfg, over: KernelCfg) -> HostSpec:
@@ -58,15 +59,16 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         envoy = EnvoySpec(
             host=host_spec("envoy", base, sc.envoy.kernel),
             listener_socket=socket_spec(lst.keepalive, lst.user_timeout),
-            upstream_socket=socket_spec(ups.keepalive, ups.user_timeout), ds_idle_s=lst.idle_timeout,
+            upstream_socket=socket_spec(ups.keepalive, ups.user_timeout, ups.syncnt), ds_idle_s=lst.idle_timeout,
             us_idle_s=ups.idle_timeout, tcp_proxy=lst.protocol == "tcp_proxy", retry_on_reset=ups.retry_on_reset,
-            request_timeout_s=limit_s, request_timeout_reason=reason)
+            request_timeout_s=limit_s, request_timeout_reason=reason, connect_timeout_s=ups.connect_timeout)
     grpc = sc.upstream.grpc
     return WorldSpec(
         name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,
         traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes,
                             t.process, tuple(sorted(t.params.items())), sc.config_dir if t.process else ""),
-        client=ClientSpec(host_spec("client", base, client.kernel), socket_spec(client.keepalive, client.user_timeout),
+        client=ClientSpec(host_spec("client", base, client.kernel),
+                          socket_spec(client.keepalive, client.user_timeout, client.syncnt),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,
                           client.pool.max_lifetime),
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),

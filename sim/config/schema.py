@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.fields import Duration, KeyedError, Strict
-from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, UserTimeout
+from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
 
 #: names other modules import from here (the schema's public face)
 __all__ = ["Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario", "Strict", "lb_list"]
@@ -144,6 +144,7 @@ class PoolCfg(Strict):
 class ClientCfg(Strict):
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
+    syncnt: SynCnt = None  # TCP_SYNCNT; null = net.ipv4.tcp_syn_retries
     kernel: KernelCfg = KernelCfg()
     request_timeout: Duration = 0.0  # 0 = off; the client gives up on a request and its connection
     ping_interval: Duration = 0.0  # HTTP/2 (gRPC) PING every this long on each connection; 0 = off
@@ -178,6 +179,9 @@ class EnvoyUpstreamCfg(Strict):
 
     keepalive: Keepalive = KeepaliveCfg()
     user_timeout: UserTimeout = 0.0
+    syncnt: SynCnt = None  # TCP_SYNCNT; null = net.ipv4.tcp_syn_retries
+    #: a connect not established by then is abandoned: 503 with reason connect_timeout; 0 = off
+    connect_timeout: Duration = 10.0
     idle_timeout: Duration = 3600.0
     retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
 

@@ -9,6 +9,12 @@ from typing import Final
 #: Kernel constants (include/net/tcp.h), in seconds unless noted.
 TCP_RTO_MIN_S: Final = 0.2
 TCP_RTO_MAX_S: Final = 120.0
+#: TCP_TIMEOUT_INIT: the first SYN's (and SYN-ACK's) retransmission timeout (kernel-lifecycle.md R41, R45).
+TCP_TIMEOUT_INIT_S: Final = 1.0
+#: TCP_TIMEWAIT_LEN: how long the side that closes first stays in TIME_WAIT (R49).
+TCP_TIMEWAIT_LEN_S: Final = 60.0
+#: MAX_TCP_SYNCNT: the largest TCP_SYNCNT and tcp_syn_retries the kernel accepts.
+MAX_TCP_SYNCNT: Final = 127
 MAX_TCP_KEEPIDLE: Final = 32767
 MAX_TCP_KEEPINTVL: Final = 32767
 MAX_TCP_KEEPCNT: Final = 127
@@ -24,6 +30,12 @@ DEFAULT_SYSCTL: Final = {
     "net.ipv4.tcp_keepalive_probes": 9,
     "net.ipv4.tcp_retries1": 3,
     "net.ipv4.tcp_retries2": 15,
+    # kernel-lifecycle.md R42, R43, R45, R47, R48
+    "net.ipv4.tcp_syn_retries": 6,
+    "net.ipv4.tcp_synack_retries": 5,
+    "net.ipv4.tcp_syn_linear_timeouts": 4,
+    "net.ipv4.tcp_orphan_retries": 0,
+    "net.ipv4.tcp_fin_timeout": 60,
 }
 #: Sysctls the model reads, with the ranges a 6.18 kernel accepts (kernel-keepalive.md §1.2).
 SYSCTL_RANGES: Final = {
@@ -32,6 +44,11 @@ SYSCTL_RANGES: Final = {
     "net.ipv4.tcp_keepalive_probes": (0, 255),
     "net.ipv4.tcp_retries1": (0, 255),
     "net.ipv4.tcp_retries2": (0, 255),
+    "net.ipv4.tcp_syn_retries": (1, MAX_TCP_SYNCNT),
+    "net.ipv4.tcp_synack_retries": (0, 255),
+    "net.ipv4.tcp_syn_linear_timeouts": (0, MAX_TCP_SYNCNT),
+    "net.ipv4.tcp_orphan_retries": (0, 255),
+    "net.ipv4.tcp_fin_timeout": (1, 8589934),
 }
 
 
@@ -57,9 +74,17 @@ def check_keepalive_option(option: str, value: int) -> None:
         raise SockOptError(option, value, f"1..{hi}")
 
 
-def retries_timeout_s(retries: int) -> float:
-    """T(N): tcp_model_timeout(N, TCP_RTO_MIN) in seconds (§7.1, R32)."""
-    thresh = 9  # ilog2(TCP_RTO_MAX / TCP_RTO_MIN) = ilog2(600)
+def retries_timeout_s(retries: int, rto_base_s: float = TCP_RTO_MIN_S) -> float:
+    """T(N): tcp_model_timeout(N, rto_base) in seconds (§7.1, R32); rto_base is TCP_RTO_MIN for an
+    established socket or an orphan (R47), TCP_TIMEOUT_INIT in SYN_SENT (kernel-lifecycle.md R43)."""
+    thresh = round(TCP_RTO_MAX_S / rto_base_s).bit_length() - 1  # ilog2(TCP_RTO_MAX / rto_base): 9, or 6
     if retries <= thresh:
-        return TCP_RTO_MIN_S * ((2 << retries) - 1)
-    return TCP_RTO_MIN_S * ((2 << thresh) - 1) + (retries - thresh) * TCP_RTO_MAX_S
+        return rto_base_s * ((2 << retries) - 1)
+    return rto_base_s * ((2 << thresh) - 1) + (retries - thresh) * TCP_RTO_MAX_S
+
+
+def orphan_retries(sysctl_value: int, rto_s: float) -> int:
+    """tcp_orphan_retries(): the sysctl, where 0 means 8 while the RTO is below TCP_RTO_MAX (R47)."""
+    if sysctl_value == 0 and rto_s < TCP_RTO_MAX_S:
+        return 8
+    return sysctl_value

@@ -8,11 +8,17 @@ from typing import Final
 #: Outcome values (DESIGN §3), plus what this model adds: ``reset_by_peer`` (an RST built by the
 #: other host, e.g. a host whose socket is gone), ``closed_after_drop`` (this side closed the
 #: connection itself, but only after the middlebox had already forgotten it), ``race_reset`` and
-#: ``goaway``.
+#: ``goaway``; and a connection that was never established: ``connect_timeout`` (ETIMEDOUT in
+#: SYN_SENT, or the application's own connect timeout) and ``connect_refused`` (an RST answered the SYN).
 OUTCOMES: Final = (
     "ok", "closed_idle", "reset_on_send", "reset_on_probe", "timeout_keepalive", "timeout_retrans",
     "reset_on_expiry", "zombie", "reset_by_peer", "closed_after_drop", "race_reset", "goaway",
+    "connect_timeout", "connect_refused",
 )
+
+#: ``connect_outcome`` values (kernel-lifecycle.md): established, ETIMEDOUT (or the application's
+#: connect timeout, Envoy's ``connect_timeout``), ECONNREFUSED, or still in SYN_SENT at the end.
+CONNECT_OUTCOMES: Final = ("ok", "connect_timeout", "connect_refused", "pending")
 
 #: Why a request failed (DESIGN §6): each failed request has exactly one reason.
 #: ``reset``: the connection was reset (an RST) or closed by a middlebox under the request;
@@ -20,15 +26,17 @@ OUTCOMES: Final = (
 #: on a connection a middlebox had silently forgotten; ``race_reset``: the keep-alive race (the peer
 #: closed the idle connection as the request went out); ``route_timeout`` (Envoy 504),
 #: ``stream_idle_timeout`` (Envoy 408), ``client_timeout`` (the client's own request timeout) and
-#: ``goaway`` (a gRPC server's GOAWAY).
+#: ``goaway`` (a gRPC server's GOAWAY); ``connect_timeout`` and ``connect_refused``: the connection the
+#: request waited for was never established (the client's own connect, or Envoy's upstream one: 503).
 FAILURE_REASONS: Final = ("reset", "timeout", "hung", "race_reset", "route_timeout", "stream_idle_timeout",
-                          "client_timeout", "goaway")
+                          "client_timeout", "goaway", "connect_timeout", "connect_refused")
 
 
 def reason_column(reason: str) -> str:
     """The per-connection (and summary) count column of a failure reason: ``resets``, ``hung``,
     ``goaway_failures`` (``goaways`` counts the GOAWAY frames received) ..."""
-    return {"hung": "hung", "goaway": "goaway_failures"}.get(reason, f"{reason}s")
+    special = {"hung": "hung", "goaway": "goaway_failures", "connect_refused": "connect_refusals"}
+    return special.get(reason, f"{reason}s")
 
 
 #: Per-reason count columns: failed requests by reason; they sum to ``failed_requests``.
@@ -73,6 +81,15 @@ class ConnRecord:
     goaways: int
     envoy_503s: int
     hang_s_open: float
+    #: the handshake (kernel-lifecycle.md R41–R45): CONNECT_OUTCOMES, seconds from the first SYN to
+    #: established or to the error (NaN while pending), SYNs the connecting side sent
+    connect_outcome: str
+    connect_s: float
+    syns_sent: int
+    #: failed requests with reason connect_timeout / connect_refused (after the others: columns are
+    #: only ever added)
+    connect_timeouts: int
+    connect_refusals: int
 
 
 #: The per-connection record columns (docs/outputs.md), in order: ConnRecord's fields.

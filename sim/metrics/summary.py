@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from sim.facts.names import FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
+from sim.facts.names import CONNECT_OUTCOMES, FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
 from sim.metrics.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
 
 #: failed requests by reason, as the client saw them (downstream leg): they sum to failed_requests
@@ -18,8 +18,10 @@ SUMMARY_FIELDS = (
     "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "hang_s_open_total", "zombie_s_total",
     "zombies_peak", "detect_s_p50", "detect_s_max", "keepalive_packets", "keepalive_pps", "lb_rsts",
     "new_flows", "min_slack_s", "at_risk_gaps", *REASON_FIELDS, *OTHER_FAILURE_FIELDS, *CAPACITY_FIELDS,
-    "failure_reasons", "devices", "outcomes",
+    "failure_reasons", "devices", "outcomes", "connect_failures", "connect_outcomes",
 )
+#: connect outcomes that are failures (kernel-lifecycle.md R43, R44; Envoy's connect_timeout)
+CONNECT_FAILURES = ("connect_timeout", "connect_refused")
 
 
 def failure_reasons(row) -> dict[str, int]:
@@ -74,6 +76,9 @@ def summarize_one(rec, duration_s: float) -> dict:
         **capacity(rec.series, duration_s),
         "devices": devices(rec.series, duration_s),
         "outcomes": dict(sorted(Counter(c["outcome"]).items())),
+        # every leg's connections: a failed upstream connect is a connect failure too
+        "connect_failures": sum(1 for o in c["connect_outcome"] if o in CONNECT_FAILURES),
+        "connect_outcomes": dict(sorted(Counter(c["connect_outcome"]).items())),
         "_detects": detects,
     }
     out["failure_reasons"] = failure_reasons(out)
@@ -90,6 +95,11 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             for v in vals:
                 total.update(v)
             out[key] = {o: total[o] for o in OUTCOMES if total[o]}
+        elif key == "connect_outcomes":
+            total = Counter()
+            for v in vals:
+                total.update(v)
+            out[key] = {o: total[o] for o in CONNECT_OUTCOMES if total[o]}
         elif key == "devices":
             out[key] = combine_devices(vals)
         elif key == "failure_reasons":

@@ -11,7 +11,7 @@ from sim.model.clock import LazyTimer
 from sim.model.kernel import TcpSocket
 from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.middlebox import count_at
-from sim.model.records import Conn, failure_reason
+from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
@@ -232,9 +232,27 @@ class ClientSlot:
             # A connection this slot already closed, killed later by its own timers (a closed
             # socket's keepalive): the error reaches no application and opens nothing.
             return
+        if cause in CONNECT_CAUSES:
+            self.conn = None
+            self._connect_failed(conn, cause)
+            return
         self._fail_outstanding(failure_reason(cause, seg))
         self.conn = None
         self._replace()
+
+    def _connect_failed(self, conn: Conn, reason: str) -> None:
+        """The connection was never established (ETIMEDOUT or ECONNREFUSED): the request waiting for
+        it fails with that reason, and the slot tries again with its next request, one gap later
+        (not at once, as for an established connection that dies)."""
+        if not self.pending:
+            return  # no request was waiting: the next one is already scheduled and opens a connection
+        self.pending = False
+        now = self.world.now()
+        conn.start_request(conn.opened_s)  # the request waited from the open (it was due then)
+        conn.hang_s += now - conn.opened_s
+        conn.count_failure(reason)
+        count_at(self.world.failed_per_s, int(now))
+        self._answered(reason)
 
 
 class ServerConn:

@@ -25,13 +25,15 @@ def initial_rto_s(rtt_s: float, hz: int) -> float:
 @dataclass(frozen=True, slots=True)
 class SockOpts:
     """Socket options an application sets: SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT in seconds and
-    count (0 = use the netns sysctl, R1), TCP_USER_TIMEOUT in ms (0 = off)."""
+    count (0 = use the netns sysctl, R1), TCP_USER_TIMEOUT in ms (0 = off), TCP_SYNCNT (0 = the
+    sysctl tcp_syn_retries, kernel-lifecycle.md R43)."""
 
     keepalive: bool = False
     idle_s: int = 0
     intvl_s: int = 0
     count: int = 0
     user_timeout_ms: int = 0
+    syncnt: int = 0
 
 
 NO_OPTS = SockOpts()

@@ -21,6 +21,7 @@ from typing import Any
 from sim.facts.kernel import TCP_INVALID_RATELIMIT_S, check_keepalive_option
 from sim.model.acks import deliver_pending, settle
 from sim.model.clock import LazyTimer
+from sim.model.handshake import arm_handshake_timer, refused, send_handshake
 from sim.model.host import NO_OPTS, Host, SocketOwner, initial_rto_s
 from sim.model.keepalive import expiry_needed, keepalive_fired, virtual_expiry_sees
 from sim.model.retransmit import arm_tlp, retransmit_fired, tlp_due_s
@@ -55,6 +56,7 @@ class TcpSocket:
         "kt", "rt", "tlp_sent_s", "last_dupack_j",
         "probes_sent", "error", "closed_at_s", "tag",
         "sched", "clock", "pending_acks",
+        "syn_s", "estab_s", "syns",
     )
 
     def __init__(self, host: Host, owner: SocketOwner, tx: Any) -> None:
@@ -105,6 +107,11 @@ class TcpSocket:
         #: ``[arrival_s, ack, arrival_s, ack, ...]`` in arrival order, None when there are none; the
         #: ACK numbers are held as floats too (exact: they are small integers), so the list is typed
         self.pending_acks: list[float] | None = None
+        #: when the first SYN (SYN-ACK) was sent and when the connection was established (-1: not yet)
+        self.syn_s = -1.0
+        self.estab_s = -1.0
+        #: SYNs (for the accepting side, SYN-ACKs) sent, retransmissions included (R41–R45)
+        self.syns = 0
 
     # ----------------------------------------------------------------- effective values (R1)
     def keepidle(self) -> float:
@@ -202,22 +209,29 @@ class TcpSocket:
         self.state = LISTEN
 
     def connect(self) -> None:
-        """Active open: send SYN."""
+        """Active open: send SYN, retransmitted by R41–R43 until answered."""
         self.state = SYN_SENT
-        self.tx(self, Seg(SYN, 0, 0))
+        send_handshake(self, SYN)
 
     def _establish(self) -> None:
         host = self.host
         self.state = ESTABLISHED
+        self.estab_s = host.now
+        # the handshake's timer is done with; data starts from the RTT-seeded RTO (R30)
+        self.tlp_sent_s = None
+        if self.rt is not None:
+            self.rt.clear()
+        self.rto = self.rto0
+        self.retransmits = 0
         self.lrcv_s = self.rcv_ts_s = host.now  # R6: lrcvtime = t_est
         if self.opts.keepalive:
             self._arm(True, self.keepidle())  # R6
         self.owner.on_established(self)
 
     def accept_syn(self) -> None:
-        """Passive open: a SYN reached this (child) socket; answer SYN-ACK."""
+        """Passive open: a SYN reached this (child) socket; answer SYN-ACK (retransmitted by R45)."""
         self.state = SYN_RECV
-        self.tx(self, Seg(SYNACK, 0, 0))
+        send_handshake(self, SYNACK)
 
     def send(self, payload: Any) -> None:
         """Write one application message; arms the loss-probe timer if nothing was in flight."""
@@ -260,7 +274,10 @@ class TcpSocket:
         sent = self.tlp_sent_s
         if sent is not None:
             self.tlp_sent_s = None
-            arm_tlp(self, sent)
+            if self.state <= SYN_RECV:  # the handshake's answer was lost: its timer must run
+                arm_handshake_timer(self, sent)
+            else:
+                arm_tlp(self, sent)
 
     def close(self) -> None:
         """Application close: FIN to the peer (not retransmitted: see module docstring)."""
@@ -337,6 +354,13 @@ class TcpSocket:
             if state == FIN_WAIT:
                 self._finish()
                 return
+            if state == SYN_SENT:
+                refused(self, seg)  # R44
+                return
+            if state == SYN_RECV:  # a reset request socket is dropped; the listener stays
+                self._clear_timers()
+                self.state = LISTEN
+                return
             self._die(ECONNRESET, "rst", seg)  # R25, R26: every RST the model builds is exact
             return
         if state == SYN_SENT:
@@ -345,9 +369,15 @@ class TcpSocket:
                 self._establish()
             return
         if state == SYN_RECV:
-            if kind == SYN:
+            if kind == SYN:  # the client retransmitted its SYN: answer it again (inet_rtx_syn_ack)
+                self.syns += 1
+                self.tx(self, Seg(SYNACK, 0, 0))
                 return
             self._establish()
+        elif kind == SYNACK or kind == SYN:
+            # our ACK of the handshake was lost and the peer retransmitted: answer with an ACK (R22)
+            self._dupack(False)
+            return
         if kind == PROBE:
             # R12, R22: seq = snd_una - 1 fails tcp_sequence(): answered with a dupACK and dropped
             # without touching rcv_tstamp or probes_out, so a probe never refreshes its receiver.

@@ -13,8 +13,8 @@ from sim.model.app import ClientSlot
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import TcpSocket
 from sim.model.messages import PING, PING_ACK, Msg
-from sim.model.records import Conn, failure_reason
-from sim.model.segment import ESTABLISHED, Seg
+from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
+from sim.model.segment import ESTABLISHED, SYN_SENT, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # for types only: scenario imports this module
 class EnvoySettings:
     """What every Envoy connection of a run reads from its configuration, read once per run."""
 
-    __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason")
+    __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason",
+                 "connect_timeout_s")
 
     def __init__(self, spec: Any) -> None:
         """``spec``: the run's EnvoySpec (its hot values copied into typed slots)."""
@@ -34,12 +35,15 @@ class EnvoySettings:
         self.retry_on_reset: bool = spec.retry_on_reset
         #: which of the route and stream idle timeouts ends a waiting request
         self.request_timeout_reason: str = spec.request_timeout_reason
+        #: the cluster's connect_timeout, seconds (0: off)
+        self.connect_timeout_s: float = spec.connect_timeout_s
 
 
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
-    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried")
+    __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried",
+                 "connecting")
 
     def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: EnvoySettings) -> None:
         self.world = world
@@ -50,6 +54,8 @@ class EnvoyConn:
         self.active: Msg | None = None
         self.queued: Msg | None = None
         self.retried = False
+        #: the upstream connection while its connect_timeout runs (World.connect_timeouts)
+        self.connecting: Conn | None = None
         # idle timers (listener and upstream pool), made when first set (set_timer)
         self.ds_idle: LazyTimer | None = None
         self.us_idle: LazyTimer | None = None
@@ -83,6 +89,9 @@ class EnvoyConn:
         if us is None or not us.cs.is_open():
             self.us = self.world.open_upstream(self)
             self.queued = msg
+            if self.world.connect_timeouts is not None:
+                self.connecting = self.us
+                self.world.connect_timeouts.add(self.world.now(), self, self.us)
         elif us.cs.state != ESTABLISHED:
             self.queued = msg
         else:
@@ -100,6 +109,16 @@ class EnvoyConn:
         if self.active is None:
             self._close_upstream("idle")
 
+    def _connect_timer(self) -> None:
+        """The cluster's connect_timeout ran out with the upstream connection still in SYN_SENT:
+        Envoy abandons it and answers 503, reason connect_timeout (World.connect_timeouts)."""
+        us, self.connecting = self.connecting, None
+        if us is None or us is not self.us or us.cs.state != SYN_SENT:
+            return
+        us.record_close(us.cs, "connect_timeout")
+        us.cs.close()
+        self._upstream_failed("connect_timeout")
+
     def _request_timer(self) -> None:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
@@ -115,6 +134,7 @@ class EnvoyConn:
         if sock is self.ds.ss:
             self._idle_from_now()  # a connection that never carries a request is idle from the start
             return
+        self.connecting = None
         if self.queued is not None:
             msg, self.queued = self.queued, None
             us = self.us
@@ -152,13 +172,15 @@ class EnvoyConn:
         us = self.us
         self.us = None
         self.queued = None
+        self.connecting = None
         active = self.active
         if active is None or us is None:
             return
         if us.in_flight:  # else it was still queued for the handshake, never sent on this connection
             us.hang_s += self.world.now() - us.sent_s
             us.count_failure(reason)
-        if self.cfg.retry_on_reset and not self.retried:
+        if self.cfg.retry_on_reset and not self.retried and reason not in CONNECT_CAUSES:
+            # retry_on "reset" does not cover a connect failure ("connect-failure" does)
             self.retried = True  # retry_on: reset, once, on a new connection
             self._forward(active)
             return

@@ -7,13 +7,18 @@ import math
 from sim.facts.names import ConnRecord
 from sim.model.kernel import TcpSocket
 from sim.model.network import Path
-from sim.model.segment import DATA, PROBE
+from sim.model.segment import DATA, ECONNREFUSED, PROBE, SYN_SENT
+
+#: kernel errors of a connect (handshake.py): the cause is the failure reason and the outcome
+CONNECT_CAUSES = ("connect_timeout", "connect_refused")
 
 
 def failure_reason(cause: str, seg) -> str:
     """The failure reason of a request whose connection died under it (a kernel error)."""
     if cause == "keepalive" or cause == "retrans":
         return "timeout"
+    if cause in CONNECT_CAUSES:
+        return cause
     if seg is not None and seg.origin == "host" and seg.provoked_by == DATA:
         return "race_reset"
     return "reset"
@@ -25,6 +30,8 @@ def error_outcome(cause: str, seg) -> str:
         return "timeout_keepalive"
     if cause == "retrans":
         return "timeout_retrans"
+    if cause in CONNECT_CAUSES:
+        return cause
     if seg.origin == "host":
         # an RST the peer's kernel sent because our data reached a socket its application had closed
         return "race_reset" if seg.provoked_by == DATA else "reset_by_peer"
@@ -180,4 +187,18 @@ class Conn:
             stream_idle_timeouts=reasons.get("stream_idle_timeout", 0),
             client_timeouts=reasons.get("client_timeout", 0), goaway_failures=reasons.get("goaway", 0),
             goaways=self.goaways, envoy_503s=self.status_503, hang_s_open=self.hang_open_s,
+            **connect_columns(cs), connect_timeouts=reasons.get("connect_timeout", 0),
+            connect_refusals=reasons.get("connect_refused", 0),
         )
+
+
+def connect_columns(cs: TcpSocket) -> dict:
+    """connect_outcome, connect_s and syns_sent of the connecting socket (kernel-lifecycle.md)."""
+    if cs.estab_s >= 0:
+        outcome, until = "ok", cs.estab_s
+    elif cs.state == SYN_SENT:
+        outcome, until = "pending", math.nan
+    else:  # ECONNREFUSED, ETIMEDOUT, or the application gave up waiting (Envoy's connect_timeout)
+        outcome = "connect_refused" if cs.error == ECONNREFUSED else "connect_timeout"
+        until = cs.closed_at_s if cs.closed_at_s is not None else math.nan
+    return {"connect_outcome": outcome, "connect_s": until - cs.syn_s, "syns_sent": cs.syns}

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, retries_timeout_s
 from sim.model.acks import settle
-from sim.model.segment import CLOSED, DATA, ETIMEDOUT, Seg
+from sim.model.handshake import handshake_timer_fired
+from sim.model.segment import CLOSED, DATA, ETIMEDOUT, SYN_RECV, Seg
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import TcpSocket
@@ -17,6 +18,9 @@ def retransmit_fired(sock: TcpSocket) -> None:
     """TLP then RTO expiry (R28–R35)."""
     if sock.pending_acks:
         settle(sock)
+    if sock.state <= SYN_RECV:  # SYN_SENT or SYN_RECV: the handshake's timer (R41–R45)
+        handshake_timer_fired(sock)
+        return
     if sock.state == CLOSED or not sock.unacked:
         return
     clock = sock.host.clock

@@ -57,7 +57,7 @@ class Records:
 def sock_opts(socket: SocketSpec) -> SockOpts:
     """The runtime socket options of a socket spec (R1: a 0 falls back to the netns sysctl)."""
     return SockOpts(keepalive=socket.keepalive, idle_s=socket.idle_s, intvl_s=socket.intvl_s, count=socket.count,
-                    user_timeout_ms=socket.user_timeout_ms)
+                    user_timeout_ms=socket.user_timeout_ms, syncnt=socket.syncnt)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -113,6 +113,11 @@ class World:
         if spec.envoy and spec.envoy.request_timeout_s > 0:
             self.route_timeouts = FifoTimeouts(self.sched, spec.envoy.request_timeout_s, "active",
                                                EnvoyConn._request_timer)
+        #: Envoy's cluster connect_timeout, one queue for the fleet like the request timeouts
+        self.connect_timeouts = None
+        if spec.envoy and spec.envoy.connect_timeout_s > 0:
+            self.connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
+                                                 EnvoyConn._connect_timer)
         #: failed requests per simulated second, sparse (the burst of a reconnect storm)
         self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the

@@ -33,6 +33,7 @@ LISTEN: Final = 5
 # Errors the application can see (errno names) and how the socket learnt of them.
 ECONNRESET: Final = "ECONNRESET"
 ETIMEDOUT: Final = "ETIMEDOUT"
+ECONNREFUSED: Final = "ECONNREFUSED"
 
 
 class Seg:

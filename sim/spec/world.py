@@ -9,13 +9,15 @@ from typing import Any
 @dataclass(frozen=True)
 class SocketSpec:
     """The socket options an application sets (R1): SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT in whole
-    seconds and probes (0 = the netns sysctl), TCP_USER_TIMEOUT in ms (0 = off)."""
+    seconds and probes (0 = the netns sysctl), TCP_USER_TIMEOUT in ms (0 = off), TCP_SYNCNT (0 = the
+    netns tcp_syn_retries)."""
 
     keepalive: bool = False
     idle_s: int = 0
     intvl_s: int = 0
     count: int = 0
     user_timeout_ms: int = 0
+    syncnt: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class EnvoySpec:
     #: the shorter of the route timeout and the stream idle timeout, and which one it is
     request_timeout_s: float = 0.0
     request_timeout_reason: str = ""
+    #: the cluster's connect_timeout: an upstream connect not established by then is abandoned (0: off)
+    connect_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
