@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from sim.facts.wheel import wheel_granularity_j
-from sim.testbed.lifecycle import POLL_S, Replay, _outcome
+from sim.testbed.lifecycle import POLL_S, Replay, _outcome, _testbed_drop, last_timer_s, replay_of
 from sim.testbed.validate import detect_hz, measure_replays
 from tests.test_kernel_validation import REASON, needs_kernel
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -97,3 +103,48 @@ def test_outcomes_from_peer_events():
     alive = _outcome([{"event": "end", "t_close": 2.0, "states": ["fin_wait1"], "t": 9.0}], "")
     assert alive[0] == "orphan_alive" and math.isnan(alive[1])
     assert _outcome([], "Traceback ... boom")[0] == "error"
+
+
+def _scenario(*sets: str):
+    from sim.config.load import load_config
+
+    return load_config(ROOT / "configs/kernel/rst-no-keepalive.yaml", list(sets)).scenario
+
+
+def test_which_configs_are_handshake_or_close_cases():
+    """An idle-flow case is none; a client pool idle timeout makes an orphan case, with the lb's
+    conntrack timeout, its late-packet action and the client's sysctls."""
+    assert replay_of(_scenario()) is None
+    orphan = replay_of(_scenario("client.pool.idle_timeout=6s", "lb.late_packet=drop",
+                                 "client.kernel.sysctl.net.ipv4.tcp_orphan_retries=2"))
+    assert orphan == Replay("orphan", "", lb_timeout_s=4, late="drop", idle_s=6.0,
+                            client_sysctl={"net.ipv4.tcp_orphan_retries": 2}, max_s=10.0)
+
+
+@pytest.mark.parametrize("fault, drop", [
+    ({}, "syn"),
+    ({"packets": "fin"}, "fin"),
+    ({"at": 1.0}, None),  # not from the start
+    ({"for_": 5.0}, None),  # not to the end
+    ({"direction": "both"}, None),
+    ({"action": "rst"}, None),
+    ({"packets": "data"}, None),
+])
+def test_the_testbed_replays_only_faults_that_drop_the_clients_syns_or_fins(fault, drop):
+    f = SimpleNamespace(**({"at": 0.0, "for_": None, "leg": "downstream", "direction": "to_server",
+                            "packets": "syn", "action": "drop"} | fault))
+    if drop is None:
+        with pytest.raises(ValueError, match="replays only faults"):
+            _testbed_drop(f)
+    else:
+        assert _testbed_drop(f) == drop
+
+
+def test_the_longest_timer_is_the_last_rto_of_the_chain():
+    """R42: SYN RTOs stay 1 s for tcp_syn_linear_timeouts retransmissions, then double; R46: an
+    orphan's FIN: a loss probe, then RTOs from 200 ms doubling."""
+    sc = _scenario()
+    assert [last_timer_s(Replay("connect"), sc, n) for n in (1, 3, 5, 6, 7, 11)] == [1, 1, 1, 2, 4, 64]
+    assert last_timer_s(Replay("connect"), _scenario("client.kernel.sysctl.net.ipv4.tcp_syn_linear_timeouts=0"),
+                        3) == 4
+    assert [last_timer_s(Replay("orphan"), sc, n) for n in (2, 5)] == pytest.approx([0.2, 1.6])

@@ -19,9 +19,13 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Protocol
 
+from sim.config.profiles import middlebox_spec
+from sim.config.schema import Scenario, lb_list
+from sim.execution import run_one
+from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, TCP_TIMEOUT_INIT_S
 from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed
 
 PORT = 8080
@@ -130,3 +134,53 @@ def _outcome(events: list[dict], stderr: str) -> tuple[str, float, str]:
     if kind == "end" and "t_close" in last:
         return "orphan_alive", math.nan, "states " + ",".join(last["states"])
     return f"error:{last.get('errno', kind)}", math.nan, stderr.strip()[-200:]
+
+
+def replay_of(sc: Scenario) -> Replay | None:
+    """The handshake or close replay a case config describes, None for an idle-flow case.
+
+    A fault that drops the SYNs the client sends from the start of the run (``packets: syn``,
+    ``direction: to_server``, ``action: drop`` on the client's leg) makes a ``connect`` case, with
+    the client's TCP_SYNCNT and TCP_USER_TIMEOUT; a client pool idle timeout longer than the lb's
+    makes an ``orphan`` case (the client closes into the forgotten flow). Raises ValueError for a
+    fault the testbed cannot replay."""
+    lb = middlebox_spec(lb_list(sc.lb)[0])
+    base = Replay("", lb_timeout_s=int(lb.idle_timeout_s),
+                  late="rst" if lb.late_from_client == "rst_to_sender" else "drop",
+                  client_sysctl=dict(sc.client.kernel.sysctl), max_s=sc.duration)
+    drops = {_testbed_drop(f) for f in getattr(sc, "faults", ())}  # the faults key (issue 15 point 3)
+    if "syn" in drops:
+        return replace(base, kind="connect", drop="syn", syncnt=sc.client.syncnt or 0,
+                       user_timeout_ms=int(sc.client.user_timeout * 1000))
+    if sc.client.pool.idle_timeout:
+        return replace(base, kind="orphan", drop="fin" if "fin" in drops else "", idle_s=sc.client.pool.idle_timeout)
+    return None
+
+
+def _testbed_drop(fault) -> str:
+    """``syn`` or ``fin``: the nft rule that replays ``fault``; ValueError for anything else."""
+    if (fault.at, fault.for_, fault.direction, fault.action) != (0, None, "to_server", "drop") \
+            or fault.packets not in ("syn", "fin"):
+        raise ValueError(f"the kernel testbed replays only faults that drop every SYN or FIN the client sends "
+                         f"from the start (at: 0, no for, direction: to_server, action: drop), not {fault}")
+    return fault.packets
+
+
+def last_timer_s(replay: Replay, sc: Scenario, segments: int) -> float:
+    """The longest timer of the chain that ends a case with ``segments`` SYNs or FINs, seconds: the
+    last RTO. SYN_SENT: 1 s for the first tcp_syn_linear_timeouts retransmissions, doubling after
+    (R41, R42); an orphan's FIN: TCP_RTO_MIN doubling after the loss probe (R46)."""
+    if replay.kind == "connect":
+        _, _, sysctl = sc.kernel.merged(sc.client.kernel).resolved()
+        linear = sysctl["net.ipv4.tcp_syn_linear_timeouts"]
+        return min(TCP_TIMEOUT_INIT_S * 2 ** max(0, segments - 1 - linear), TCP_RTO_MAX_S)
+    return min(TCP_RTO_MIN_S * 2 ** max(0, segments - 2), TCP_RTO_MAX_S)
+
+
+def run_sim_replay(sc: Scenario, replay: Replay) -> Measured:
+    """The model's side of a handshake or close case, in the kernel side's terms."""
+    c = run_one(sc, 1).columns
+    i = c["conn_id"].index(0)
+    if replay.kind == "connect":
+        return Measured(c["connect_outcome"][i], c["connect_s"][i], c["syns_sent"][i], 0)
+    raise NotImplementedError("the close model (fins_sent, orphan_died) is not in this branch yet")

@@ -29,7 +29,15 @@ from sim.execution import run_one
 from sim.facts.kernel import retries_timeout_s
 from sim.facts.wheel import wheel_granularity_j
 from sim.output import dumps
-from sim.testbed.lifecycle import Measured, Replay, run_kernel_replay
+from sim.testbed.lifecycle import (
+    POLL_S,
+    Measured,
+    Replay,
+    last_timer_s,
+    replay_of,
+    run_kernel_replay,
+    run_sim_replay,
+)
 from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "configs" / "kernel"
@@ -169,7 +177,23 @@ def _tolerance_s(sc: Scenario, hz: int, outcome: str) -> float:
     if outcome == "timeout_retrans":  # the last RTO step is as long as the retransmission deadline
         _, _, sysctl = sc.kernel.merged(sc.client.kernel).resolved()
         longest = max(longest, sc.client.user_timeout or retries_timeout_s(sysctl["net.ipv4.tcp_retries2"]))
-    return wheel_granularity_j(int(longest * hz)) / hz + 0.05
+    return _wheel_tolerance_s(longest, hz)
+
+
+def _wheel_tolerance_s(longest_s: float, hz: int) -> float:
+    return wheel_granularity_j(int(longest_s * hz)) / hz + 0.05
+
+
+def _replay_result(path: Path, sc: Scenario, replay: Replay, k: Measured, hz: int) -> CaseResult:
+    """A handshake or close case: outcome, time and the SYNs (connect) or FINs (orphan) the client
+    sent, kernel against model. The tolerance is that of the chain's last RTO (the longest timer);
+    an orphan's death time also has the poll's resolution. Keepalive probes: none on either side."""
+    s = run_sim_replay(sc, replay)
+    syn = replay.kind == "connect"
+    tolerance = _wheel_tolerance_s(last_timer_s(replay, sc, s.syns if syn else s.fins), hz) + (0 if syn else POLL_S)
+    return CaseResult(path.stem, str(path), k.outcome, s.outcome, k.t_s, s.t_s, 0, 0, tolerance, k.note,
+                      kernel_syns=k.syns if syn else None, sim_syns=s.syns if syn else None,
+                      kernel_fins=None if syn else k.fins, sim_fins=None if syn else s.fins)
 
 
 def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int, str]:
@@ -242,10 +266,13 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
         raise RuntimeError("cannot read CONFIG_HZ of the running kernel; pass --hz")
     paths = cases or case_paths()
     scenarios = [load_config(p, [f"kernel.hz={hz}", "kernel.timers=wheel"]).scenario for p in paths]
+    replays = [replay_of(sc) for sc in scenarios]
     run = _CURRENT = _Run()
     run.pool = ThreadPoolExecutor(max_workers=len(paths))
     try:
-        futures = [run.pool.submit(run_kernel_case, run, sc, f"{i:02d}") for i, sc in enumerate(scenarios)]
+        futures = [run.pool.submit(run_kernel_case, run, sc, f"{i:02d}") if rp is None
+                   else run.pool.submit(run_kernel_replay, run, rp, f"{i:02d}")
+                   for i, (sc, rp) in enumerate(zip(scenarios, replays, strict=True))]
         kernel = [f.result() for f in futures]
     except BaseException:
         run.abort()
@@ -253,7 +280,12 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
     finally:
         run.pool.shutdown(wait=True)
     results = []
-    for path, sc, (k_out, k_t, k_probes, note) in zip(paths, scenarios, kernel, strict=True):
+    for path, sc, rp, k in zip(paths, scenarios, replays, kernel, strict=True):
+        if isinstance(k, Measured):  # what run_kernel_replay returns
+            assert rp is not None
+            results.append(_replay_result(path, sc, rp, k, hz))
+            continue
+        k_out, k_t, k_probes, note = k
         s_out, s_t, s_probes = run_sim_case(sc)
         results.append(CaseResult(path.stem, str(path), k_out, s_out, k_t, s_t, k_probes, s_probes,
                                   _tolerance_s(sc, hz, s_out), note))
