@@ -175,6 +175,7 @@ def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
     # in FIN_WAIT (so the ACK is queued for it), the request reaches it first at 40.05, and the server
     # answers it with RST and closes. The client's FIN then reaches the closed server socket, and so
     # does that ACK, delivered for real (not applied to the closed socket): each draws an RST (R23).
+    # The client also ACKs the server's FIN (kernel-lifecycle.md R46), which draws a third RST.
     sc = _single({"duration": "60s", "network": {"one_way_delay": "10ms"},
                   "traffic": {"ramp": "0s", "request_gap": {"fixed": "39.95s"}},
                   "client": {"ping_interval": "10s"}, "lb": {"profile": "aws-nlb-tcp"},
@@ -183,9 +184,10 @@ def test_an_ack_still_on_its_way_to_a_socket_that_reset_is_dropped():
     rec = run_one(sc, 1, trace_conn=0)  # crashed here before the fix
     sent = [(round(t, 6), who, kind) for t, who, kind, what in rec.trace if what == "sent"]
     # the race, as described above
-    assert sent[-9:] == [(40.02, "server", "ACK"), (40.02, "server", "DATA"), (40.02, "server", "FIN"),
-                         (40.03, "client", "DATA"), (40.04, "client", "ACK"), (40.04, "client", "FIN"),
-                         (40.05, "server", "RST"), (40.06, "server", "RST"), (40.06, "server", "RST")]
+    assert sent[-11:] == [(40.02, "server", "ACK"), (40.02, "server", "DATA"), (40.02, "server", "FIN"),
+                          (40.03, "client", "DATA"), (40.04, "client", "ACK"), (40.04, "client", "FIN"),
+                          (40.04, "client", "ACK"), (40.05, "server", "RST"), (40.06, "server", "RST"),
+                          (40.06, "server", "RST"), (40.06, "server", "RST")]
     c = rec.columns
     i = c["conn_id"].index(0)
     assert (c["client_outcome"][i], c["server_outcome"][i]) == ("goaway", "goaway")

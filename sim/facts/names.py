@@ -20,6 +20,12 @@ OUTCOMES: Final = (
 #: connect timeout, Envoy's ``connect_timeout``), ECONNREFUSED, or still in SYN_SENT at the end.
 CONNECT_OUTCOMES: Final = ("ok", "connect_timeout", "connect_refused", "pending")
 
+#: ``client_close_state`` / ``server_close_state`` values: ``established`` (still open at the end, or
+#: still connecting), the kernel's close states, and ``closing`` (both sides closed at once: our FIN
+#: not acknowledged yet when the peer's arrived).
+CLOSE_STATES: Final = ("established", "fin_wait1", "fin_wait2", "time_wait", "close_wait", "last_ack", "closed",
+                       "closing")
+
 #: Why a request failed (DESIGN §6): each failed request has exactly one reason.
 #: ``reset``: the connection was reset (an RST) or closed by a middlebox under the request;
 #: ``timeout``: retransmission or keepalive ETIMEDOUT; ``hung``: still waiting at the end of the run
@@ -90,6 +96,16 @@ class ConnRecord:
     #: only ever added)
     connect_timeouts: int
     connect_refusals: int
+    #: the close (kernel-lifecycle.md R46–R52), both sides together: FINs sent (retransmissions
+    #: included), FIN retransmissions, an orphan gave up (R47); the close state each side reached
+    #: (CLOSE_STATES); seconds spent in FIN_WAIT2 and in TIME_WAIT, up to the end of the run
+    fins_sent: int
+    fin_retransmits: int
+    orphan_died: bool
+    client_close_state: str
+    server_close_state: str
+    fin_wait2_s: float
+    time_wait_s: float
 
 
 #: The per-connection record columns (docs/outputs.md), in order: ConnRecord's fields.

@@ -21,6 +21,7 @@ from typing import Any
 from sim.facts.kernel import TCP_INVALID_RATELIMIT_S, check_keepalive_option
 from sim.model.acks import deliver_pending, settle
 from sim.model.clock import LazyTimer
+from sim.model.close import CLOSED_STATE, Closing, deadline_passed, fin_acked, fin_received, send_fin
 from sim.model.handshake import arm_handshake_timer, refused, send_handshake
 from sim.model.host import NO_OPTS, Host, SocketOwner, initial_rto_s
 from sim.model.keepalive import expiry_needed, keepalive_fired, virtual_expiry_sees
@@ -56,7 +57,7 @@ class TcpSocket:
         "kt", "rt", "tlp_sent_s", "last_dupack_j",
         "probes_sent", "error", "closed_at_s", "tag",
         "sched", "clock", "pending_acks",
-        "syn_s", "estab_s", "syns",
+        "syn_s", "estab_s", "syns", "closing",
     )
 
     def __init__(self, host: Host, owner: SocketOwner, tx: Any) -> None:
@@ -112,6 +113,8 @@ class TcpSocket:
         self.estab_s = -1.0
         #: SYNs (for the accepting side, SYN-ACKs) sent, retransmissions included (R41–R45)
         self.syns = 0
+        #: the close's progress (close.Closing), made when the socket starts closing
+        self.closing: Closing | None = None
 
     # ----------------------------------------------------------------- effective values (R1)
     def keepidle(self) -> float:
@@ -280,22 +283,22 @@ class TcpSocket:
                 arm_tlp(self, sent)
 
     def close(self) -> None:
-        """Application close: FIN to the peer (not retransmitted: see module docstring)."""
+        """Application close: FIN to the peer, retransmitted like data (kernel-lifecycle.md R46). The
+        socket is an orphan from now on: its death reaches no application (R47)."""
         settle(self)
         expiry_needed(self)
         if self.state == ESTABLISHED:
             self.state = FIN_WAIT
-            # A closed socket runs no timers (docs/model.md): its keepalive or retransmission death
-            # would reach an application that no longer holds it (the client slot took it for its
-            # current connection's and opened another while that one was open).
-            self._clear_timers()
-            self.tx(self, Seg(FIN, self.snd_nxt, self.rcv_nxt))
+            send_fin(self)
             self.closed_at_s = self.host.now
         elif self.state in (SYN_SENT, SYN_RECV):
             self._finish()
             self.closed_at_s = self.host.now
 
     def _finish(self) -> None:
+        closing = self.closing
+        if closing is not None and closing.state != CLOSED_STATE:
+            closing.enter(CLOSED_STATE, self.sched.now_s)
         self.state = CLOSED
         self._clear_timers()
         self.unacked = None
@@ -333,6 +336,8 @@ class TcpSocket:
                 self.tlp_sent_s = None
                 if self.rt is not None:
                     self.rt.clear()
+                if self.state == FIN_WAIT:  # our FIN is acknowledged too (R48, R49)
+                    fin_acked(self, at_s)
 
     def receive(self, seg: Seg) -> None:
         """A segment arrives from the network."""
@@ -340,6 +345,11 @@ class TcpSocket:
             settle(self)
         state = self.state
         kind = seg.kind
+        if state == FIN_WAIT:
+            closing = self.closing
+            if closing is not None and self.sched.now_s >= closing.deadline_s:
+                deadline_passed(self)  # FIN_WAIT2 or TIME_WAIT ran out before this segment (R48, R49)
+                state = CLOSED
         if state == LISTEN:
             if kind == SYN:  # the child of a listening socket; its options were inherited (R6)
                 self.accept_syn()
@@ -404,10 +414,7 @@ class TcpSocket:
             else:
                 self._dupack(False)
         elif kind == FIN:
-            if state == FIN_WAIT:
-                self._finish()
-            else:
-                self.owner.on_peer_fin(self, seg)
+            fin_received(self, seg)
 
     def _dupack(self, probe: bool) -> bool:
         """Answer an out-of-window segment with a duplicate ACK, rate limited (R22); False if the

@@ -183,6 +183,10 @@ class Middlebox:
         if flow.alive and t_s >= flow.last_seen_s + self.timeout_s - EPS_S:  # check_expired, inline
             self.expire(flow, flow.last_seen_s + self.timeout_s, t_s)
         if not flow.alive:
+            if flow.fin_dirs == 3 and kind != SYN:
+                # closed by FIN both ways: the entry lingers (conntrack's TIME_WAIT) for the last
+                # ACK and any retransmitted FIN (kernel-lifecycle.md R46, R49)
+                return FORWARD
             if kind == RST:
                 return DROP  # an RST for a forgotten flow is never answered
             policy = self.spec.late_from_client if from_client else self.spec.late_from_server

@@ -14,7 +14,7 @@ from sim.model.acks import ack_later
 from sim.model.clock import Scheduler
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import BOUNCE, FORWARD, Flow, Middlebox
-from sim.model.segment import ACK, ESTABLISHED, FIN_WAIT, KIND_NAMES, RST, Seg
+from sim.model.segment import ACK, ESTABLISHED, KIND_NAMES, RST, Seg
 
 
 @functools.lru_cache(maxsize=16)
@@ -91,7 +91,8 @@ class Path:
             q += step
         receiver = self.b if step > 0 else self.a
         assert receiver is not None
-        if kind == ACK and (receiver.state == ESTABLISHED or receiver.state == FIN_WAIT):
+        # a closing socket's ACKs are real events: they move it through its close (close.py)
+        if kind == ACK and receiver.state == ESTABLISHED:
             if self.sched.lazy_acks:
                 ack_later(receiver, t_s + hop, seg)  # applied when the receiver next acts (no event)
             else:

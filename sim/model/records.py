@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from sim.facts.names import ConnRecord
+from sim.model.close import close_columns
 from sim.model.kernel import TcpSocket
 from sim.model.network import Path
 from sim.model.segment import DATA, ECONNREFUSED, PROBE, SYN_SENT
@@ -188,8 +189,17 @@ class Conn:
             client_timeouts=reasons.get("client_timeout", 0), goaway_failures=reasons.get("goaway", 0),
             goaways=self.goaways, envoy_503s=self.status_503, hang_s_open=self.hang_open_s,
             **connect_columns(cs), connect_timeouts=reasons.get("connect_timeout", 0),
-            connect_refusals=reasons.get("connect_refused", 0),
+            connect_refusals=reasons.get("connect_refused", 0), **both_close_columns(cs, ss, end_s),
         )
+
+
+def both_close_columns(cs: TcpSocket, ss: TcpSocket, end_s: float) -> dict:
+    """The close columns of a row: per side, and summed over both sides (close.close_columns)."""
+    c_state, c_fw2, c_tw, c_fins, c_rtx, c_died = close_columns(cs, end_s)
+    s_state, s_fw2, s_tw, s_fins, s_rtx, s_died = close_columns(ss, end_s)
+    return {"fins_sent": c_fins + s_fins, "fin_retransmits": c_rtx + s_rtx, "orphan_died": c_died or s_died,
+            "client_close_state": c_state, "server_close_state": s_state, "fin_wait2_s": c_fw2 + s_fw2,
+            "time_wait_s": c_tw + s_tw}
 
 
 def connect_columns(cs: TcpSocket) -> dict:

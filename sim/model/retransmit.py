@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, retries_timeout_s
+from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, orphan_retries, retries_timeout_s
 from sim.model.acks import settle
+from sim.model.close import orphan_died, retransmit_segment
 from sim.model.handshake import handshake_timer_fired
-from sim.model.segment import CLOSED, DATA, ETIMEDOUT, SYN_RECV, Seg
+from sim.model.segment import CLOSED, ETIMEDOUT, FIN_WAIT, SYN_RECV
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import TcpSocket
@@ -26,20 +27,27 @@ def retransmit_fired(sock: TcpSocket) -> None:
     clock = sock.host.clock
     if sock.in_tlp:  # R29: the loss probe retransmits the tail and never kills
         sock.in_tlp = False
-        sock.tx(sock, Seg(DATA, sock.snd_nxt - 1, sock.rcv_nxt, sock.unacked[-1]))
+        sock.tx(sock, retransmit_segment(sock, sock.snd_nxt - 1, sock.unacked[-1]))
         sock._arm(False, clock.dur_ceil(sock.rto0))
         return
     u_s = sock.opts.user_timeout_ms / 1000.0
     now_t = clock.ticks(sock.host.now)
     if sock.retransmits > 0:  # R32: death test before retransmitting
-        limit = u_s if u_s else retries_timeout_s(sock.host.sysctl["net.ipv4.tcp_retries2"])
+        orphan = sock.state == FIN_WAIT  # closed by its application (kernel-lifecycle.md R47)
+        sysctl = sock.host.sysctl
+        retries = (orphan_retries(sysctl["net.ipv4.tcp_orphan_retries"], sock.rto) if orphan
+                   else sysctl["net.ipv4.tcp_retries2"])
+        limit = u_s if u_s else retries_timeout_s(retries)
         if clock.elapsed_at_least(now_t - sock.retrans_stamp, clock.dur_ceil(limit)):
-            sock._die(ETIMEDOUT, "retrans", None)  # R33: no RST
+            if orphan:
+                orphan_died(sock)  # R47: silently, no RST, no application to tell
+            else:
+                sock._die(ETIMEDOUT, "retrans", None)  # R33: no RST
             return
     sock.retransmits += 1
     if sock.retransmits == 1:
         sock.retrans_stamp = now_t  # R31
-    sock.tx(sock, Seg(DATA, sock.snd_una, sock.rcv_nxt, sock.unacked[0]))
+    sock.tx(sock, retransmit_segment(sock, sock.snd_una, sock.unacked[0]))
     sock.rto = min(2 * sock.rto, TCP_RTO_MAX_S)  # R30
     delay = clock.dur_ceil(sock.rto)
     if u_s:  # R34: clamp to the user timeout
