@@ -15,8 +15,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from sim.config.load import load_config
 from sim.facts.wheel import wheel_granularity_j
-from sim.testbed.lifecycle import POLL_S, Replay, _outcome, _testbed_drop, last_timer_s, replay_of
+from sim.testbed.lifecycle import (
+    DEATH_RESOLUTION_S,
+    POLL_S,
+    Replay,
+    _first_connection,
+    _outcome,
+    _testbed_drop,
+    last_timer_s,
+    replay_of,
+    run_sim_replay,
+)
 from sim.testbed.validate import detect_hz, measure_replays
 from tests.test_kernel_validation import REASON, needs_kernel
 
@@ -106,8 +117,6 @@ def test_outcomes_from_peer_events():
 
 
 def _scenario(*sets: str):
-    from sim.config.load import load_config
-
     return load_config(ROOT / "configs/kernel/rst-no-keepalive.yaml", list(sets)).scenario
 
 
@@ -148,3 +157,18 @@ def test_the_longest_timer_is_the_last_rto_of_the_chain():
     assert last_timer_s(Replay("connect"), _scenario("client.kernel.sysctl.net.ipv4.tcp_syn_linear_timeouts=0"),
                         3) == 4
     assert [last_timer_s(Replay("orphan"), sc, n) for n in (2, 5)] == pytest.approx([0.2, 1.6])
+
+
+def test_the_models_orphan_death_time_is_the_shortest_run_in_which_it_died():
+    """The records say whether the orphan died by the end of the run, not when: run_sim_replay finds
+    the shortest run (on a 0.1 ms grid) after which it has."""
+    sc = load_config(ROOT / "configs/kernel/orphan-fin-blackhole.yaml", ["kernel.hz=250"]).scenario
+    got = run_sim_replay(sc, replay_of(sc))
+    assert (got.outcome, got.fins) == ("orphan_died", 5)
+    closed = _first_connection(sc)["client_closed_at_s"]
+    death = closed + got.t_s
+
+    def died_by(t):
+        return _first_connection(sc.model_copy(update={"duration": t}))["orphan_died"]
+
+    assert died_by(death + 1e-9) and not died_by(death - DEATH_RESOLUTION_S)

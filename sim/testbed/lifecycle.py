@@ -179,8 +179,38 @@ def last_timer_s(replay: Replay, sc: Scenario, segments: int) -> float:
 
 def run_sim_replay(sc: Scenario, replay: Replay) -> Measured:
     """The model's side of a handshake or close case, in the kernel side's terms."""
-    c = run_one(sc, 1).columns
-    i = c["conn_id"].index(0)
+    c = _first_connection(sc)
     if replay.kind == "connect":
-        return Measured(c["connect_outcome"][i], c["connect_s"][i], c["syns_sent"][i], 0)
-    raise NotImplementedError("the close model (fins_sent, orphan_died) is not in this branch yet")
+        return Measured(c["connect_outcome"], c["connect_s"], c["syns_sent"], 0)
+    closed_s = c["client_closed_at_s"]  # the application's close(): its FIN leaves then
+    if c["orphan_died"]:
+        return Measured("orphan_died", _orphan_death_s(sc, closed_s) - closed_s, c["syns_sent"], c["fins_sent"])
+    state = c["client_close_state"]
+    outcome = {"fin_wait1": "orphan_alive", "established": "error:not closed"}.get(state, "orphan_closed")
+    return Measured(outcome, math.nan, c["syns_sent"], c["fins_sent"], f"state {state}")
+
+
+#: How closely the model's orphan death time is bisected, seconds.
+DEATH_RESOLUTION_S = 1e-4
+
+
+def _first_connection(sc: Scenario) -> dict:
+    """The record columns of connection 0 of a one-replication run, as scalars."""
+    cols = run_one(sc, 1).columns
+    i = cols["conn_id"].index(0)
+    return {k: v[i] for k, v in cols.items()}
+
+
+def _orphan_death_s(sc: Scenario, closed_s: float) -> float:
+    """When the model's orphan died. The records say whether it died by the end of the run, not
+    when, so this finds the shortest run after which it has: the first point of a fixed grid of
+    DEATH_RESOLUTION_S (bisection; the same answer whatever the case's duration). What happens before
+    a run's end does not depend on its length."""
+    lo, hi = math.floor(closed_s / DEATH_RESOLUTION_S), math.ceil(sc.duration / DEATH_RESOLUTION_S)
+    while hi - lo > 1:  # not dead after lo steps, dead after hi
+        mid = (lo + hi) // 2
+        if _first_connection(sc.model_copy(update={"duration": mid * DEATH_RESOLUTION_S}))["orphan_died"]:
+            hi = mid
+        else:
+            lo = mid
+    return hi * DEATH_RESOLUTION_S
