@@ -123,3 +123,28 @@ def test_a_fin_for_a_socket_whose_fin_wait2_ran_out_gets_an_rst(monkeypatch):
         row = _rows(raw)[0]
     assert row["fin_wait2_s"] == pytest.approx(20.0) and row["server_close_state"] == "closed"
     assert row["client_close_state"] == "closed" and not row["orphan_died"]
+
+
+def test_requests_per_connection_closes_after_n_answers_and_the_client_is_in_time_wait():
+    """traffic.requests_per_connection = 2, a request every 10 s: each connection carries two, the
+    client closes it first (so the client side gets TIME_WAIT, R49), and the next request opens a new
+    connection one gap later."""
+    raw = _raw(100, traffic={"ramp": 0, "request_gap": {"fixed": 10}, "requests_per_connection": 2},
+               upstream={})
+    rows = _rows(raw)
+    assert [r["requests"] for r in rows] == [2, 2, 2, 2, 2][: len(rows)] and len(rows) == 5
+    assert rows[1]["opened_at_s"] == pytest.approx(rows[0]["client_closed_at_s"] + 10)
+    assert rows[0]["client_close_state"] == "closed" and rows[0]["server_close_state"] == "closed"
+    assert rows[0]["time_wait_s"] == pytest.approx(60.0)
+    assert rows[-1]["client_close_state"] == "time_wait"
+    assert all(r["failed_requests"] == 0 and r["fins_sent"] == 2 for r in rows)
+
+
+def test_envoy_max_requests_per_connection_on_the_upstream_leg():
+    raw = _raw(100, traffic={"ramp": 0, "request_gap": {"fixed": 10}}, upstream={},
+               envoy={"upstream": {"max_requests_per_connection": 3}})
+    c = run_one(Scenario.model_validate(raw), 1).columns
+    ups = [r for r, leg in zip(c["requests"], c["leg"], strict=True) if leg == "upstream"]
+    down = [r for r, leg in zip(c["requests"], c["leg"], strict=True) if leg == "downstream"]
+    assert down == [10] and ups == [3, 3, 3, 1]
+    assert sum(c["failed_requests"]) == 0

@@ -61,12 +61,14 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
             listener_socket=socket_spec(lst.keepalive, lst.user_timeout),
             upstream_socket=socket_spec(ups.keepalive, ups.user_timeout, ups.syncnt), ds_idle_s=lst.idle_timeout,
             us_idle_s=ups.idle_timeout, tcp_proxy=lst.protocol == "tcp_proxy", retry_on_reset=ups.retry_on_reset,
-            request_timeout_s=limit_s, request_timeout_reason=reason, connect_timeout_s=ups.connect_timeout)
+            request_timeout_s=limit_s, request_timeout_reason=reason, connect_timeout_s=ups.connect_timeout,
+            max_requests_per_connection=ups.max_requests_per_connection or 0)
     grpc = sc.upstream.grpc
     return WorldSpec(
         name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,
         traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes,
-                            t.process, tuple(sorted(t.params.items())), sc.config_dir if t.process else ""),
+                            t.process, tuple(sorted(t.params.items())), sc.config_dir if t.process else "",
+                            t.requests_per_connection or 0),
         client=ClientSpec(host_spec("client", base, client.kernel),
                           socket_spec(client.keepalive, client.user_timeout, client.syncnt),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,

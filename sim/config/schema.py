@@ -182,6 +182,8 @@ class EnvoyUpstreamCfg(Strict):
     syncnt: SynCnt = None  # TCP_SYNCNT; null = net.ipv4.tcp_syn_retries
     #: a connect not established by then is abandoned: 503 with reason connect_timeout; 0 = off
     connect_timeout: Duration = 10.0
+    #: Envoy closes an upstream connection after this many answers on it (null: unlimited)
+    max_requests_per_connection: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
     idle_timeout: Duration = 3600.0
     retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
 
@@ -254,6 +256,8 @@ class TrafficCfg(Strict):
     process: Optional[str] = None
     #: its keyword arguments, as YAML gives them
     params: dict[str, Any] = Field(default_factory=dict)
+    #: the client closes a connection after this many answers; the next request opens another
+    requests_per_connection: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
 
     @field_validator("process")
     @classmethod

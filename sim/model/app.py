@@ -200,18 +200,27 @@ class ClientSlot:
             return
         if self.outstanding is None or msg.req_id != self.outstanding.req_id:
             return
+        conn = self.conn
+        assert conn is not None  # the answer came on it
         if status != 200:
             if status == 503:
-                assert self.conn is not None
-                self.conn.status_503 += 1
+                conn.status_503 += 1
             self._fail_outstanding(msg.reason)
-            self._idle_now()
+            self._idle_or_done(conn)
             return
         self.outstanding = None
-        assert self.conn is not None  # the answer came on it
-        self.conn.in_flight = 0
-        self._idle_now()
+        conn.in_flight = 0
+        self._idle_or_done(conn)
         self._answered("")
+
+    def _idle_or_done(self, conn: Conn) -> None:
+        """An answer came: the connection is idle, or, after traffic.requests_per_connection answers,
+        closed (the next request opens a new one)."""
+        limit = self.world.requests_per_conn
+        if 0 < limit <= conn.requests:
+            self._close_and("max_requests", reopen=False)
+        else:
+            self._idle_now()
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
         conn: Conn = sock.tag

@@ -24,7 +24,7 @@ class EnvoySettings:
     """What every Envoy connection of a run reads from its configuration, read once per run."""
 
     __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason",
-                 "connect_timeout_s")
+                 "connect_timeout_s", "max_requests")
 
     def __init__(self, spec: Any) -> None:
         """``spec``: the run's EnvoySpec (its hot values copied into typed slots)."""
@@ -37,6 +37,8 @@ class EnvoySettings:
         self.request_timeout_reason: str = spec.request_timeout_reason
         #: the cluster's connect_timeout, seconds (0: off)
         self.connect_timeout_s: float = spec.connect_timeout_s
+        #: max_requests_per_connection on the upstream leg (0: unlimited)
+        self.max_requests: int = spec.max_requests_per_connection
 
 
 class EnvoyConn:
@@ -162,9 +164,12 @@ class EnvoyConn:
             self._forward(msg)
         else:
             if self.active is not None and msg.req_id == self.active.req_id:
-                assert self.us is not None  # the answer came on it
-                self.us.in_flight = 0
+                us = self.us
+                assert us is not None  # the answer came on it
+                us.in_flight = 0
                 self._answer(msg.status, msg.reason)
+                if 0 < self.cfg.max_requests <= us.requests:  # the next request opens a new one
+                    self._close_upstream("max_requests")
 
     def _upstream_failed(self, reason: str) -> None:
         """The upstream connection died (``reason``: a FAILURE_REASONS value, or ``upstream_closed``

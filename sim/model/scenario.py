@@ -105,6 +105,8 @@ class World:
             self.listener_spec = sock_opts(spec.envoy.listener_socket)
             self.envoy_up_spec = sock_opts(spec.envoy.upstream_socket)
         self.conns: list[Conn] = []
+        #: traffic.requests_per_connection (0: unlimited), read at every answer
+        self.requests_per_conn = spec.traffic.requests_per_connection
         # Fixed-length request timeouts, one queue each for the whole fleet (FifoTimeouts).
         c = spec.client
         self.request_timeouts = (FifoTimeouts(self.sched, c.request_timeout_s, "outstanding",

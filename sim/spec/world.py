@@ -90,6 +90,8 @@ class TrafficSpec:
     params: tuple[tuple[str, Any], ...] = ()
     #: the folder its module is imported from first: the config file's folder ("" = none)
     process_path: str = ""
+    #: the client closes a connection after this many answers on it (0: unlimited)
+    requests_per_connection: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class EnvoySpec:
     request_timeout_reason: str = ""
     #: the cluster's connect_timeout: an upstream connect not established by then is abandoned (0: off)
     connect_timeout_s: float = 10.0
+    #: Envoy closes an upstream connection after this many answers on it (0: unlimited)
+    max_requests_per_connection: int = 0
 
 
 @dataclass(frozen=True)
