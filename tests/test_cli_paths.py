@@ -18,6 +18,7 @@ from sim.config.profiles import all_profiles
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
 from sim.testbed import validate as tb
+from sim.testbed.lifecycle import replay_of, run_sim_replay
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 
@@ -210,8 +211,24 @@ CASES = {
 }
 
 
+#: each handshake or close case's outcome and SYN or FIN count as its file's comment states them
+REPLAY_CASES = {
+    "orphan-fin-blackhole": ("orphan_died", 5),  # FIN, loss probe, three RTO retransmissions (R46, R47)
+}
+
+
 def test_every_kernel_case_is_listed():
-    assert sorted(p.stem for p in tb.case_paths()) == sorted(CASES)
+    assert sorted(p.stem for p in tb.case_paths()) == sorted(CASES | REPLAY_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(REPLAY_CASES))
+def test_the_simulated_side_of_each_replay_case_is_what_its_file_says(name):
+    sc = load_config(tb.CASES_DIR / f"{name}.yaml", ["kernel.hz=250", "kernel.timers=wheel"]).scenario
+    replay = replay_of(sc)
+    assert replay is not None
+    got = run_sim_replay(sc, replay)
+    assert (got.outcome, got.syns if replay.kind == "connect" else got.fins) == REPLAY_CASES[name]
+    assert not math.isnan(got.t_s)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
