@@ -24,7 +24,8 @@ from pathlib import Path
 
 #: the compiled modules, relative to the ``sim`` package, in import-independent order
 MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/timeouts", "model/segment",
-           "model/host", "model/acks", "model/keepalive", "model/retransmit", "model/kernel", "model/network",
+           "model/host", "model/acks", "model/keepalive", "model/handshake", "model/close",
+           "model/retransmit", "model/kernel", "model/network",
            "model/messages", "model/middlebox", "model/app", "model/process_slot", "model/proxy",
            "model/terminating", "model/records", "model/scenario")
 #: the mypyc group: its shared library is ``sim/_core__mypyc.*.so``

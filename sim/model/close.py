@@ -21,8 +21,13 @@ from sim.model.segment import ACK, DATA, ESTABLISHED, FIN, Seg
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import TcpSocket
 
-#: the FIN's place in ``unacked``: it occupies one sequence number like a message (R46)
-FIN_MARK: Final = "FIN"
+class _FinMark:
+    """The FIN's place in ``unacked``: it occupies one sequence number like a message (R46)."""
+
+    __slots__ = ()
+
+
+FIN_MARK: Final = _FinMark()
 
 #: close states as the records spell them (docs/outputs.md)
 FIN_WAIT1: Final = "fin_wait1"
