@@ -8,9 +8,15 @@ from contextlib import contextmanager
 
 import pytest
 
+from sim import native
 from sim.model import scenario
 from sim.model.network import Path
 from sim.model.segment import RST, Seg
+
+#: The hook replaces ``scenario.Path`` with a Python subclass, which the compiled core neither
+#: looks up at run time nor allows; these tests run on the plain-Python core (tests/test_native.py
+#: proves the compiled one computes the same), until ``faults:`` can provoke the same losses.
+pure_core_only = pytest.mark.skipif(native.COMPILED, reason="the lossy-path hook needs the plain-Python core")
 
 #: ``rule(path, sock, seg, now_s) -> None | "drop" | "rst"``: what happens to a segment sent now
 Rule = Callable[[Path, object, Seg, float], "str | None"]

@@ -9,7 +9,7 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.model.segment import FIN
 from tests.kernel_harness import Harness
-from tests.lossy_path import lossy
+from tests.lossy_path import lossy, pure_core_only
 
 FIN_KIND = str(FIN)
 RTO0 = 0.204  # R30: SRTT 2 ms + 200 ms, rounded up to a jiffy at HZ=250
@@ -94,6 +94,7 @@ def test_still_open_at_the_end_is_established():
     assert row["fins_sent"] == 0 and row["time_wait_s"] == 0.0
 
 
+@pure_core_only
 def test_fin_wait2_ends_after_tcp_fin_timeout_when_the_peer_fin_is_lost(monkeypatch):
     """R48: the client's FIN never arrives (its ACK of the server's FIN does): the server waits
     tcp_fin_timeout in FIN_WAIT2 and is gone; the client's FIN dies as an orphan (R47)."""
@@ -111,6 +112,7 @@ def test_fin_wait2_ends_after_tcp_fin_timeout_when_the_peer_fin_is_lost(monkeypa
         assert row["fin_retransmits"] == 9 and row["time_wait_s"] == 0.0
 
 
+@pure_core_only
 def test_a_fin_for_a_socket_whose_fin_wait2_ran_out_gets_an_rst(monkeypatch):
     """R48, R50: the client's FIN comes only after the server's FIN_WAIT2 ran out (all but the FINs
     after 200 s are dropped): the server's host answers it with an RST, and the client is closed."""

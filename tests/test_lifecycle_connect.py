@@ -11,7 +11,7 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
 from sim.model.segment import SYN, SYNACK
-from tests.lossy_path import lossy
+from tests.lossy_path import lossy, pure_core_only
 
 
 def _raw(**over) -> dict:
@@ -32,6 +32,7 @@ def _rows(c: dict, leg: str) -> list[dict]:
     return [{k: v[i] for k, v in c.items()} for i in range(len(c["conn_id"])) if c["leg"][i] == leg]
 
 
+@pure_core_only
 def test_every_client_syn_lost_is_a_connect_timeout_and_the_slot_waits_a_gap(monkeypatch):
     """R41–R43 worked example in the model: 11 SYNs, ETIMEDOUT at 131 s; the waiting request fails
     with reason connect_timeout; the next try is one gap (600 s) later and still pending at 800 s."""
@@ -48,6 +49,7 @@ def test_every_client_syn_lost_is_a_connect_timeout_and_the_slot_waits_a_gap(mon
     assert s["failure_reasons"]["connect_timeout"] == 1
 
 
+@pure_core_only
 def test_rst_to_the_syn_is_connect_refused(monkeypatch):
     """R44: refused at once (one hop back), one SYN, request fails with reason connect_refused."""
     with lossy(monkeypatch, lambda p, s, seg, t: "rst" if seg.kind == SYN and t < 1 else None):
@@ -59,6 +61,7 @@ def test_rst_to_the_syn_is_connect_refused(monkeypatch):
     assert s["failure_reasons"]["connect_refused"] == 1 and s["connect_failures"] == 1
 
 
+@pure_core_only
 def test_a_lost_synack_is_recovered_by_the_syn_retransmission(monkeypatch):
     """The first SYN-ACK is lost: the client's SYN timer (R41) resends at 1 s and connects."""
     lost = []
@@ -77,6 +80,7 @@ def test_a_lost_synack_is_recovered_by_the_syn_retransmission(monkeypatch):
     assert row["failed_requests"] == 0 and s["connect_failures"] == 0
 
 
+@pure_core_only
 def test_envoy_connect_timeout_gives_503_connect_timeout(monkeypatch):
     """envoy.upstream.connect_timeout (default 10 s) abandons an upstream connect whose SYNs all
     vanish: SYNs at 0, 1, 2, 3, 4, 5, 7 s (R42), 503 with reason connect_timeout at 10 s."""
@@ -94,6 +98,7 @@ def test_envoy_connect_timeout_gives_503_connect_timeout(monkeypatch):
     assert s["failure_reasons"]["connect_timeout"] == down["connect_timeouts"]
 
 
+@pure_core_only
 def test_envoy_connect_timeout_is_configurable_and_can_be_off(monkeypatch):
     def rule(p, s, seg, t):
         return "drop" if seg.kind == SYN and s.host.name == "envoy" else None
@@ -107,6 +112,7 @@ def test_envoy_connect_timeout_is_configurable_and_can_be_off(monkeypatch):
     assert up["connect_outcome"] == "connect_timeout" and up["connect_s"] == pytest.approx(7.0)
 
 
+@pure_core_only
 def test_client_syncnt_and_sysctls_reach_the_kernel(monkeypatch):
     drop = lambda p, s, seg, t: "drop" if seg.kind == SYN else None  # noqa: E731
     with lossy(monkeypatch, drop):
