@@ -18,6 +18,7 @@ from sim.config.profiles import all_profiles
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
 from sim.testbed import validate as tb
+from sim.testbed.lifecycle import replay_of, run_sim_replay
 
 SMALL = str(Path(__file__).with_name("sweep_small.yaml"))
 
@@ -143,9 +144,21 @@ def _case(name: str = "rst-keepalive-below", **kw) -> tb.CaseResult:
     ({"sim_t_s": 300.05 - 0.083}, False),  # just over the tolerance
     ({"sim_t_s": 300.05 - 0.081}, True),  # just inside it
     ({"sim_probes": 2}, False),  # another probe count
+    ({"kernel_syns": 6, "sim_syns": 6, "kernel_fins": 0, "sim_fins": 0}, True),  # a handshake case
+    ({"kernel_syns": 6, "sim_syns": 5}, False),  # another SYN count
+    ({"kernel_fins": 5, "sim_fins": 4}, False),  # another FIN count
+    ({"kernel_fins": 5}, False),  # counted on the kernel, not predicted by the model
 ])
-def test_a_case_agrees_only_when_outcome_time_and_probes_do(change, agrees):
+def test_a_case_agrees_only_when_outcome_time_and_counts_do(change, agrees):
     assert _case(**change).ok is agrees
+
+
+def test_validate_shows_the_compared_syn_or_fin_counts():
+    rows = tb.table([_case(kernel_syns=6, sim_syns=6, kernel_fins=0, sim_fins=0),
+                     _case(kernel_syns=1, sim_syns=1, kernel_fins=5, sim_fins=4),
+                     _case(kernel_fins=5)], 250).splitlines()[2:5]
+    assert [row.split()[-3:] for row in rows] == [["6/6", "SYN", "agree"], ["5/4", "FIN", "DISAGREE"],
+                                                  ["5/-", "FIN", "DISAGREE"]]
 
 
 @pytest.mark.parametrize("cases, code, verdict", [([_case()], 0, "agree"),
@@ -156,7 +169,7 @@ def test_validate_prints_one_row_per_case_and_exits_1_on_any_disagreement(monkey
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("(HZ=250) vs simulator (wheel timers, HZ=250)")
     assert out[2].split() == ["rst-keepalive-below", "reset_on_probe", "reset_on_probe", "300.050", "300.020",
-                              "0.030", "0.082", "1/1", "agree"]
+                              "0.030", "0.082", "1/1", "-", "agree"]
     assert out[-2].split()[-1] == verdict
     assert out[-1] == f"1 passed, {len(cases) - 1} failed"
 
@@ -198,8 +211,24 @@ CASES = {
 }
 
 
+#: each handshake or close case's outcome and SYN or FIN count as its file's comment states them
+REPLAY_CASES = {
+    "orphan-fin-blackhole": ("orphan_died", 5),  # FIN, loss probe, three RTO retransmissions (R46, R47)
+}
+
+
 def test_every_kernel_case_is_listed():
-    assert sorted(p.stem for p in tb.case_paths()) == sorted(CASES)
+    assert sorted(p.stem for p in tb.case_paths()) == sorted(CASES | REPLAY_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(REPLAY_CASES))
+def test_the_simulated_side_of_each_replay_case_is_what_its_file_says(name):
+    sc = load_config(tb.CASES_DIR / f"{name}.yaml", ["kernel.hz=250", "kernel.timers=wheel"]).scenario
+    replay = replay_of(sc)
+    assert replay is not None
+    got = run_sim_replay(sc, replay)
+    assert (got.outcome, got.syns if replay.kind == "connect" else got.fins) == REPLAY_CASES[name]
+    assert not math.isnan(got.t_s)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -3,7 +3,9 @@
 The lb namespace forwards and runs netfilter conntrack as the idle-timeout middlebox: a short
 ``nf_conntrack_tcp_timeout_established``, ``nf_conntrack_tcp_loose=0`` (a mid-stream packet never
 re-creates a forgotten flow) and an nftables rule that answers such a packet with a TCP reset, or
-drops it. Addresses exist only inside these namespaces; nothing is routed anywhere else.
+drops it. It also counts, on the wire from the client, the SYNs and FINs the client sends (named
+nft counters), and can drop every SYN or every FIN the client sends (a fault, for the handshake and
+orphan cases). Addresses exist only inside these namespaces; nothing is routed anywhere else.
 
 Everything a run creates lives inside its namespaces (the veths are created directly in them, the
 nft table in the lb namespace), and every name carries the run id (``ksim-PID.START-NN-c|l|s``), so
@@ -13,15 +15,26 @@ a live run's (``sweep_stale``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PREFIX = "ksim"
 CLIENT_IP, LB_C_IP, LB_S_IP, SERVER_IP = "10.231.1.1", "10.231.1.2", "10.231.2.2", "10.231.2.1"
+
+
+#: nft matches for the segments a testbed counts and can drop: a SYN is the one without ACK (a SYN-ACK
+#: is the server's); a FIN is any segment with FIN, retransmissions and loss probes included.
+_FLAGS = {"syn": "tcp flags & (syn | ack) == syn", "fin": "tcp flags & fin == fin"}
+
+
+#: The environment of a peer: this checkout's ``sim`` first, whatever the namespace's working directory.
+PEER_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
 class Unavailable(RuntimeError):
@@ -140,6 +153,7 @@ class Testbed:
     tag: str
     lb_timeout_s: int
     late: str  # "rst" or "drop"
+    drop: str = ""  # "", "syn" or "fin": the lb drops every such segment the client sends (a fault)
     client_sysctl: dict[str, int] = field(default_factory=dict)
     server_sysctl: dict[str, int] = field(default_factory=dict)
     owner: str = ""  # run id (see run_id) in every name, so a later sweep can tell whether we are alive
@@ -166,6 +180,11 @@ class Testbed:
     def ns(self, name: str, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", name, *cmd]
 
+    def peer(self, name: str, *args: str) -> list[str]:
+        """The command that runs ``sim.testbed.peer ARGS`` in namespace ``name``, tied to this run (its
+        environment: ``PEER_ENV``)."""
+        return self.ns(name, sys.executable, "-m", "sim.testbed.peer", "--run", self.owner, *args)
+
     def up(self) -> None:
         """Create the namespaces, veths and nft table; on failure, down() removes what was made."""
         for ns in (self.client, self.lb, self.server):
@@ -186,11 +205,22 @@ class Testbed:
         run(*self.ns(self.server, "ip", "route", "add", "default", "via", LB_S_IP))
         run(*self.ns(self.lb, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"))
         verdict = "reject with tcp reset" if self.late == "rst" else "drop"
-        # loading the table loads conntrack in this namespace; then its sysctls exist
+        inbound = f'iifname "{vc}b"'  # what the client puts on the wire
+        fault = f"{inbound} {_FLAGS[self.drop]} drop" if self.drop else ""
+        # loading the table loads conntrack in this namespace; then its sysctls exist. The counters
+        # sit in prerouting, before conntrack and the fault, so they count what the client sent.
         run(*self.ns(self.lb, "nft", "-f", "-"), input=f"""
 table inet ksim {{
+  counter syns {{}}
+  counter fins {{}}
+  chain wire {{
+    type filter hook prerouting priority raw - 10; policy accept;
+    {inbound} {_FLAGS["syn"]} counter name syns
+    {inbound} {_FLAGS["fin"]} counter name fins
+  }}
   chain forward {{
     type filter hook forward priority 0; policy accept;
+    {fault}
     ct state invalid meta l4proto tcp {verdict}
   }}
 }}
@@ -207,6 +237,13 @@ table inet ksim {{
         """Remove the namespaces (their processes, veths and nft table go with them); returns how
         many existed."""
         return sum(_delete(ns) for ns in (self.client, self.lb, self.server))
+
+    def client_segments(self) -> dict[str, int]:
+        """SYNs (without ACK) and FINs the client has put on the wire so far, counted as they arrive
+        at the lb namespace: ``{"syn": n, "fin": n}``."""
+        doc = json.loads(run(*self.ns(self.lb, "nft", "-j", "list", "counters", "table", "inet", "ksim")))
+        counters = {c["counter"]["name"]: c["counter"]["packets"] for c in doc["nftables"] if "counter" in c}
+        return {"syn": counters["syns"], "fin": counters["fins"]}
 
     def keepalive_probes(self, ns: str) -> int:
         """TcpExtTCPKeepAlive of a namespace (per-netns MIB): probes sent there so far."""

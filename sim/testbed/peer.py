@@ -3,6 +3,15 @@
     python -m sim.testbed.peer [--run RUNID] server PORT KEEPALIVE USER_TIMEOUT_MS
     python -m sim.testbed.peer [--run RUNID] client HOST PORT KEEPALIVE USER_TIMEOUT_MS GAP_S DURATION_S
 
+    python -m sim.testbed.peer [--run RUNID] connect HOST PORT SYNCNT USER_TIMEOUT_MS
+    python -m sim.testbed.peer [--run RUNID] orphan HOST PORT IDLE_S POLL_S MAX_S
+
+``connect`` only connects (TCP_SYNCNT and TCP_USER_TIMEOUT set first, 0 = unset) and reports how
+connect() ended and when, from just before the call (the first SYN leaves inside it). ``orphan``
+makes one request, reads the response, stays idle IDLE_S seconds, close()s, then polls its own
+namespace's /proc/net/tcp every POLL_S seconds (for at most MAX_S) and reports when the orphaned
+socket is gone, with the states it was seen in.
+
 KEEPALIVE is ``off`` or ``IDLE,INTVL,CNT`` (0 = the namespace's sysctl). Times are CLOCK_MONOTONIC
 seconds, which every namespace shares, so the two sides' events line up.
 
@@ -104,6 +113,71 @@ def client(host: str, port: int, keepalive: str, user_timeout_ms: int, gap_s: fl
     emit(event="end", phase="idle")
 
 
+def connect_only(host: str, port: int, syncnt: int, user_timeout_ms: int) -> None:
+    """connect() once; ``t0`` in the event is taken just before the call."""
+    sock = socket.socket()
+    if syncnt:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, syncnt)
+    configure(sock, "off", user_timeout_ms)
+    t0 = time.monotonic()
+    try:
+        sock.connect((host, port))
+    except OSError as exc:
+        emit(event="connect_error", errno=_errno_name(exc), t0=t0)
+        return
+    emit(event="connected", t0=t0)
+
+
+#: /proc/net/tcp ``st`` codes (include/net/tcp_states.h).
+TCP_STATES = {1: "established", 2: "syn_sent", 3: "syn_recv", 4: "fin_wait1", 5: "fin_wait2", 6: "time_wait",
+              7: "close", 8: "close_wait", 9: "last_ack", 10: "listen", 11: "closing"}
+
+
+def tcp_state(local_port: int) -> str | None:
+    """State of this namespace's IPv4 TCP socket bound to ``local_port``, None when there is none."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == local_port:
+                return TCP_STATES.get(int(fields[3], 16), fields[3])
+    return None
+
+
+def orphan(host: str, port: int, idle_s: float, poll_s: float, max_s: float) -> None:
+    """One request and response, ``idle_s`` of silence, then close(): the socket lives on as an orphan until its FIN is
+    acknowledged or it gives up; ``gone`` is the first poll that no longer finds it (resolution
+    ``poll_s``)."""
+    sock = socket.socket()
+    sock.connect((host, port))
+    emit(event="connected")
+    sock.send(REQ)
+    if wait(sock, time.monotonic() + 10, want_data=True) != "data":
+        emit(event="error", errno="no response", phase="waiting")
+        return
+    emit(event="response")
+    got = wait(sock, time.monotonic() + idle_s, want_data=False)
+    if got is not None:
+        emit(event="error", errno=got, phase="idle")
+        return
+    local_port = sock.getsockname()[1]
+    t_close = time.monotonic()
+    sock.close()  # the response is read: a plain FIN, not a RST for unread data (R50)
+    seen: list[str] = []
+    last_seen = t_close
+    while time.monotonic() < t_close + max_s:
+        state = tcp_state(local_port)
+        now = time.monotonic()
+        if state is None:
+            emit(event="gone", t_close=t_close, last_seen=last_seen, states=seen)
+            return
+        last_seen = now
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        time.sleep(poll_s)
+    emit(event="end", t_close=t_close, states=seen)
+
+
 def server(port: int, keepalive: str, user_timeout_ms: int) -> None:
     lst = socket.socket()
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -169,6 +243,10 @@ def main(argv: list[str]) -> int:
     role = argv[0]
     if role == "server":
         server(int(argv[1]), argv[2], int(argv[3]))
+    elif role == "connect":
+        connect_only(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
+    elif role == "orphan":
+        orphan(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), float(argv[5]))
     else:
         client(argv[1], int(argv[2]), argv[3], int(argv[4]), float(argv[5]), float(argv[6]))
     return 0

@@ -29,7 +29,16 @@ from sim.execution import run_one
 from sim.facts.kernel import retries_timeout_s
 from sim.facts.wheel import wheel_granularity_j
 from sim.output import dumps
-from sim.testbed.netns import SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
+from sim.testbed.lifecycle import (
+    POLL_S,
+    Measured,
+    Replay,
+    last_timer_s,
+    replay_of,
+    run_kernel_replay,
+    run_sim_replay,
+)
+from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "configs" / "kernel"
 PORT = 8080
@@ -114,10 +123,17 @@ class CaseResult:
     sim_probes: int
     tolerance_s: float
     note: str = ""
+    # SYNs and FINs the client sent, for the handshake and close cases (None: not compared)
+    kernel_syns: int | None = None
+    sim_syns: int | None = None
+    kernel_fins: int | None = None
+    sim_fins: int | None = None
 
     @property
     def ok(self) -> bool:
         if self.kernel_outcome != self.sim_outcome:
+            return False
+        if self.kernel_syns != self.sim_syns or self.kernel_fins != self.sim_fins:
             return False
         if math.isnan(self.kernel_t_s) != math.isnan(self.sim_t_s):
             return False
@@ -161,7 +177,23 @@ def _tolerance_s(sc: Scenario, hz: int, outcome: str) -> float:
     if outcome == "timeout_retrans":  # the last RTO step is as long as the retransmission deadline
         _, _, sysctl = sc.kernel.merged(sc.client.kernel).resolved()
         longest = max(longest, sc.client.user_timeout or retries_timeout_s(sysctl["net.ipv4.tcp_retries2"]))
-    return wheel_granularity_j(int(longest * hz)) / hz + 0.05
+    return _wheel_tolerance_s(longest, hz)
+
+
+def _wheel_tolerance_s(longest_s: float, hz: int) -> float:
+    return wheel_granularity_j(int(longest_s * hz)) / hz + 0.05
+
+
+def _replay_result(path: Path, sc: Scenario, replay: Replay, k: Measured, hz: int) -> CaseResult:
+    """A handshake or close case: outcome, time and the SYNs (connect) or FINs (orphan) the client
+    sent, kernel against model. The tolerance is that of the chain's last RTO (the longest timer);
+    an orphan's death time also has the poll's resolution. Keepalive probes: none on either side."""
+    s = run_sim_replay(sc, replay)
+    syn = replay.kind == "connect"
+    tolerance = _wheel_tolerance_s(last_timer_s(replay, sc, s.syns if syn else s.fins), hz) + (0 if syn else POLL_S)
+    return CaseResult(path.stem, str(path), k.outcome, s.outcome, k.t_s, s.t_s, 0, 0, tolerance, k.note,
+                      kernel_syns=k.syns if syn else None, sim_syns=s.syns if syn else None,
+                      kernel_fins=None if syn else k.fins, sim_fins=None if syn else s.fins)
 
 
 def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int, str]:
@@ -175,17 +207,15 @@ def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int,
     server = client = None
     try:
         bed.up()
-        peer = [sys.executable, "-m", "sim.testbed.peer", "--run", bed.owner]
-        env = {**os.environ, "PYTHONPATH": str(CASES_DIR.parents[1])}
-        server = run.spawn(bed.ns(bed.server, *peer, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
-                                  str(int(sc.upstream.user_timeout * 1000))),
-                           stdout=subprocess.PIPE, text=True, env=env)
+        server = run.spawn(bed.peer(bed.server, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
+                                    str(int(sc.upstream.user_timeout * 1000))),
+                           stdout=subprocess.PIPE, text=True, env=PEER_ENV)
         assert server.stdout is not None  # a pipe: stdout=PIPE
         server.stdout.readline()  # listening
-        client = run.spawn(bed.ns(bed.client, *peer, "client", SERVER_IP, str(PORT),
-                                  _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
-                                  str(gap), str(sc.duration)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        client = run.spawn(bed.peer(bed.client, "client", SERVER_IP, str(PORT),
+                                    _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
+                                    str(gap), str(sc.duration)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PEER_ENV)
         out, client_err = client.communicate(timeout=sc.duration + 60)
         probes = bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server)
     finally:
@@ -236,10 +266,13 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
         raise RuntimeError("cannot read CONFIG_HZ of the running kernel; pass --hz")
     paths = cases or case_paths()
     scenarios = [load_config(p, [f"kernel.hz={hz}", "kernel.timers=wheel"]).scenario for p in paths]
+    replays = [replay_of(sc) for sc in scenarios]
     run = _CURRENT = _Run()
     run.pool = ThreadPoolExecutor(max_workers=len(paths))
     try:
-        futures = [run.pool.submit(run_kernel_case, run, sc, f"{i:02d}") for i, sc in enumerate(scenarios)]
+        futures = [run.pool.submit(run_kernel_case, run, sc, f"{i:02d}") if rp is None
+                   else run.pool.submit(run_kernel_replay, run, rp, f"{i:02d}")
+                   for i, (sc, rp) in enumerate(zip(scenarios, replays, strict=True))]
         kernel = [f.result() for f in futures]
     except BaseException:
         run.abort()
@@ -247,11 +280,33 @@ def validate(hz: int | None = None, cases: list[Path] | None = None) -> list[Cas
     finally:
         run.pool.shutdown(wait=True)
     results = []
-    for path, sc, (k_out, k_t, k_probes, note) in zip(paths, scenarios, kernel, strict=True):
+    for path, sc, rp, k in zip(paths, scenarios, replays, kernel, strict=True):
+        if isinstance(k, Measured):  # what run_kernel_replay returns
+            assert rp is not None
+            results.append(_replay_result(path, sc, rp, k, hz))
+            continue
+        k_out, k_t, k_probes, note = k
         s_out, s_t, s_probes = run_sim_case(sc)
         results.append(CaseResult(path.stem, str(path), k_out, s_out, k_t, s_t, k_probes, s_probes,
                                   _tolerance_s(sc, hz, s_out), note))
     return results
+
+
+def measure_replays(replays: list[Replay]) -> list[Measured]:
+    """The kernel side alone of handshake and close replays, in parallel (lifecycle.py). Raises
+    netns.Unavailable; the testbeds are gone when it returns or raises."""
+    check_available()
+    sweep_stale()
+    run = _Run()
+    run.pool = ThreadPoolExecutor(max_workers=len(replays))
+    try:
+        futures = [run.pool.submit(run_kernel_replay, run, r, f"{i:02d}") for i, r in enumerate(replays)]
+        return [f.result() for f in futures]
+    except BaseException:
+        run.abort()
+        raise
+    finally:
+        run.pool.shutdown(wait=True)
 
 
 def cleanup() -> int:
@@ -260,15 +315,23 @@ def cleanup() -> int:
     return _CURRENT.abort() if _CURRENT is not None else 0
 
 
+def _segments(r: CaseResult) -> str:
+    """The compared SYN or FIN counts, kernel/simulated (``6/6 SYN``), ``-`` when none are."""
+    for k, s, word in ((r.kernel_fins, r.sim_fins, "FIN"), (r.kernel_syns, r.sim_syns, "SYN")):
+        if (k, s) != (None, None) and (k, s) != (0, 0):
+            return f"{'-' if k is None else k}/{'-' if s is None else s} {word}"
+    return "-"
+
+
 def table(results: list[CaseResult], hz: int) -> str:
     head = (f"{'case':38s} {'kernel':18s} {'simulated':18s} {'t kernel':>9s} {'t sim':>9s} {'diff':>7s} "
-            f"{'tol':>6s} {'probes k/s':>10s}  verdict")
+            f"{'tol':>6s} {'probes k/s':>10s} {'SYN/FIN k/s':>11s}  verdict")
     lines = [f"real kernel {platform.release()} (HZ={hz}) vs simulator (wheel timers, HZ={hz})", head]
     for r in results:
         diff = r.kernel_t_s - r.sim_t_s
         t = [("–" if math.isnan(x) else f"{x:.3f}") for x in (r.kernel_t_s, r.sim_t_s, diff)]
         lines.append(f"{r.name:38s} {r.kernel_outcome:18s} {r.sim_outcome:18s} {t[0]:>9s} {t[1]:>9s} {t[2]:>7s} "
-                     f"{r.tolerance_s:6.3f} {f'{r.kernel_probes}/{r.sim_probes}':>10s}  "
+                     f"{r.tolerance_s:6.3f} {f'{r.kernel_probes}/{r.sim_probes}':>10s} {_segments(r):>11s}  "
                      f"{'agree' if r.ok else 'DISAGREE'}{(' ' + r.note) if r.note else ''}")
     n_ok = sum(r.ok for r in results)
     lines.append(f"{n_ok} passed, {len(results) - n_ok} failed")
