@@ -214,6 +214,9 @@ CASES = {
 #: each handshake or close case's outcome and SYN or FIN count as its file's comment states them
 REPLAY_CASES = {
     "orphan-fin-blackhole": ("orphan_died", 5),  # FIN, loss probe, three RTO retransmissions (R46, R47)
+    "syn-retries": ("connect_timeout", 6),  # tcp_syn_retries 2 with linear timeouts: SYNs at 0..4 s, 7 s (R42, R43)
+    "syn-syncnt": ("connect_timeout", 3),  # TCP_SYNCNT 1: the SYN and two retransmissions, 3 s (R43)
+    "syn-user-timeout": ("connect_timeout", 3),  # TCP_USER_TIMEOUT 2.5 s clamps the RTO (R43)
 }
 
 

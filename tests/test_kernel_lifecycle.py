@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import pytest
 
 from sim.config.load import load_config
-from sim.errors import ConfigError
 from sim.facts.wheel import wheel_granularity_j
 from sim.testbed.lifecycle import (
     DEATH_RESOLUTION_S,
@@ -173,17 +172,3 @@ def test_the_models_orphan_death_time_is_the_shortest_run_in_which_it_died():
         return _first_connection(sc.model_copy(update={"duration": t}))["orphan_died"]
 
     assert died_by(death + 1e-9) and not died_by(death - DEATH_RESOLUTION_S)
-
-
-PENDING = sorted((ROOT / "tests" / "fixtures" / "kernel_pending").glob("*.yaml"))
-
-
-@pytest.mark.xfail(strict=True, raises=ConfigError,
-                   reason="the handshake cases need the faults: key (issue 15 point 3); once it loads, move "
-                          "tests/fixtures/kernel_pending/*.yaml to configs/kernel/ and delete this test")
-@pytest.mark.parametrize("path", PENDING, ids=[p.stem for p in PENDING])
-def test_the_handshake_cases_wait_for_the_faults_key(path):
-    """The three handshake cases are written, and the testbed replays them (replay_of reads their
-    fault); the model can only drop every SYN through the faults key, which this branch lacks."""
-    sc = load_config(path).scenario
-    assert replay_of(sc) is not None and replay_of(sc).kind == "connect"

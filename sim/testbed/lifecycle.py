@@ -148,7 +148,7 @@ def replay_of(sc: Scenario) -> Replay | None:
     base = Replay("", lb_timeout_s=int(lb.idle_timeout_s),
                   late="rst" if lb.late_from_client == "rst_to_sender" else "drop",
                   client_sysctl=dict(sc.client.kernel.sysctl), max_s=sc.duration)
-    drops = {_testbed_drop(f) for f in getattr(sc, "faults", ())}  # the faults key (issue 15 point 3)
+    drops = {_testbed_drop(f) for f in sc.faults or ()}
     if "syn" in drops:
         return replace(base, kind="connect", drop="syn", syncnt=sc.client.syncnt or 0,
                        user_timeout_ms=int(sc.client.user_timeout * 1000))
