@@ -187,7 +187,8 @@ def pcap_targets(pcap: dict, pcap_open: dict) -> str:
 | the flow table full (`--open-flows 300000`) under 500 MB RSS | {pcap_open['peak_rss_mib']} MiB | \
 {_target(pcap_open['peak_rss_mib'] < 500)} |
 | ≥ 200,000 packets/s | {pcap['packets_per_s_cpu']:,} by CPU time, {pcap['packets_per_s_wall']:,} by wall time | \
-{_target(pcap['packets_per_s_cpu'] >= 200000)} by CPU time, {_target(pcap['packets_per_s_wall'] >= 200000)} by wall time |
+{_target(pcap['packets_per_s_cpu'] >= 200000)} by CPU time, \
+{_target(pcap['packets_per_s_wall'] >= 200000)} by wall time |
 """
 
 
