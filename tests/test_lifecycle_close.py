@@ -3,6 +3,8 @@ close columns of the records (issue 15 point 2)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sim.config.schema import Scenario
@@ -150,3 +152,29 @@ def test_envoy_max_requests_per_connection_on_the_upstream_leg():
     down = [r for r, leg in zip(c["requests"], c["leg"], strict=True) if leg == "downstream"]
     assert down == [10] and ups == [3, 3, 3, 1]
     assert sum(c["failed_requests"]) == 0
+
+
+def test_a_server_that_never_closes_stays_in_close_wait_until_its_keepalive_finds_the_peer_gone():
+    """R51, R48, R50: the client closes after one answer (its FIN reaches the server at 5 ms); a leaky
+    server (upstream.close_on_fin: false) never closes, so its socket stays in CLOSE_WAIT while the
+    client's goes through FIN_WAIT2 (60 s, tcp_fin_timeout) and is gone. Without keepalive the
+    server is still in CLOSE_WAIT at the end; with TCP_KEEPIDLE 120 s its first probe leaves 120 s
+    after the FIN (the last segment it received, R11), at 120.005 s, and the client's host answers it
+    with an RST at 120.007 s (no socket, R50)."""
+    def leaky(keepalive) -> dict:
+        raw = _raw(400, traffic={"ramp": 0, "request_gap": {"fixed": 600}, "requests_per_connection": 1},
+                   upstream={"close_on_fin": False, "keepalive": keepalive})
+        (row,) = _rows(raw)
+        assert row["client_close_state"] == "closed" and row["fin_wait2_s"] == pytest.approx(60.0)
+        assert row["fins_sent"] == 1 and row["client_outcome"] == "ok"
+        return row
+
+    quiet = leaky("off")
+    assert quiet["server_close_state"] == "close_wait" and math.isnan(quiet["server_closed_at_s"])
+    probed = leaky({"idle": 120, "interval": 10, "count": 3})
+    assert probed["server_close_state"] == "closed" and probed["server_outcome"] == "reset_by_peer"
+    assert probed["server_closed_at_s"] == pytest.approx(120.007, abs=1e-9)
+    # the default server closes at once: LAST_ACK, then closed, with two FINs
+    (closes,) = _rows(_raw(400, traffic={"ramp": 0, "request_gap": {"fixed": 600}, "requests_per_connection": 1},
+                           upstream={}))
+    assert closes["server_close_state"] == "closed" and closes["fins_sent"] == 2

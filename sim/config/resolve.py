@@ -79,7 +79,7 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
                           socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
                           GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
-                          if grpc else None),
+                          if grpc else None, sc.upstream.close_on_fin),
         lb=tuple(middlebox_spec(c) for c in lb_list(sc.lb)),
         envoy=envoy,
         upstream_lb=tuple(middlebox_spec(c) for c in lb_list(sc.upstream.lb)),

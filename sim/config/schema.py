@@ -240,6 +240,8 @@ class UpstreamCfg(Strict):
     kernel: KernelCfg = KernelCfg()
     idle_timeout: Duration = 0.0  # HTTP keep-alive timeout: the server closes an idle connection; 0 = off
     grpc: Optional[GrpcCfg] = None
+    #: false: the server application never closes a connection its peer closed (CLOSE_WAIT, R51)
+    close_on_fin: bool = True
 
 
 #: ``traffic.process``: a module path (dotted identifiers), a colon, a function name

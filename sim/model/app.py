@@ -329,7 +329,8 @@ class ServerConn:
 
     def on_peer_fin(self, sock: TcpSocket, seg: Seg) -> None:
         self.conn.record_close(sock, "expiry" if seg.origin != "host" else "peer")
-        sock.close()
+        if self.app.close_on_fin:
+            sock.close()
 
     def on_error(self, sock: TcpSocket, errno: str, cause: str, seg: Seg | None) -> None:
         self.conn.record_error(sock, cause, seg)
@@ -338,13 +339,16 @@ class ServerConn:
 class Server:
     """The upstream application (one per client slot, so its randomness is per slot)."""
 
-    __slots__ = ("world", "service", "idle_timeout_s", "grpc")
+    __slots__ = ("world", "service", "idle_timeout_s", "grpc", "close_on_fin")
 
-    def __init__(self, world: World, service: Sampler, idle_timeout_s: float = 0.0, grpc: Any = None) -> None:
+    def __init__(self, world: World, service: Sampler, idle_timeout_s: float = 0.0, grpc: Any = None,
+                 close_on_fin: bool = True) -> None:
         self.world = world
         self.service = service
         self.idle_timeout_s = idle_timeout_s
         self.grpc = grpc
+        #: False: a leaky application that never closes what its peer closed (R51: CLOSE_WAIT)
+        self.close_on_fin = close_on_fin
 
     def accept(self, conn) -> ServerConn:
         """The owner of the server socket of a new connection."""

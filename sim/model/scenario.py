@@ -146,8 +146,8 @@ class World:
         # A fixed distribution has no state, so its sampler (and a server that only uses that) is
         # shared by the whole fleet instead of costing memory per connection.
         fixed_gaps = Sampler(gp.kind, gp.a, gp.b, None) if gp.kind == "fixed" else None
-        fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc)
-                        if sv.kind == "fixed" else None)
+        fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc,
+                               server.close_on_fin) if sv.kind == "fixed" else None)
         # A traffic process (traffic.process) sends the requests instead of the gaps: its slots run it
         # on a SimPy environment, and get the gaps' random stream as their own.
         procs = None
@@ -158,7 +158,7 @@ class World:
                 mb.message_sizes = True
         for i in (range(n) if slots is None else slots):
             srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
-                                         server.idle_timeout_s, server.grpc)
+                                         server.idle_timeout_s, server.grpc, server.close_on_fin)
             if procs is not None:
                 slot: ClientSlot = ProcessSlot(self, i, srv, c, procs)
                 procs.start(slot, i * t.ramp_s / n, _rng(seed, STREAM_GAPS, i))

@@ -123,6 +123,9 @@ class ServerSpec:
     socket: SocketSpec = SocketSpec()
     idle_timeout_s: float = 0.0
     grpc: GrpcSpec | None = None
+    #: False: the application never closes a connection whose peer sent a FIN, which then stays in
+    #: CLOSE_WAIT (kernel-lifecycle.md R51), its keepalive still running
+    close_on_fin: bool = True
 
 
 @dataclass(frozen=True)
