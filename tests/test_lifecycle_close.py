@@ -11,7 +11,6 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.model.segment import FIN
 from tests.kernel_harness import Harness
-from tests.lossy_path import lossy, pure_core_only
 
 FIN_KIND = str(FIN)
 RTO0 = 0.204  # R30: SRTT 2 ms + 200 ms, rounded up to a jiffy at HZ=250
@@ -96,35 +95,26 @@ def test_still_open_at_the_end_is_established():
     assert row["fins_sent"] == 0 and row["time_wait_s"] == 0.0
 
 
-@pure_core_only
-def test_fin_wait2_ends_after_tcp_fin_timeout_when_the_peer_fin_is_lost(monkeypatch):
+def test_fin_wait2_ends_after_tcp_fin_timeout_when_the_peer_fin_is_lost():
     """R48: the client's FIN never arrives (its ACK of the server's FIN does): the server waits
     tcp_fin_timeout in FIN_WAIT2 and is gone; the client's FIN dies as an orphan (R47)."""
-    def rule(p, s, seg, t):
-        return "drop" if seg.kind == FIN and s is p.a else None
-
     for fin_timeout, expected in ((None, 60.0), (30, 30.0)):
-        raw = _raw(400)
+        raw = _raw(400, faults=[{"leg": "downstream", "direction": "to_server", "packets": "fin"}])
         if fin_timeout:
             raw["kernel"] = {**raw["kernel"], "sysctl": {"net.ipv4.tcp_fin_timeout": fin_timeout}}
-        with lossy(monkeypatch, rule):
-            row = _rows(raw)[0]
+        row = _rows(raw)[0]
         assert row["server_close_state"] == "closed" and row["fin_wait2_s"] == pytest.approx(expected)
         assert row["client_close_state"] == "closed" and row["orphan_died"]
         assert row["fin_retransmits"] == 9 and row["time_wait_s"] == 0.0
 
 
-@pure_core_only
-def test_a_fin_for_a_socket_whose_fin_wait2_ran_out_gets_an_rst(monkeypatch):
+def test_a_fin_for_a_socket_whose_fin_wait2_ran_out_gets_an_rst():
     """R48, R50: the client's FIN comes only after the server's FIN_WAIT2 ran out (all but the FINs
     after 200 s are dropped): the server's host answers it with an RST, and the client is closed."""
-    def rule(p, s, seg, t):
-        return "drop" if seg.kind == FIN and s is p.a and t < 150 else None
-
     raw = _raw(400, kernel={"hz": 250, "timers": "exact", "sysctl": {"net.ipv4.tcp_fin_timeout": 20,
-                                                                       "net.ipv4.tcp_orphan_retries": 10}})
-    with lossy(monkeypatch, rule):
-        row = _rows(raw)[0]
+                                                                       "net.ipv4.tcp_orphan_retries": 10}},
+               faults=[{"leg": "downstream", "for": 150, "direction": "to_server", "packets": "fin"}])
+    row = _rows(raw)[0]
     assert row["fin_wait2_s"] == pytest.approx(20.0) and row["server_close_state"] == "closed"
     assert row["client_close_state"] == "closed" and not row["orphan_died"]
 
