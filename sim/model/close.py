@@ -85,8 +85,6 @@ def send_fin(sock: TcpSocket) -> None:
     """The application closed an established socket: FIN, retransmitted like data by the loss probe
     and then the RTO (R46). The socket is an orphan from now on (R47); its keepalive timer is off
     (R52)."""
-    from sim.model.retransmit import arm_tlp, tlp_due_s  # retransmit imports this module
-
     now = sock.sched.now_s
     info = sock.closing
     if info is None:
@@ -96,26 +94,8 @@ def send_fin(sock: TcpSocket) -> None:
     sock.kt_virtual_s = None
     if sock.kt is not None:
         sock.kt.clear()
-    seq = sock.snd_nxt
-    sock.snd_nxt += 1
-    unacked = sock.unacked
-    if unacked is None:
-        sock.unacked = unacked = [FIN_MARK]
-    else:
-        unacked.append(FIN_MARK)
     info.fins += 1
-    delivered = sock.tx(sock, Seg(FIN, seq, sock.rcv_nxt))
-    sent = sock.tlp_sent_s
-    if sent is not None and (not delivered or sock.tx.round_trip_end(now) >= tlp_due_s(sock, sent)):
-        sock.tlp_sent_s = None  # as in TcpSocket.send: data ahead of the FIN needs its real timer
-        arm_tlp(sock, sent)
-    if len(unacked) == 1:
-        sock.in_tlp = True  # R29, R46: a loss probe first
-        sock.retransmits = 0
-        if delivered and sock.sched.lazy_loss_probes:
-            sock.tlp_sent_s = now
-        else:
-            arm_tlp(sock, now)
+    sock.send_new(FIN, FIN_MARK, None)  # R46: retransmitted like data, by the loss probe, then the RTO
 
 
 def fin_acked(sock: TcpSocket, at_s: float) -> None:

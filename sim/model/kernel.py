@@ -244,16 +244,22 @@ class TcpSocket:
             settle(self)
         if self.kt_virtual_s is not None:  # data in flight at the expiry would change it (R15)
             expiry_needed(self)
+        self.send_new(DATA, payload, payload)
+
+    def send_new(self, kind: int, queued: Any, payload: Any) -> None:
+        """Send the next sequence number, a message (DATA) or our FIN (R46), kept as ``queued`` until
+        it is acknowledged; the first in flight arms the loss probe."""
         seq = self.snd_nxt
         self.snd_nxt += 1
         unacked = self.unacked
         if unacked is None:
-            self.unacked = unacked = [payload]
+            self.unacked = unacked = [queued]
         else:
-            unacked.append(payload)
-        delivered = self.tx(self, Seg(DATA, seq, self.rcv_nxt, payload))
+            unacked.append(queued)
+        delivered = self.tx(self, Seg(kind, seq, self.rcv_nxt, payload))
+        now = self.sched.now_s
         sent = self.tlp_sent_s
-        if sent is not None and (not delivered or self.tx.round_trip_end(self.sched.now_s) >= tlp_due_s(self, sent)):
+        if sent is not None and (not delivered or self.tx.round_trip_end(now) >= tlp_due_s(self, sent)):
             # More data behind the first: the loss probe would find this segment unacknowledged if
             # its ACK comes at or after the probe's deadline, so that timer must be real.
             self.tlp_sent_s = None
@@ -266,9 +272,9 @@ class TcpSocket:
                 # The peer's kernel ACKs on arrival, one RTT < PTO from now; if that ACK is lost on
                 # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
-                self.tlp_sent_s = self.sched.now_s
+                self.tlp_sent_s = now
             else:
-                arm_tlp(self, self.sched.now_s)
+                arm_tlp(self, now)
 
     def segment_lost(self) -> None:
         """The network dropped a segment addressed to this socket (perhaps a probe's answer):
