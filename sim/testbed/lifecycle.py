@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
@@ -29,6 +30,7 @@ from sim.facts.kernel import TCP_RTO_MAX_S, TCP_RTO_MIN_S, TCP_TIMEOUT_INIT_S
 from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed
 
 PORT = 8080
+T = TypeVar("T")
 #: Poll interval of the orphan's /proc/net/tcp, seconds: the resolution of the orphan's death time.
 POLL_S = 0.005
 
@@ -85,25 +87,23 @@ class Measured:
     note: str = ""
 
 
-def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
-    """Run ``replay`` in a fresh testbed named by ``tag``; the testbed is gone when this returns."""
-    bed = Testbed(tag, replay.lb_timeout_s, replay.late, drop=replay.drop, client_sysctl=dict(replay.client_sysctl))
+def run_peers(run: Runner, bed: Testbed, server_args: list[str], client_args: list[str], timeout_s: float,
+              measure: Callable[[], T]) -> tuple[str, str, T]:
+    """Bring ``bed`` up, start the server peer and wait until it listens, run the client peer to its
+    end (at most ``timeout_s``), then ``measure()`` the testbed: (client stdout, client stderr, that
+    measure). The peers and the testbed are gone when this returns, whatever happened."""
     run.add(bed)
     server = client = None
     try:
         bed.up()
-        server = run.spawn(bed.peer(bed.server, "server", str(PORT), "off", "0"),
+        server = run.spawn(bed.peer(bed.server, "server", str(PORT), *server_args),
                            stdout=subprocess.PIPE, text=True, env=PEER_ENV)
         assert server.stdout is not None  # a pipe: stdout=PIPE
         server.stdout.readline()  # listening
-        if replay.kind == "connect":
-            args = ["connect", SERVER_IP, str(PORT), str(replay.syncnt), str(replay.user_timeout_ms)]
-        else:
-            args = ["orphan", SERVER_IP, str(PORT), str(replay.idle_s), str(POLL_S), str(replay.max_s)]
-        client = run.spawn(bed.peer(bed.client, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        client = run.spawn(bed.peer(bed.client, *client_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=PEER_ENV)
-        out, err = client.communicate(timeout=replay.max_s + 60)
-        counts = bed.client_segments()
+        out, err = client.communicate(timeout=timeout_s)
+        measured = measure()
     finally:
         # this thread is the peers' parent for PR_SET_PDEATHSIG: it ends only after they have
         for proc in (client, server):
@@ -111,6 +111,17 @@ def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
                 proc.kill()
                 proc.wait()
         run.remove(bed)
+    return out, err, measured
+
+
+def run_kernel_replay(run: Runner, replay: Replay, tag: str) -> Measured:
+    """Run ``replay`` in a fresh testbed named by ``tag``; the testbed is gone when this returns."""
+    bed = Testbed(tag, replay.lb_timeout_s, replay.late, drop=replay.drop, client_sysctl=dict(replay.client_sysctl))
+    if replay.kind == "connect":
+        args = ["connect", SERVER_IP, str(PORT), str(replay.syncnt), str(replay.user_timeout_ms)]
+    else:
+        args = ["orphan", SERVER_IP, str(PORT), str(replay.idle_s), str(POLL_S), str(replay.max_s)]
+    out, err, counts = run_peers(run, bed, ["off", "0"], args, replay.max_s + 60, bed.client_segments)
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     outcome, t, note = _outcome(events, err)
     return Measured(outcome, t, counts["syn"], counts["fin"], note)

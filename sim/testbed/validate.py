@@ -31,17 +31,18 @@ from sim.facts.wheel import wheel_granularity_j
 from sim.output import dumps
 from sim.testbed.lifecycle import (
     POLL_S,
+    PORT,
     Measured,
     Replay,
     last_timer_s,
     replay_of,
     run_kernel_replay,
+    run_peers,
     run_sim_replay,
 )
-from sim.testbed.netns import PEER_ENV, SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
+from sim.testbed.netns import SERVER_IP, Testbed, Unavailable, check_available, sweep_stale
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "configs" / "kernel"
-PORT = 8080
 
 
 class Interrupted(KeyboardInterrupt):
@@ -203,28 +204,11 @@ def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int,
     gap = sc.traffic.request_gap.spec()[1]
     bed = Testbed(tag, int(lb.idle_timeout_s), late,
                   client_sysctl=dict(sc.client.kernel.sysctl), server_sysctl=dict(sc.upstream.kernel.sysctl))
-    run.add(bed)
-    server = client = None
-    try:
-        bed.up()
-        server = run.spawn(bed.peer(bed.server, "server", str(PORT), _keepalive_arg(sc.upstream.keepalive),
-                                    str(int(sc.upstream.user_timeout * 1000))),
-                           stdout=subprocess.PIPE, text=True, env=PEER_ENV)
-        assert server.stdout is not None  # a pipe: stdout=PIPE
-        server.stdout.readline()  # listening
-        client = run.spawn(bed.peer(bed.client, "client", SERVER_IP, str(PORT),
-                                    _keepalive_arg(sc.client.keepalive), str(int(sc.client.user_timeout * 1000)),
-                                    str(gap), str(sc.duration)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PEER_ENV)
-        out, client_err = client.communicate(timeout=sc.duration + 60)
-        probes = bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server)
-    finally:
-        # this thread is the peers' parent for PR_SET_PDEATHSIG: it ends only after they have
-        for proc in (client, server):
-            if proc is not None:
-                proc.kill()
-                proc.wait()
-        run.remove(bed)
+    server_args = [_keepalive_arg(sc.upstream.keepalive), str(int(sc.upstream.user_timeout * 1000))]
+    client_args = ["client", SERVER_IP, str(PORT), _keepalive_arg(sc.client.keepalive),
+                   str(int(sc.client.user_timeout * 1000)), str(gap), str(sc.duration)]
+    out, client_err, probes = run_peers(run, bed, server_args, client_args, sc.duration + 60,
+                                        lambda: bed.keepalive_probes(bed.client) + bed.keepalive_probes(bed.server))
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     if not events or events[0]["event"] != "connected":
         return "error", math.nan, probes, f"client did not connect: {client_err.strip()[-200:]}"
