@@ -111,3 +111,30 @@ def test_the_reference_engine_and_chunking_give_the_same_numbers(on_full):
         for k in fast_c for a, b in zip(fast_c[k], ref_c[k], strict=True))
     assert fast_s["devices"] == ref_s["devices"]
     assert fast_s["connect_failures"] == ref_s["connect_failures"] == 3
+
+
+def test_a_limited_fleet_is_never_split_into_pieces(monkeypatch):
+    """run_replication splits a fleet into independent pieces of PIECE_SLOTS; slots that share a
+    flow table are not independent, so the fleet runs whole and the table still fills at 2."""
+    from sim.execution import runner
+    from sim.execution.simulate import slots_independent
+
+    monkeypatch.setattr(runner, "PIECE_SLOTS", 2)
+    sc = Scenario.model_validate(_raw(5, 2, "drop"))
+    assert not slots_independent(sc)
+    assert slots_independent(Scenario.model_validate({**_raw(5, 2), "lb": "linux-conntrack"}))
+    rec = runner.run_replication(sc, 1)
+    s = summarize_one(rec, sc.duration)
+    assert s["connect_failures"] == 3 and s["devices"][0]["connects_rejected"] == 33
+
+
+def test_the_trace_of_a_rejected_connection_is_that_of_the_whole_fleet():
+    """A sweep's drop trace re-runs one slot; with a flow limit the whole fleet runs again, so the
+    traced connection meets the full table as it did."""
+    from sim.execution.tasks import trace_one
+
+    sc = Scenario.model_validate(_raw(5, 2, "drop"))
+    _, c = _run(_raw(5, 2, "drop"))
+    rejected = next(r["conn_id"] for r in _rows(c) if r["connect_outcome"] == "connect_timeout")
+    trace = trace_one(sc, 1, rejected)
+    assert any("dropped" in str(e) for e in trace)
