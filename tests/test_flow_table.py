@@ -138,3 +138,18 @@ def test_the_trace_of_a_rejected_connection_is_that_of_the_whole_fleet():
     rejected = next(r["conn_id"] for r in _rows(c) if r["connect_outcome"] == "connect_timeout")
     trace = trace_one(sc, 1, rejected)
     assert any("dropped" in str(e) for e in trace)
+
+
+def test_the_shipped_conntrack_full_config_gives_its_closed_form():
+    """configs/conntrack-full.yaml states its expectation in its comments: 600 connect timeouts,
+    6,600 SYNs refused, full from 0.001 s to the end."""
+    from pathlib import Path
+
+    from sim.config.load import load_config
+
+    sc = load_config(Path(__file__).resolve().parent.parent / "configs" / "conntrack-full.yaml").scenario
+    s = summarize_one(run_one(sc, 1), sc.duration)
+    assert s["connect_failures"] == 600 and s["connect_outcomes"] == {"ok": 1000, "connect_timeout": 600}
+    dev = s["devices"][0]
+    assert dev["connects_rejected"] == 6600 and dev["flows_peak"] == 1000 and dev["flows_limit"] == 1000
+    assert dev["exhausted_at_s"] == pytest.approx(0.001) and dev["seconds_full"] == pytest.approx(1799.999)
