@@ -153,3 +153,14 @@ def test_the_shipped_conntrack_full_config_gives_its_closed_form():
     dev = s["devices"][0]
     assert dev["connects_rejected"] == 6600 and dev["flows_peak"] == 1000 and dev["flows_limit"] == 1000
     assert dev["exhausted_at_s"] == pytest.approx(0.001) and dev["seconds_full"] == pytest.approx(1799.999)
+
+
+def test_profiles_carry_their_limits_and_what_a_full_table_does():
+    """Every profile says what a full table does (a required field); the NAT gateways' limits are
+    port budgets (issue 16 point 2), not flow tables; conntrack drops."""
+    from sim.config.profiles import all_profiles
+
+    profiles = all_profiles()
+    assert all(p.on_full in ("drop", "rst") for p in profiles.values())
+    assert profiles["aws-nat-gateway"].max_flows is None and profiles["azure-nat-gateway"].max_flows is None
+    assert profiles["linux-conntrack"].on_full == "drop" and profiles["kube-proxy-iptables"].max_flows == 131072
