@@ -8,11 +8,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
 from sim.spec import Shortcuts
+from tests.shortcut_scenarios import scenario
+from tests.test_shortcuts import assert_same_run
 
 HOP_S = 0.001
 
@@ -164,3 +168,16 @@ def test_profiles_carry_their_limits_and_what_a_full_table_does():
     assert all(p.on_full in ("drop", "rst") for p in profiles.values())
     assert profiles["aws-nat-gateway"].max_flows is None and profiles["azure-nat-gateway"].max_flows is None
     assert profiles["linux-conntrack"].on_full == "drop" and profiles["kube-proxy-iptables"].max_flows == 131072
+
+
+@settings(max_examples=40, derandomize=True, database=None, deadline=None)
+@given(raw=scenario(), limit=st.integers(1, 3), on_full=st.sampled_from(["drop", "rst"]))
+def test_random_scenarios_with_a_small_table_agree_on_both_engines(raw, limit, on_full):
+    """tests/test_shortcuts.py's random scenarios, with a table of 1 to 3 entries on the first
+    middlebox (1 to 4 slots, so it often fills): the reference engine gives the same records."""
+    lb = raw.get("lb")
+    chain = lb if isinstance(lb, list) else [lb] if lb else []
+    if not chain:
+        chain = raw["lb"] = [{"profile": "linux-conntrack"}]
+    chain[0].update(max_flows=limit, on_full=on_full)
+    assert_same_run(raw, Shortcuts.none())
