@@ -181,3 +181,12 @@ def test_random_scenarios_with_a_small_table_agree_on_both_engines(raw, limit, o
         chain = raw["lb"] = [{"profile": "linux-conntrack"}]
     chain[0].update(max_flows=limit, on_full=on_full)
     assert_same_run(raw, Shortcuts.none())
+
+
+def test_the_cost_estimate_counts_a_limited_fleet_held_whole():
+    """A fleet behind a limited table is not chunked, so the memory estimate holds every slot."""
+    from sim.execution.cost import point_cost
+
+    free = point_cost(Scenario.model_validate({**_raw(50_000, 2), "lb": "linux-conntrack"}))
+    limited = point_cost(Scenario.model_validate(_raw(50_000, 2)))
+    assert limited.memory > free.memory + 49_000 * 4_000
