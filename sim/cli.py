@@ -187,6 +187,10 @@ def _human(sc, result) -> str:
     for d in s.get("devices", []):
         lines.append(f"  {d['name']} ({d['leg']} leg): peak {d['flows_peak']} flows, mean {fmt(d['flows_mean'])}; "
                      f"{fmt(d['keepalive_pps'])} keepalive pkt/s; peak {fmt(d['new_flows_peak_per_s'])} new flows/s")
+        if d.get("exhausted_at_s") is not None:
+            lines.append(f"    flow table full ({d['flows_limit']} flows) from {fmt(d['exhausted_at_s'])} s, "
+                         f"{fmt(d['seconds_full'])} s in all; {d['connects_rejected']} SYNs refused; "
+                         f"{s['connect_failures']} connects failed")
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "
                  f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; smallest slack before expiry: "
                  f"{fmt(s['min_slack_s'])} s")

@@ -54,6 +54,8 @@ class Profile(BaseModel):
     on_expiry: Literal["silent", "rst_both", "fin_both"]
     late_packet: Union[Late, LatePerDirection]
     max_flows: Optional[int] = None
+    #: what a full flow table does with a new flow's SYN: drop it (the client retries) or RST it
+    on_full: Literal["drop", "rst"]
     confidence: Literal["doc", "3rd", "inferred"]
     sources: list[Source]
     notes: str = ""
@@ -101,6 +103,8 @@ def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
         on_expiry=cfg.on_expiry or prof.on_expiry,
         late_from_client=late_c,
         late_from_server=late_s,
+        max_flows=cfg.max_flows if cfg.max_flows is not None else prof.max_flows,
+        on_full=cfg.on_full or prof.on_full,
         nlcu=NlcuSpec(nlcu.new_flows_per_s, nlcu.active_flows, nlcu.bytes_per_hour, nlcu.price_per_nlcu_hour_usd,
                       nlcu.price_per_hour_usd) if nlcu else None,
     )

@@ -113,6 +113,8 @@ class LbCfg(Strict):
     on_expiry: Optional[Literal["silent", "rst_both", "fin_both"]] = None
     late_packet: Optional[Union[Literal["rst_to_sender", "drop", "new_flow"], LatePerDirection]] = None
     max_flows: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
+    #: what a full flow table does with a new flow's SYN (docs/config.md); None: the profile's
+    on_full: Optional[Literal["drop", "rst"]] = None
 
 
 class LatePerDirection(Strict):

@@ -12,6 +12,7 @@ import pandas as pd
 from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.execution.seeds import replication_seed
+from sim.execution.simulate import slots_independent
 from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
@@ -59,7 +60,7 @@ def _run_strided(args: tuple) -> Records:
 def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
     """``run_one`` with the fleet's slots split over ``workers`` processes, every ``workers``-th slot
     to one process (bench/core.py --workers); the same records."""
-    if workers <= 1 or sc.connections < 2 * workers:
+    if workers <= 1 or sc.connections < 2 * workers or not slots_independent(sc):
         return run_one(sc, seed, trace_conn)
     from concurrent.futures import ProcessPoolExecutor
 
@@ -77,7 +78,7 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None,
     """One replication, its fleet in pieces over ``workers`` processes (the same records as
     ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece;
     ``shortcuts``: the engine's (``Shortcuts.none()``: the reference engine)."""
-    pieces = slot_pieces(sc.connections, workers)
+    pieces = slot_pieces(sc.connections, workers) if slots_independent(sc) else [range(sc.connections)]
     if len(pieces) == 1:
         rec = run_one(sc, seed, shortcuts=shortcuts)
         if bar is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sim.config.resolve import world_spec
 from sim.config.schema import Scenario
-from sim.model.scenario import Records, run_world
+from sim.model.scenario import Records, run_world, shares_flow_tables
 from sim.spec import Shortcuts
 
 
@@ -19,3 +19,10 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None, slots: Itera
     shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
     kwargs = {} if chunk_slots is None else {"chunk_slots": chunk_slots}
     return run_world(world_spec(sc, shortcuts), seed, trace_conn, slots, **kwargs)
+
+
+def slots_independent(sc: Scenario) -> bool:
+    """Can the fleet's slots be simulated apart (in pieces, over workers, one slot again for its
+    trace) and give the same records? Not when a device has a flow limit: the slots compete for its
+    table (``lb.max_flows``)."""
+    return not shares_flow_tables(world_spec(sc))

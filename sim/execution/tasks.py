@@ -15,6 +15,7 @@ import pandas as pd
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.simulate import slots_independent
 from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
 from sim.metrics.summary import summarize_one
@@ -96,8 +97,10 @@ def first_drop(columns: dict[str, list], leg: str | None = None) -> int | None:
 def trace_one(sc: Scenario, seed: int, conn_id: int, shortcuts: Shortcuts | None = None) -> list[tuple]:
     """The packet trace of connection ``conn_id`` (sim.facts.names.TRACE_FIELDS): only its client
     slot is simulated again, with tracing on. Slots are independent and the model is deterministic
-    for a seed, so these are the packets it had in the whole fleet's run (tests/test_layers.py)."""
-    rec = run_one(sc, seed, trace_conn=conn_id, slots=[conn_id // CONN_ID_STRIDE], shortcuts=shortcuts)
+    for a seed, so these are the packets it had in the whole fleet's run (tests/test_layers.py).
+    With a flow limit they are not (``slots_independent``), and the whole fleet runs again."""
+    slots = [conn_id // CONN_ID_STRIDE] if slots_independent(sc) else None
+    rec = run_one(sc, seed, trace_conn=conn_id, slots=slots, shortcuts=shortcuts)
     return rec.trace or []
 
 

@@ -23,7 +23,10 @@ CAPACITY_FIELDS = (
 )
 #: The figures of each middlebox in ``devices`` (besides ``name`` and ``leg``).
 DEVICE_FIELDS = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean",
-                 "keepalive_packets", "new_flows", "lb_rsts")
+                 "keepalive_packets", "new_flows", "lb_rsts", "flows_limit", "connects_rejected", "seconds_full",
+                 "exhausted_at_s")
+#: device fields summed over replications (the other non-peak ones are averaged)
+DEVICE_COUNTS = ("keepalive_packets", "new_flows", "lb_rsts", "connects_rejected")
 
 
 def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
@@ -39,6 +42,37 @@ def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
         cur += delta
         best = max(best, cur)
     return best
+
+
+def time_full(intervals: Iterable[tuple[float, float]], limit: int | None,
+              duration_s: float) -> tuple[float, float | None]:
+    """``(seconds_full, exhausted_at_s)``: the simulated seconds the table held ``limit`` entries
+    (its ``max_flows``), and the first time it did (None: never, or no limit). Computed from the
+    entries' true lifetimes after the run: a silent expiry is only discovered later (lazily), so
+    no counter kept during the run knows when a slot really came free."""
+    if limit is None:
+        return 0.0, None
+    events = []
+    for start, end in intervals:
+        end = min(end, duration_s)
+        if end > start:
+            events.append((start, 1))
+            events.append((end, -1))
+    events.sort()
+    cur, since, first = 0, 0.0, None
+    spans = []
+    for t, delta in events:
+        was_full = cur >= limit
+        cur += delta
+        if not was_full and cur >= limit:
+            since = t
+            if first is None:
+                first = t
+        elif was_full and cur < limit:
+            spans.append(t - since)
+    if cur >= limit:
+        spans.append(duration_s - since)
+    return math.fsum(spans), first
 
 
 def active_flows_at(intervals: list[tuple[float, float]], marks: np.ndarray) -> np.ndarray:
@@ -93,6 +127,8 @@ def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarra
 def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
     """One middlebox's capacity figures for one run (DEVICE_FIELDS)."""
     per_bucket = _nlcu_per_bucket(dev, duration_s, bucket_s)
+    limit = dev.get("flows_limit")
+    seconds_full, exhausted_at_s = time_full(dev["intervals"], limit, duration_s)
     return {
         "name": dev["name"], "leg": dev["leg"],
         "flows_peak": peak_overlap(dev["intervals"]),
@@ -101,6 +137,8 @@ def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
         "keepalive_pps": dev["keepalive_packets"] / duration_s,
         "nlcu_mean": float(per_bucket.mean()) if per_bucket is not None else math.nan,
         "keepalive_packets": dev["keepalive_packets"], "new_flows": dev["new_flows"], "lb_rsts": dev["lb_rsts"],
+        "flows_limit": limit, "connects_rejected": dev.get("connects_rejected", 0),
+        "seconds_full": seconds_full, "exhausted_at_s": exhausted_at_s,
     }
 
 
@@ -152,10 +190,14 @@ def combine_devices(runs: list[list[dict]]) -> list[dict]:
         dev = {"name": first["name"], "leg": first["leg"]}
         for f in DEVICE_FIELDS:
             # NaN is stored as null (None) in Parquet and JSON
-            vals = [r[f] for r in rows if r[f] is not None and not (isinstance(r[f], float) and math.isnan(r[f]))]
-            if "peak" in f:
+            vals = [r[f] for r in rows if r.get(f) is not None and not (isinstance(r[f], float) and math.isnan(r[f]))]
+            if f == "flows_limit":  # the same device in every replication
+                dev[f] = first.get(f)
+            elif f == "exhausted_at_s":  # the earliest replication's; null when none filled up
+                dev[f] = min(vals) if vals else None
+            elif "peak" in f:
                 dev[f] = max(vals) if vals else math.nan
-            elif f in ("keepalive_packets", "new_flows", "lb_rsts"):
+            elif f in DEVICE_COUNTS:
                 dev[f] = sum(vals)
             else:
                 dev[f] = sum(vals) / len(vals) if vals else math.nan

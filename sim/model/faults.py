@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sim.model.middlebox import FORWARD, Middlebox
+from sim.model.middlebox import Middlebox
 from sim.model.segment import ACK, DATA, FIN, KIND_NAMES, PROBE, RST, SYN, SYNACK, Seg
 from sim.spec import FaultSpec, MiddleboxSpec
 
@@ -126,7 +126,7 @@ class FaultedMiddlebox(Middlebox):
 
     def admit(self, seg: Seg, from_client: bool, t_s: float) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)
-        return FORWARD if self.took is None else TAKEN
+        return super().admit(seg, from_client, t_s) if self.took is None else TAKEN
 
     def handle(self, flow: Any, kind: int, seg: Any, from_client: bool, t_s: float) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)

@@ -7,6 +7,7 @@ only when the expiry itself does something (``on_expiry`` rst_both / fin_both).
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Any, Final
 
@@ -55,7 +56,7 @@ class Flow:
     __slots__ = (
         "mb", "path", "index", "alive", "last_seen_s", "last_data_s", "created_s",
         "first_drop_s", "drop_both_open", "min_slack_s", "at_risk_gaps", "fin_dirs", "timer",
-        "alive_at_end", "proxy",
+        "alive_at_end", "proxy", "queued",
     )
 
     def __init__(self, mb: Middlebox, path: Any, index: int, now_s: float) -> None:
@@ -75,6 +76,8 @@ class Flow:
         self.alive_at_end: bool | None = None
         #: the terminating proxy whose two legs share this flow (None for pass-through devices)
         self.proxy: Any = None
+        #: in its device's expiry queue (a device with a flow limit only: ``Middlebox._reap``)
+        self.queued = False
 
 
 class Middlebox:
@@ -83,7 +86,7 @@ class Middlebox:
     __slots__ = (
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
-        "leg", "bucket_s", "message_sizes", "took",
+        "leg", "bucket_s", "message_sizes", "took", "active", "flow_limit", "connects_rejected", "expiries",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -111,6 +114,15 @@ class Middlebox:
         self.intervals: list[tuple[float, float]] = []
         #: the fault that took the last segment given a TAKEN verdict (sim.model.faults)
         self.took: Any = None
+        #: entries in the table now (silent expiries are counted out when ``_reap`` finds them)
+        self.active = 0
+        #: ``max_flows``, or infinity: the admission check is one comparison either way
+        self.flow_limit = float(spec.max_flows) if spec.max_flows is not None else math.inf
+        #: SYNs refused because the table was full
+        self.connects_rejected = 0
+        #: (deadline_s as last known, sequence, flow) of the silently expiring entries, kept only by a
+        #: device with a limit: a full table looks here for entries whose idle timer ran out unseen
+        self.expiries: list[tuple[float, int, Flow]] = []
 
     # ------------------------------------------------------------------ flow table
     def open_flow(self, path, index: int, t_s: float) -> Flow:
@@ -121,6 +133,7 @@ class Middlebox:
 
     def _start(self, flow: Flow, t_s: float) -> None:
         self.new_flows += 1
+        self.active += 1
         count_at(self.new_per_s, int(t_s))
         flow.created_s = t_s
         flow.alive = True
@@ -130,11 +143,15 @@ class Middlebox:
             if flow.timer is None:
                 flow.timer = LazyTimer(self.sched, flow, self._expiry_timer)
             flow.timer.set(t_s + self.timeout_s)
+        elif self.flow_limit != math.inf and not flow.queued:
+            flow.queued = True
+            heapq.heappush(self.expiries, (t_s + self.timeout_s, self.new_flows, flow))
 
     def _end(self, flow: Flow, t_s: float) -> None:
         if not flow.alive:
             return
         flow.alive = False
+        self.active -= 1
         self.intervals.append((flow.created_s, t_s))
         if flow.timer is not None:
             flow.timer.clear()
@@ -182,8 +199,43 @@ class Middlebox:
     # ------------------------------------------------------------------ packets
     def admit(self, seg, from_client: bool, t_s: float) -> int:
         """A SYN reaches the device at ``t_s`` before its flow exists: FORWARD (the SYN makes the
-        flow), or TAKEN by a fault standing in front of it (sim.model.faults)."""
-        return FORWARD
+        flow); with the table full, DROP or BOUNCE (RST to the sender) as ``on_full`` says; or TAKEN
+        by a fault standing in front of it (sim.model.faults)."""
+        if self.active < self.flow_limit:
+            return FORWARD
+        return self._full(seg, t_s)
+
+    def _full(self, seg, t_s: float) -> int:
+        """The table is at its limit when a new entry is needed at ``t_s``: entries whose idle timer
+        ran out by then, not yet discovered (expiry is lazy), are freed first; if none was, the
+        packet is refused. Only SYNs count as rejected connects (a conntrack pick-up refused the
+        same way is not a connect)."""
+        self._reap(t_s)
+        if self.active < self.flow_limit:
+            return FORWARD
+        if seg.kind == SYN:
+            self.connects_rejected += 1
+        if self.spec.on_full == "rst" and seg.kind != RST:
+            self.lb_rsts += 1
+            return BOUNCE
+        return DROP
+
+    def _reap(self, t_s: float) -> None:
+        """Expire every silently expiring entry due by ``t_s``. The queue's keys are lower bounds of
+        the deadlines (a refresh only moves a deadline later), so an entry popped early is pushed
+        back with its current deadline: each pop frees an entry, drops a dead one, or moves on."""
+        queue = self.expiries
+        while queue and queue[0][0] <= t_s + EPS_S:
+            _, seq, flow = heapq.heappop(queue)
+            if not flow.alive:
+                flow.queued = False
+                continue
+            deadline = flow.last_seen_s + self.timeout_s
+            if t_s >= deadline - EPS_S:
+                flow.queued = False
+                self.expire(flow, deadline, t_s)
+            else:
+                heapq.heappush(queue, (deadline, seq, flow))
 
     def handle(self, flow: Flow, kind: int, seg, from_client: bool, t_s: float) -> int:
         """A segment reaches the device at ``t_s``: FORWARD, DROP or BOUNCE (RST to the sender)."""
@@ -202,6 +254,10 @@ class Middlebox:
                 return BOUNCE
             if policy == LATE_DROP or kind == SYN:
                 return DROP
+            if self.active >= self.flow_limit:  # the pick-up needs an entry too
+                verdict = self._full(seg, t_s)
+                if verdict != FORWARD:
+                    return verdict
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
         bucket = int(t_s // self.bucket_s)
@@ -259,4 +315,5 @@ class Middlebox:
         return {"name": self.spec.name, "leg": self.leg, "keepalive_packets": self.keepalive_packets,
                 "lb_rsts": self.lb_rsts, "new_flows": self.new_flows, "intervals": self.intervals,
                 "keepalive_per_bucket": self.ka_per_bucket, "bytes_per_bucket": self.bytes_per_bucket,
-                "new_flows_per_s": self.new_per_s, "nlcu": nlcu}
+                "new_flows_per_s": self.new_per_s, "nlcu": nlcu, "flows_limit": self.spec.max_flows,
+                "connects_rejected": self.connects_rejected}

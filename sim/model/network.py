@@ -75,12 +75,12 @@ class Path:
         while 0 < q <= n:
             t_s += hop
             i = q - 1
-            if i >= len(flows):  # the SYN creates each flow as it passes
-                if mbs[i].admit(seg, step > 0, t_s) == FORWARD:
+            if i >= len(flows):  # the SYN creates each flow as it passes (a full table refuses it)
+                verdict = mbs[i].admit(seg, step > 0, t_s)
+                if verdict == FORWARD:
                     self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
                     q += step
                     continue
-                verdict = TAKEN
             else:
                 verdict = mbs[i].handle(flows[i], kind, seg, step > 0, t_s)
             if verdict != FORWARD:

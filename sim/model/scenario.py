@@ -298,15 +298,22 @@ def _legs_serving(conn: Conn) -> list[Conn]:
     return legs
 
 
+def shares_flow_tables(spec: WorldSpec) -> bool:
+    """Does a device of ``spec`` have a flow limit (``max_flows``)? Then its slots compete for the
+    same table and are not independent: the fleet is simulated whole, never in chunks or pieces."""
+    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb)
+
+
 def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
               slots: Iterable[int] | None = None, chunk_slots: int = CHUNK_SLOTS) -> Records:
     """Simulate one replication of ``spec`` with ``seed``. Pure: no files, no CLI, no executors.
     ``trace_conn``: record every packet of that connection id (for timelines). ``slots``: simulate
     only these client slots (the rest of the fleet is independent of them). A fleet of more than
     ``chunk_slots`` slots is simulated that many slots at a time, one chunk after another, and
-    merged: the same records (0: never; nor with ``Shortcuts.chunking`` off)."""
+    merged: the same records (0: never; nor with ``Shortcuts.chunking`` off, nor when a device has a
+    flow limit: ``shares_flow_tables``)."""
     chosen = range(spec.connections) if slots is None else list(slots)
-    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen):
+    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen) and not shares_flow_tables(spec):
         t0 = time.perf_counter()
         parts = [_run_world(spec, seed, trace_conn, chosen[a:a + chunk_slots])
                  for a in range(0, len(chosen), chunk_slots)]
@@ -374,8 +381,8 @@ def _sum_lists(lists: list[list[int]]) -> list[int]:
 def _merge_device(parts: list[dict]) -> dict:
     """One device's capacity records of disjoint slot sets, as one run's."""
     first = parts[0]
-    return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"],
-            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows")},
+    return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
+            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected")},
             "intervals": [iv for p in parts for iv in p["intervals"]],
             "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),
             "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),

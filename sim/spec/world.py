@@ -62,6 +62,10 @@ class MiddleboxSpec:
     #: a terminating LB that answers a keepalive with its own on both legs (NLB TLS: every 20 s)
     keepalive_every_s: float = 0.0
     nlcu: NlcuSpec | None = None
+    #: flow-table capacity in entries (None: no limit); a SYN that finds it full is dropped or
+    #: answered with an RST (``on_full``: drop | rst)
+    max_flows: int | None = None
+    on_full: str = "drop"
 
 
 @dataclass(frozen=True)
