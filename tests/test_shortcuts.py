@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from sim.config.validate import Source, validate_scenario
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
+from sim.model.clock import LazyTimer, make_scheduler
 from sim.spec import Shortcuts
 from tests.shortcut_scenarios import faulted_scenario, scenario
 
@@ -109,7 +110,32 @@ FOUND = {
                   "listener": {"keepalive": {"idle": "1s"}, "user_timeout": 0, "idle_timeout": 5, "route_timeout": 0,
                                "stream_idle_timeout": 0},
                   "upstream": {"keepalive": "off", "user_timeout": 0, "idle_timeout": 1}}}),
+    # The keepalive re-arm and the next request came due at the same instant (14.0 s, exact timers,
+    # whole-second gaps). The virtual expiry queued its re-arm when the probe left (12.5 s), before
+    # the request (queued at 13.0 s), so the probe went first; the real expiry (13.5 s) queued it
+    # after the request, which then held the probe off (R15): twice the probes. Keepalive expiries
+    # now run after everything else due at the same time, in both engines (clock.LAST_EID).
+    "keepalive-rearm-tied-with-a-request": ("virtual_keepalive_expiry", {
+        "name": "prop", "duration": 600, "connections": 1, "seed": 8754,
+        "traffic": {"ramp": 0, "request_gap": {"fixed": 1}, "service_time": {"fixed": 0}},
+        "network": {"one_way_delay": 0.25}, "kernel": {"hz": 100, "timers": "exact"},
+        "client": {"keepalive": {"idle": "1s", "interval": "1s", "count": 1}, "user_timeout": 0, "ping_interval": 5},
+        "upstream": {"keepalive": "off", "user_timeout": 0}, "lb": None}),
 }
+
+
+@pytest.mark.parametrize("calendar", [True, False])
+def test_a_keepalive_expiry_runs_after_everything_else_due_at_the_same_time(calendar):
+    """At equal times the order must not depend on when an entry was queued for keepalive timers."""
+    sched = make_scheduler(shortcuts=dataclasses.replace(Shortcuts(), calendar_queue=calendar))
+    ran: list[str] = []
+    kt = LazyTimer(sched, "keepalive", ran.append, last=True)
+    other = LazyTimer(sched, "other timer", ran.append)
+    kt.set(5.0)  # queued first
+    sched.call_at(2.0, lambda _: sched.call_at(5.0, ran.append, "request"))
+    other.set(5.0)
+    sched.run(10.0)
+    assert ran == ["other timer", "request", "keepalive"]
 
 
 @pytest.mark.parametrize("name", sorted(FOUND))
@@ -117,25 +143,6 @@ def test_what_the_reference_engine_found_stays_fixed(name):
     switch, raw = FOUND[name]
     assert_same_run(raw, Shortcuts.none())
     assert_same_run(raw, dataclasses.replace(Shortcuts(), **{switch: False}))
-
-
-#: A known case where a shortcut is NOT exact (found while adding faults, outside the sample above):
-#: the keepalive re-arm and the next request are due at the same instant (14.0 s, exact timers, whole-
-#: second gaps). The virtual expiry queues its re-arm when the probe leaves (12.5 s), so it takes an
-#: earlier id than the request queued at 13.0 s and the probe goes first; the real expiry (13.5 s)
-#: queues it after the request, which then goes first and holds the probe off (R15). Twice the probes.
-TIE = {"name": "prop", "duration": 600, "connections": 1, "seed": 8754,
-       "traffic": {"ramp": 0, "request_gap": {"fixed": 1}, "service_time": {"fixed": 0}},
-       "network": {"one_way_delay": 0.25}, "kernel": {"hz": 100, "timers": "exact"},
-       "client": {"keepalive": {"idle": "1s", "interval": "1s", "count": 1}, "user_timeout": 0, "ping_interval": 5},
-       "upstream": {"keepalive": "off", "user_timeout": 0}, "lb": None}
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open defect: virtual_keepalive_expiry orders a re-arm before a request due at the "
-                          "same instant (docs/model.md); remove this mark when fixed")
-def test_a_keepalive_rearm_tied_with_a_request_is_ordered_as_the_real_expiry_would():
-    assert_same_run(TIE, dataclasses.replace(Shortcuts(), virtual_keepalive_expiry=False))
 
 
 @settings(max_examples=200, derandomize=True, database=None, deadline=None)

@@ -36,6 +36,12 @@ NEVER: Final = math.inf
 #: The first id of an ordinary entry. Pure ACKs delivered for real take ids below it
 #: (``deliver_ack_at``), so at equal times they come first, as the lazy ones are applied (acks.py).
 FIRST_EID: Final = 1 << 48
+#: Added to the id of a keepalive timer's entry (``Scheduler.push_last``): at equal times a keepalive
+#: expiry runs after every other entry, whenever either was queued. A virtual expiry
+#: (keepalive.py) queues its re-arm earlier than the real expiry would, so an order by queueing
+#: would differ between the engines; an order by kind does not. Still below 2**62, a short int
+#: when compiled.
+LAST_EID: Final = 1 << 60
 
 
 class _Call:
@@ -53,7 +59,8 @@ class Scheduler:
 
     An event is one heap entry ``(time, id, object)``: a ``_Call``, a segment on its way to a socket
     (``deliver_at``), or a ``LazyTimer``, which is its own entry. Ids come from this scheduler's own
-    counter, so entries at one time run in the order they were queued.
+    counter, so entries at one time run in the order they were queued; keepalive timers go after
+    all of them (``push_last``), pure ACKs delivered for real before (``deliver_ack_at``).
 
     A fleet keeps several timers per connection pending, minutes ahead, and one heap of them all
     would be walked from top to bottom, through memory nothing else touches, by every push and pop.
@@ -113,16 +120,24 @@ class Scheduler:
     def push(self, t_s: float, ev: Any) -> None:
         """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
         self.eid += 1
+        self._place(t_s, self.eid, ev)
+
+    def push_last(self, t_s: float, ev: Any) -> None:
+        """``push`` for a keepalive timer: at ``t_s`` it runs after every other entry (``LAST_EID``)."""
+        self.eid += 1
+        self._place(t_s, self.eid + LAST_EID, ev)
+
+    def _place(self, t_s: float, eid: int, ev: Any) -> None:
         if t_s < self.window_end_s:
-            heappush(self.queue, (t_s, self.eid, ev))
+            heappush(self.queue, (t_s, eid, ev))
             return
         key = int(t_s // _BUCKET_S)
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [(t_s, self.eid, ev)]
+            self.buckets[key] = [(t_s, eid, ev)]
             heappush(self.bucket_keys, key)
         else:
-            bucket.append((t_s, self.eid, ev))
+            bucket.append((t_s, eid, ev))
 
     def _next_window(self) -> None:
         """Heap the earliest bucket into ``queue``."""
@@ -226,9 +241,8 @@ class OneQueueScheduler(Scheduler):
 
     __slots__ = ()
 
-    def push(self, t_s: float, ev: Any) -> None:
-        self.eid += 1
-        heappush(self.queue, (t_s, self.eid, ev))
+    def _place(self, t_s: float, eid: int, ev: Any) -> None:
+        heappush(self.queue, (t_s, eid, ev))
 
     def deliver_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         if t_s < self.horizon_s:
@@ -310,12 +324,14 @@ class LazyTimer:
     stay plain floats (compiled, they are compared as C doubles).
     """
 
-    __slots__ = ("sched", "owner", "fn", "due_s", "pending_s")
+    __slots__ = ("sched", "owner", "fn", "due_s", "pending_s", "last")
 
-    def __init__(self, sched: Scheduler, owner: Any, fn: Callable[[Any], None]) -> None:
+    def __init__(self, sched: Scheduler, owner: Any, fn: Callable[[Any], None], last: bool = False) -> None:
         self.sched = sched
         self.owner = owner
         self.fn = fn
+        #: a keepalive timer: at equal times it runs after everything else (``Scheduler.push_last``)
+        self.last = last
         #: the deadline (seconds), or NEVER
         self.due_s = NEVER
         #: the time of this timer's queued heap entry, or NEVER
@@ -325,7 +341,10 @@ class LazyTimer:
         sched = self.sched
         if due_s < sched.horizon_s:
             self.pending_s = due_s
-            sched.push(due_s, self)
+            if self.last:
+                sched.push_last(due_s, self)
+            else:
+                sched.push(due_s, self)
 
     def set(self, due_s: float) -> None:
         """Fire ``fn(owner)`` at ``due_s`` unless moved or cleared before then."""

@@ -179,7 +179,7 @@ class TcpSocket:
 
     def _make_timer(self, keepalive: bool) -> LazyTimer:
         if keepalive:
-            self.kt = LazyTimer(self.sched, self, keepalive_fired)
+            self.kt = LazyTimer(self.sched, self, keepalive_fired, last=True)
             return self.kt
         self.rt = LazyTimer(self.sched, self, retransmit_fired)
         return self.rt
