@@ -163,6 +163,8 @@ def _human(sc, result) -> str:
         f"  requests: {s['requests']}   failed: {s['failed_requests']} ({100 * s['failed_request_rate']:.2f}%)"
         f"   in flight at end: {s['requests_in_flight_at_end']}",
     ]
+    if "sample_fraction" in s:
+        lines.insert(1, _sample_line(s))
     if s["failed_requests"] or s["goaways"]:
         lines.append(f"  why they failed: {failure_split(s)}")
         lines.append(f"  time failed requests waited: {s['hang_s_total']:.1f} s; still waiting at the end "
@@ -195,8 +197,26 @@ def _human(sc, result) -> str:
                  f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; smallest slack before expiry: "
                  f"{fmt(s['min_slack_s'])} s")
     verdict = "SAFE: no silent drops" if s["silent_drops"] == 0 else "UNSAFE: the LB silently dropped connections"
+    if "sample_fraction" in s and s["observed"]["silent_drops"] == 0:
+        verdict = (f"SAFE: no silent drops in the sample; at most {fmt(s['expected_drops_per_day_ci95'][1])} "
+                   "expected per fleet-day (95 %)")
     lines.append(f"  verdict: {verdict}   [{s['run']['events']} events, {s['run']['wall_s']:.2f} s wall]")
     return "\n".join(lines)
+
+
+def _sample_line(s: dict) -> str:
+    """What a sampled run's figures are: fleet estimates, with the headline intervals."""
+    from sim.report.fmt import fmt
+
+    def ci(name: str) -> str:
+        lo_hi = s.get(f"{name}_ci95")
+        return "[n/a]" if lo_hi is None else f"[{fmt(lo_hi[0])}, {fmt(lo_hi[1])}]"
+
+    share = 100 * s["sample_fraction"]
+    return (f"  sampled {s['sampled_connections']} of {s['fleet_connections']} slots ({share:.3g}%): counts"
+            f" are fleet estimates. 95% intervals: silent drops {ci('silent_drops')}, failed requests "
+            f"{ci('failed_requests')}, keepalive pkt/s {ci('keepalive_pps')}, new flows {ci('new_flows')}; "
+            f"expected drops per fleet-day {fmt(s['expected_drops_per_day'])} {ci('expected_drops_per_day')}")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

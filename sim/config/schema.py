@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.fields import Duration, KeyedError, Strict
+from sim.config.fleet import FleetCfg, fleet_sets_connections
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
 
 #: names other modules import from here (the schema's public face)
@@ -341,6 +342,8 @@ class Scenario(Strict):
     upstream: UpstreamCfg = UpstreamCfg()
     #: injected faults, in the order written (null = none)
     faults: Annotated[list[FaultCfg], BeforeValidator(_faults_in)] = Field(default_factory=list)
+    #: the fleet's size and the sample of it to simulate (sim.config.fleet); null: ``connections``, whole
+    fleet: Optional[FleetCfg] = None
     sweep: dict[str, Any] = Field(default_factory=dict)
     #: the folder of the config file it came from (the working directory for a config from stdin or
     #: code): a traffic process's module is imported from there. Set when it is validated
@@ -356,6 +359,11 @@ class Scenario(Strict):
         """This scenario, its ``config_dir`` set to ``folder``."""
         self._config_dir = folder
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fleet(cls, data: Any) -> Any:
+        return fleet_sets_connections(data)
 
     @field_validator("duration")
     @classmethod

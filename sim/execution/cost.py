@@ -182,7 +182,9 @@ def point_cost(sc: Scenario) -> _Cost:
     opens = 1.0 + (sc.duration / min(lifetimes) if lifetimes else 0.0)
     per_second = legs * EVENTS_PER_REQUEST / cycle + EVENTS_PER_PROBE * probes + EVENTS_PER_PING * pings \
         + EVENTS_PER_LB_KEEPALIVE * lb_ka
-    n, reps = float(sc.connections), float(sc.replications)
+    # a sampled fleet simulates its sample only (fleet.sample)
+    n = float(sc.fleet.sample_size() if sc.fleet is not None else sc.connections)
+    reps = float(sc.replications)
     events = reps * n * (opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second)
     rows = n * opens * legs
     minutes = sc.duration / 60.0

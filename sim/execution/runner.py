@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
 import pandas as pd
 
+from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.sampling import fleet_slots, run_sampled
 from sim.execution.seeds import replication_seed
 from sim.execution.simulate import slots_independent
+from sim.metrics.fleet import scale_to_fleet
 from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
@@ -38,13 +42,14 @@ class ScenarioResult:
         return pd.concat(frames, ignore_index=True)
 
 
-def slot_pieces(connections: int, workers: int) -> list[range]:
-    """Contiguous slot ranges: one when the fleet is small and one worker runs it, else pieces of at
-    most PIECE_SLOTS, at least one per worker."""
-    if workers <= 1 and connections <= PIECE_SLOTS:
-        return [range(connections)]
-    size = max(1, min(PIECE_SLOTS, math.ceil(connections / max(workers, 1))))
-    return [range(a, min(a + size, connections)) for a in range(0, connections, size)]
+def slot_pieces(slots: Sequence[int], workers: int) -> list[Sequence[int]]:
+    """Contiguous runs of ``slots`` (the fleet's, or its sample's): one when they are few and one
+    worker runs them, else pieces of at most PIECE_SLOTS, at least one per worker."""
+    n = len(slots)
+    if workers <= 1 and n <= PIECE_SLOTS:
+        return [slots]
+    size = max(1, min(PIECE_SLOTS, math.ceil(n / max(workers, 1))))
+    return [slots[a:a + size] for a in range(0, n, size)]
 
 
 def _run_piece(args: tuple) -> Records:
@@ -60,12 +65,13 @@ def _run_strided(args: tuple) -> Records:
 def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
     """``run_one`` with the fleet's slots split over ``workers`` processes, every ``workers``-th slot
     to one process (bench/core.py --workers); the same records."""
-    if workers <= 1 or sc.connections < 2 * workers or not slots_independent(sc):
+    slots = fleet_slots(sc, seed)
+    if workers <= 1 or len(slots) < 2 * workers or not slots_independent(sc):
         return run_one(sc, seed, trace_conn)
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
-    chunks = [range(i, sc.connections, workers) for i in range(workers)]
+    chunks = [slots[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(_run_strided, [(sc, seed, trace_conn, c) for c in chunks]))
     rec = merge(parts)
@@ -78,11 +84,12 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None,
     """One replication, its fleet in pieces over ``workers`` processes (the same records as
     ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece;
     ``shortcuts``: the engine's (``Shortcuts.none()``: the reference engine)."""
-    pieces = slot_pieces(sc.connections, workers) if slots_independent(sc) else [range(sc.connections)]
+    slots = fleet_slots(sc, seed)
+    pieces = slot_pieces(slots, workers) if slots_independent(sc) else [slots]
     if len(pieces) == 1:
         rec = run_one(sc, seed, shortcuts=shortcuts)
         if bar is not None:
-            bar.update(sc.connections)
+            bar.update(len(slots))
         return rec
     from sim.execution.executors import run_all
 
@@ -92,7 +99,7 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None,
     with closing(run_all(_run_piece, [(sc, seed, p, shortcuts) for p in pieces], executor, workers)) as results:
         for (_, _, slots, _), rec, error in results:
             if error:
-                raise RuntimeError(f"slots {slots.start}..{slots.stop - 1}: {error}")
+                raise RuntimeError(f"slots {slots[0]}..{slots[-1]}: {error}")
             parts.append(rec)
             if bar is not None:
                 bar.update(len(slots))
@@ -108,12 +115,21 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     Unless ``quiet``, a fleet of more than PIECE_SLOTS slots reports its progress on stderr."""
     from sim.execution.progress import progress
 
-    total = sc.connections * sc.replications
-    bar = progress(total, quiet=quiet or sc.connections <= PIECE_SLOTS, label="run", unit="slot")
+    simulated = sc.fleet.sample_size() if sc.fleet is not None else sc.connections
+    total = simulated * sc.replications
+    bar = progress(total, quiet=quiet or simulated <= PIECE_SLOTS, label="run", unit="slot")
     per_rep, runs, recs = [], [], []
+    sampled: list[tuple[dict, Sequence[int]]] = []
+    batches: list[dict] = []
     try:
         for rep in range(sc.replications):
-            rec = run_replication(sc, replication_seed(sc.seed, rep), workers, bar, shortcuts)
+            seed = replication_seed(sc.seed, rep)
+            if sc.fleet is not None and is_sampled(sc.fleet):
+                rec, slots, parts = run_sampled(sc, seed, bar, shortcuts)
+                sampled.append((rec.columns, slots))
+                batches += parts
+            else:
+                rec = run_replication(sc, seed, workers, bar, shortcuts)
             per_rep.append(summarize_one(rec, sc.duration))
             runs.append(rec.run)
             if keep_records:
@@ -121,4 +137,7 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     finally:
         if bar is not None:
             bar.close()
-    return ScenarioResult(summary=combine(per_rep, runs), records=recs)
+    summary = combine(per_rep, runs)
+    if sampled:
+        summary = scale_to_fleet(summary, sampled, batches, sc.connections, sc.duration, sc.seed)
+    return ScenarioResult(summary=summary, records=recs)

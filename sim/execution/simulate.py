@@ -14,10 +14,15 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None, slots: Itera
             chunk_slots: int | None = None, shortcuts: Shortcuts | None = None) -> Records:
     """Simulate one replication of ``sc`` (a validated Scenario) with ``seed``. Pure: no files, no CLI,
     no executors. ``trace_conn``: record every packet of that connection id. ``slots``: only these
-    client slots (slots are independent). ``chunk_slots``: simulate that many slots at a time (None:
-    the model's default; 0: the whole fleet at once). ``shortcuts``: the engine's work-saving
+    client slots (slots are independent; default: the fleet, or its sample with ``fleet.sample``).
+    ``chunk_slots``: simulate that many slots at a time (None: the model's default; 0: the whole
+    fleet at once). ``shortcuts``: the engine's work-saving
     shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
     kwargs = {} if chunk_slots is None else {"chunk_slots": chunk_slots}
+    if slots is None and sc.fleet is not None:  # a sampled fleet: its sample (sim/execution/sampling.py)
+        from sim.execution.sampling import fleet_slots
+
+        slots = fleet_slots(sc, seed)
     return run_world(world_spec(sc, shortcuts), seed, trace_conn, slots, **kwargs)
 
 

@@ -13,11 +13,14 @@ from typing import Any
 
 import pandas as pd
 
+from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
+from sim.execution.sampling import run_sampled
 from sim.execution.simulate import slots_independent
 from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
+from sim.metrics.fleet import scale_to_fleet
 from sim.metrics.summary import summarize_one
 from sim.results.columns import nested_to_json, param_column
 from sim.results.store import Store
@@ -127,8 +130,14 @@ def run_task(task: Task) -> TaskResult:
     """Simulate one replication of one point: (points row, connection rows, series, the row's JSON
     columns, the drop trace or None). The seed depends only on (config seed, replication), so every
     point sees the same traffic (common random numbers)."""
-    rec = run_one(task.scenario, task.seed, shortcuts=task.shortcuts)
-    summary = summarize_one(rec, task.scenario.duration)
+    sc = task.scenario
+    if sc.fleet is not None and is_sampled(sc.fleet):  # figures scaled to the fleet (sim/metrics/fleet.py)
+        rec, slots, batches = run_sampled(sc, task.seed, shortcuts=task.shortcuts)
+        summary = scale_to_fleet(summarize_one(rec, sc.duration), [(rec.columns, slots)], batches, sc.connections,
+                                 sc.duration, task.seed)
+    else:
+        rec = run_one(sc, task.seed, shortcuts=task.shortcuts)
+        summary = summarize_one(rec, sc.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
     summary["connections_opened"] = summary["connections"]  # a swept `connections` key takes the name

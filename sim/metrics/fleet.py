@@ -1,0 +1,149 @@
+"""A sampled fleet's figures scaled to the whole fleet, with 95 % intervals (docs/model.md#sampled-fleets).
+
+The sample is a uniform sample of slots without replacement, and slots are independent, so the
+fleet's total of an additive figure is estimated by ``N × (mean per sampled slot)`` (N slots in the
+fleet). The intervals, by the kind of figure:
+
+* events counted per slot (silent drops, failed and hung requests, connect failures): when no slot had
+  one, the rule of three, ``[0, 3N/n]`` (n sampled slots); when no slot had more than one, the exact
+  binomial (Clopper-Pearson) interval of the share of slots with one, times N; otherwise the
+  percentile bootstrap over slots;
+* durations (hang and zombie seconds, heavy-tailed): the percentile bootstrap over slots; null when
+  none was observed (a duration has no rule of three);
+* figures the model counts per device rather than per connection (keepalive packets, new flows,
+  LB RSTs, bytes, mean flows, NLCU): the sample is simulated as ``B`` interleaved batches of slots,
+  and the interval is Student's t on the batch totals (``B - 1`` degrees of freedom).
+
+A finite-population correction is not applied: the intervals are slightly conservative when the
+sample is a large share of the fleet. Peaks (the worst second, the flow peak), NLCU and the per-device
+figures are scaled by N/n and carry no interval yet. Every figure not named here is the sample's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from sim.facts.names import CONN_ID_STRIDE
+from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+
+#: per-slot event counts: (summary field, the per-connection column, downstream rows only)
+SLOT_EVENTS = (("silent_drops", "silent_drop", False), ("failed_requests", "failed_requests", True),
+               ("hung", "hung", True), ("connect_failures", "connect_outcome", False))
+#: per-slot durations (seconds): (summary field, the columns summed)
+SLOT_DURATIONS = (("hang_s_total", ("hang_s",)), ("zombie_s_total", ("client_zombie_s", "server_zombie_s")))
+#: additive figures the model keeps per device: their intervals come from the batches
+BATCH_FIELDS = ("requests", "keepalive_packets", "keepalive_pps", "new_flows", "lb_rsts", "keepalive_bytes_per_s",
+                "lb_bytes_per_s", "lb_active_flows_mean", "new_flows_per_s", "lb_keepalive_pps", "keepalive_pps_steady")
+#: scaled by N/n without an interval: peaks, and NLCU (a maximum over its dimensions, which scale
+#: alike, so it scales too; but a batch's NLCU is not a share of the sample's)
+SCALED_FIELDS = ("lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_peak", "failed_requests_peak_per_s",
+                 "nlcu_mean", "zombies_peak")
+#: each device's figures scaled by N/n (no intervals)
+DEVICE_SCALED = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean")
+#: bootstrap resamples (seeded: the intervals are reproducible)
+RESAMPLES = 2000
+#: the batches a sample is simulated in, at most (fewer for a small sample: at least 20 slots each)
+MAX_BATCHES = 20
+
+
+def batch_count(sampled: int) -> int:
+    """How many interleaved batches a sample of ``sampled`` slots is simulated in."""
+    return max(2, min(MAX_BATCHES, sampled // 20))
+
+
+def _per_slot(columns: dict, slots: Sequence[int], field: str, column: str, downstream_only: bool) -> np.ndarray:
+    index = {s: i for i, s in enumerate(slots)}
+    out = np.zeros(len(slots))
+    legs = columns["leg"]
+    for k, cid in enumerate(columns["conn_id"]):
+        if downstream_only and legs[k] != "downstream":
+            continue
+        v = columns[column][k]
+        if field == "connect_failures":
+            v = v in ("connect_timeout", "connect_refused")
+        out[index[cid // CONN_ID_STRIDE]] += float(v)
+    return out
+
+
+def _bootstrap(values: np.ndarray, scale: float, rng: np.random.Generator) -> list[float]:
+    n = len(values)
+    means = values[rng.integers(0, n, size=(RESAMPLES, n))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [float(lo * scale), float(hi * scale)]
+
+
+def count_interval(per_slot: np.ndarray, fleet_scale: float, rng: np.random.Generator) -> list[float]:
+    """The 95 % interval of a count's fleet total; ``fleet_scale`` = fleet slots (times replications)."""
+    n = len(per_slot)
+    total = float(per_slot.sum())
+    if total == 0:
+        return [0.0, 3.0 * fleet_scale / n]  # the rule of three
+    if per_slot.max() <= 1:
+        ci = stats.binomtest(int(total), n).proportion_ci(0.95, method="exact")
+        return [float(ci.low * fleet_scale), float(ci.high * fleet_scale)]
+    return _bootstrap(per_slot, fleet_scale, rng)
+
+
+def batch_interval(values: Sequence[float], scale: float) -> list[float] | None:
+    """Student's t interval of a total from its batch totals, times ``scale``; None when NaN."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or not np.all(np.isfinite(v)):
+        return None
+    half = float(stats.t.ppf(0.975, len(v) - 1) * math.sqrt(len(v)) * v.std(ddof=1))
+    total = float(v.sum())
+    return [max(0.0, (total - half) * scale), (total + half) * scale]
+
+
+def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
+                   fleet_slots: int, duration_s: float, seed: int) -> dict:
+    """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
+    slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
+    it sampled; ``batches``: every batch's summary, over all replications."""
+    rng = np.random.default_rng(seed)
+    sampled = sum(len(s) for _, s in replications)
+    reps = len(replications)
+    scale = fleet_slots * reps  # the summary sums replications: so does its estimate
+    out = dict(summary)
+    observed = {}
+    for field, column, down in SLOT_EVENTS:
+        per = np.concatenate([_per_slot(c, s, field, column, down) for c, s in replications])
+        observed[field] = summary[field]
+        out[field] = float(per.sum()) * scale / sampled
+        out[f"{field}_ci95"] = count_interval(per, scale, rng)
+    for field, cols in SLOT_DURATIONS:
+        per = sum(np.concatenate([_per_slot(c, s, field, col, False) for c, s in replications]) for col in cols)
+        observed[field] = summary[field]
+        out[field] = float(per.sum()) * scale / sampled
+        out[f"{field}_ci95"] = _bootstrap(per, scale, rng) if per.any() else None
+    ratio = fleet_slots * reps / sampled  # N / n
+    for field in BATCH_FIELDS:
+        observed[field] = summary[field]
+        out[field] = summary[field] * ratio
+        # a rate is averaged over replications, and the batches of all of them sum to reps x the rate
+        per_rep = field.endswith(("_per_s", "_pps", "_mean"))
+        out[f"{field}_ci95"] = batch_interval([b[field] for b in batches], ratio / reps if per_rep else ratio)
+    for field in SCALED_FIELDS:
+        observed[field] = summary[field]
+        out[field] = summary[field] * ratio
+    out["connections"] = summary["connections"] * ratio
+    for field in REASON_FIELDS + OTHER_FAILURE_FIELDS:  # the split of failed requests, scaled alike
+        if field not in ("hung",):
+            out[field] = summary[field] * ratio
+    out["failure_reasons"] = failure_reasons(out)
+    # the LB's price is a fixed hourly part plus the NLCUs': not proportional, and not known here
+    out["lb_cost_per_hour_usd"] = math.nan
+    out["devices"] = [{**d, **{k: d[k] * ratio for k in DEVICE_SCALED if d.get(k) is not None}}
+                      for d in summary["devices"]]
+    # rates (silent_drop_rate, failed_request_rate) are ratios: the sample's are the estimates
+    per_day = 86400.0 / duration_s / reps
+    out["expected_drops_per_day"] = out["silent_drops"] * per_day
+    out["expected_drops_per_day_ci95"] = [x * per_day for x in out["silent_drops_ci95"]]
+    out["sample_fraction"] = sampled / scale
+    out["fleet_connections"] = fleet_slots
+    out["sampled_connections"] = sampled // reps
+    out["observed"] = observed
+    return out

@@ -1,0 +1,111 @@
+"""Sampled fleets (``fleet: {connections, sample}``, issue 17): the sample is exactly those slots of the
+full run, the figures scale to the fleet with intervals that cover the full run's values, and a
+sample is refused where slots share a limit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sim.config.validate import Source, validate_scenario
+from sim.errors import ConfigError
+from sim.execution import run_one
+from sim.execution.runner import run_scenario
+from sim.execution.sampling import fleet_slots
+from sim.execution.seeds import replication_seed
+from sim.facts.names import CONN_ID_STRIDE
+
+
+def _raw(n: int, sample=None, seed: int = 1, **extra) -> dict:
+    raw = {"name": "fleet", "duration": 1800, "seed": seed,
+           "fleet": {"connections": n, **({} if sample is None else {"sample": sample})},
+           "traffic": {"ramp": 30, "request_gap": {"lognormal": {"median": 200, "sigma": 1.0}}},
+           "lb": {"profile": "aws-nlb-tcp", "idle_timeout": 350}}
+    raw.update(extra)
+    return raw
+
+
+def _sc(raw: dict):
+    return validate_scenario(raw, Source("fleet.yaml", {}))
+
+
+def test_a_sampled_slot_has_exactly_its_records_in_the_full_run():
+    full, sampled = _sc(_raw(300)), _sc(_raw(300, sample=40))
+    seed = replication_seed(1, 0)
+    slots = fleet_slots(sampled, seed)
+    assert len(slots) == 40 and list(slots) == sorted(set(slots)) and max(slots) < 300
+    whole = run_one(full, seed).columns
+    part = run_one(sampled, seed).columns
+    keep = [i for i, cid in enumerate(whole["conn_id"]) if cid // CONN_ID_STRIDE in set(slots)]
+    assert part["conn_id"] and len(part["conn_id"]) == len(keep)
+    for name, values in part.items():
+        assert values == [whole[name][i] for i in keep] or all(
+            a == b or (a != a and b != b) for a, b in zip(values, [whole[name][i] for i in keep], strict=True)), name
+
+
+def test_the_sample_is_seeded_uniform_and_sized_by_count_or_fraction():
+    sc = _sc(_raw(10_000, sample=0.05))
+    a, b = fleet_slots(sc, 7), fleet_slots(sc, 7)
+    assert a == b and len(a) == 500
+    assert fleet_slots(sc, 8) != a  # each replication samples afresh
+    # uniform: every tenth of the fleet holds about a tenth of the sample
+    counts = [sum(1 for s in a if k * 1000 <= s < (k + 1) * 1000) for k in range(10)]
+    assert all(25 <= c <= 75 for c in counts), counts
+    assert len(fleet_slots(_sc(_raw(10_000, sample=123)), 7)) == 123
+    assert list(fleet_slots(_sc(_raw(50, sample=500)), 7)) == list(range(50))  # a count beyond the fleet: all
+
+
+def test_a_sample_under_a_shared_flow_limit_is_refused_in_one_line():
+    raw = _raw(100, sample=10, lb={"profile": "aws-nlb-tcp", "idle_timeout": 350, "max_flows": 50})
+    with pytest.raises(ConfigError, match="fleet.sample: .*share a limited flow table"):
+        run_scenario(_sc(raw))
+    done = subprocess.run([sys.executable, "-m", "sim", "run", "-"], input=json.dumps(raw), text=True,
+                          capture_output=True)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "fleet.sample" in done.stderr
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"connections": 5, "fleet": {"connections": 10}}, "both given"),
+    ({"fleet": {"connections": 10, "sample": 0}}, "fleet.sample"),
+    ({"fleet": {"connections": 10, "sample": 1.0}}, "fleet.sample"),
+    ({"fleet": {"connections": 10, "sample": True}}, "fleet.sample"),
+    ({"fleet": {"connections": "10"}}, "fleet.connections"),
+])
+def test_bad_fleet_keys_are_one_clear_error(raw, says):
+    with pytest.raises(ConfigError, match=says):
+        _sc(raw)
+
+
+def test_the_figures_scale_to_the_fleet_and_the_intervals_cover_the_full_run():
+    """Over 20 seeds, each figure's 95 % interval from a 25 % sample covers the full run's value at
+    least 16 times (a binomial(20, 0.95) falls below 17 with probability 1.6 %; the seeds are fixed)."""
+    figures = ("silent_drops", "failed_requests", "new_flows", "requests", "lb_active_flows_mean")
+    covered = dict.fromkeys(figures, 0)
+    for seed in range(20):
+        full = run_scenario(_sc(_raw(400, seed=seed)), keep_records=False).summary
+        est = run_scenario(_sc(_raw(400, sample=100, seed=seed)), keep_records=False).summary
+        assert est["sample_fraction"] == 0.25 and est["fleet_connections"] == 400
+        assert est["observed"]["silent_drops"] * 4 == est["silent_drops"]
+        assert sum(est["failure_reasons"].values()) == pytest.approx(est["failed_requests"])
+        for f in figures:
+            lo, hi = est[f"{f}_ci95"]
+            covered[f] += lo <= full[f] <= hi
+    assert all(c >= 16 for c in covered.values()), covered
+
+
+def test_nothing_observed_gives_the_rule_of_three_and_a_safe_verdict():
+    raw = _raw(1000, sample=100, traffic={"ramp": 0, "request_gap": {"fixed": 60}})
+    s = run_scenario(_sc(raw), keep_records=False).summary
+    assert s["observed"]["silent_drops"] == 0 and s["silent_drops"] == 0
+    assert s["silent_drops_ci95"] == [0.0, 30.0]  # 3 N / n
+    assert s["expected_drops_per_day"] == 0.0
+    assert s["expected_drops_per_day_ci95"] == [0.0, 30.0 * 86400 / 1800]
+
+
+def test_a_sample_alone_samples_the_configs_connections():
+    sc = _sc({"connections": 1000, "fleet": {"sample": 0.1}})
+    assert sc.connections == 1000 and sc.fleet.sample_size() == 100
