@@ -121,6 +121,21 @@ FOUND = {
         "network": {"one_way_delay": 0.25}, "kernel": {"hz": 100, "timers": "exact"},
         "client": {"keepalive": {"idle": "1s", "interval": "1s", "count": 1}, "user_timeout": 0, "ping_interval": 5},
         "upstream": {"keepalive": "off", "user_timeout": 0}, "lb": None}),
+    # Client request timeouts of 1 s against a 1 s round trip tie with the answers and with each
+    # other. The shared FIFO queued its one timer entry when the previous head came due, later than
+    # the request's own timer would have been queued, and expired every due entry in one event; at
+    # equal times the connections behind an ALB then reopened in another order (their ids differed),
+    # and a chunk of slots differently from the whole fleet. Each timeout now keeps the heap id it
+    # took when it was set (timeouts.py, Scheduler.push_as). Found by an unseeded 600-example run.
+    "request-timeouts-tied-with-answers": ("shared_request_timeouts", {
+        "name": "prop", "duration": 600, "connections": 4, "seed": 0,
+        "traffic": {"ramp": 0, "request_gap": {"fixed": 1}, "service_time": {"fixed": 0}},
+        "network": {"one_way_delay": 0.5}, "kernel": {"hz": 100, "timers": "wheel"},
+        "client": {"keepalive": "off", "user_timeout": 0, "request_timeout": 1, "ping_interval": 5,
+                   "pool": {"idle_timeout": 0, "max_lifetime": 60}},
+        "upstream": {"keepalive": "off", "user_timeout": 0,
+                     "grpc": {"min_ping_interval": 5, "max_ping_strikes": 0, "permit_without_calls": False}},
+        "lb": [{"profile": "aws-alb"}]}),
 }
 
 

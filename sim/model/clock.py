@@ -127,6 +127,16 @@ class Scheduler:
         self.eid += 1
         self._place(t_s, self.eid + LAST_EID, ev)
 
+    def reserve_id(self) -> int:
+        """Take the next id now, for an entry that may be queued later (``push_as``)."""
+        self.eid += 1
+        return self.eid
+
+    def push_as(self, t_s: float, eid: int, ev: Any) -> None:
+        """Queue ``ev`` at ``t_s`` with an id taken earlier (``reserve_id``): at equal times it runs
+        where an entry queued when the id was taken would."""
+        self._place(t_s, eid, ev)
+
     def _place(self, t_s: float, eid: int, ev: Any) -> None:
         if t_s < self.window_end_s:
             heappush(self.queue, (t_s, eid, ev))
