@@ -80,15 +80,23 @@ def test_bad_fleet_keys_are_one_clear_error(raw, says):
         _sc(raw)
 
 
-def test_the_figures_scale_to_the_fleet_and_the_intervals_cover_the_full_run():
+#: a fleet opened over 30 s (the ramp sets the new-flow peak), and one opened over 10 minutes with
+#: bursty requests (the reconnects after drops set it)
+SHAPES = {"ramp": {}, "reconnects": {"traffic": {"ramp": 600, "request_gap": {"lognormal": {"median": 100,
+                                                                                           "sigma": 1.5}}}}}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_figures_scale_to_the_fleet_and_the_intervals_cover_the_full_run(shape):
     """Over 20 seeds, each figure's 95 % interval from a 25 % sample covers the full run's value at
     least 16 times (a binomial(20, 0.95) falls below 17 with probability 1.6 %; the seeds are fixed)."""
-    figures = ("silent_drops", "failed_requests", "new_flows", "requests", "lb_active_flows_mean")
+    figures = ("silent_drops", "failed_requests", "new_flows", "requests", "lb_active_flows_mean",
+               "lb_active_flows_peak", "new_flows_peak_per_s")
     covered = dict.fromkeys(figures, 0)
     for seed in range(20):
-        full = run_scenario(_sc(_raw(400, seed=seed)), keep_records=False).summary
-        est = run_scenario(_sc(_raw(400, sample=100, seed=seed)), keep_records=False).summary
-        assert est["sample_fraction"] == 0.25 and est["fleet_connections"] == 400
+        full = run_scenario(_sc(_raw(2000, seed=seed, **SHAPES[shape])), keep_records=False).summary
+        est = run_scenario(_sc(_raw(2000, sample=500, seed=seed, **SHAPES[shape])), keep_records=False).summary
+        assert est["sample_fraction"] == 0.25 and est["fleet_connections"] == 2000
         assert est["observed"]["silent_drops"] * 4 == est["silent_drops"]
         assert sum(est["failure_reasons"].values()) == pytest.approx(est["failed_requests"])
         for f in figures:

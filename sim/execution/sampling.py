@@ -19,7 +19,7 @@ from sim.config.schema import Scenario
 from sim.errors import ConfigError
 from sim.execution import run_one
 from sim.execution.simulate import slots_independent
-from sim.metrics.fleet import batch_count
+from sim.metrics.fleet import batch_count, peak_profile
 from sim.metrics.summary import summarize_one
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
@@ -59,7 +59,7 @@ def run_sampled(sc: Scenario, seed: int, bar=None,
     """One replication of a sampled fleet: its sample simulated in interleaved batches
     (sim.metrics.fleet.batch_count), whose summaries give the intervals of the figures the model
     counts per device. Returns the merged records (the same as ``run_one``'s), the sampled slots and
-    the batches' summaries."""
+    the batches' summaries, each with its ``peak_profile`` as ``_profile``."""
     slots = fleet_slots(sc, seed)
     n_batches = batch_count(len(slots))
     parts = []
@@ -68,4 +68,5 @@ def run_sampled(sc: Scenario, seed: int, bar=None,
         parts.append(part)
         if bar is not None:
             bar.update(len(slots[b::n_batches]))
-    return merge(parts), slots, [summarize_one(p, sc.duration) for p in parts]
+    return merge(parts), slots, [{**summarize_one(p, sc.duration), "_profile": peak_profile(p.series, sc.duration)}
+                                 for p in parts]

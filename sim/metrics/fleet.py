@@ -15,7 +15,12 @@ fleet). The intervals, by the kind of figure:
   and the interval is Student's t on the batch totals (``B - 1`` degrees of freedom).
 
 A finite-population correction is not applied: the intervals are slightly conservative when the
-sample is a large share of the fleet. Peaks (the worst second, the flow peak), NLCU and the per-device
+sample is a large share of the fleet.
+
+Peaks: the flow peak is the sample's peak times N/n, with a bootstrap over the batches for its
+interval (``peak_intervals``); the worst second of new flows and of failed requests is that of
+independent arrivals at the fleet's rate, estimated through windows that hold enough events to be a
+rate (``rate_peak``), since the sample's own worst second is mostly noise. NLCU and the per-device
 figures are scaled by N/n and carry no interval yet. Every figure not named here is the sample's.
 """
 
@@ -28,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 from sim.facts.names import CONN_ID_STRIDE
+from sim.metrics.capacity import active_flows_at
 from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 
 #: per-slot event counts: (summary field, the per-connection column, downstream rows only)
@@ -98,12 +104,130 @@ def batch_interval(values: Sequence[float], scale: float) -> list[float] | None:
     return [max(0.0, (total - half) * scale), (total + half) * scale]
 
 
+#: bootstrap resamples of the batches for a peak (each sums a whole profile per resample)
+PEAK_RESAMPLES = 500
+#: the finest grid a peak profile uses, and the most points it may have
+PROFILE_MAX_POINTS = 100_000
+
+
+def peak_profile(series: dict, duration_s: float) -> dict[str, np.ndarray]:
+    """One batch's contribution to the peaks, on a grid of whole seconds (coarser for runs longer
+    than PROFILE_MAX_POINTS seconds, ``step_s``): flows in the capacity LB's table at each grid mark,
+    and new flows and failed requests per grid step. Batches add up: the sample's profile is their sum."""
+    step = max(1, math.ceil(duration_s / PROFILE_MAX_POINTS))
+    n = max(1, math.ceil(duration_s / step))
+    marks = np.arange(n) * float(step)
+
+    def per_step(per_s: dict[int, int]) -> np.ndarray:
+        out = np.zeros(n)
+        for sec, count in per_s.items():
+            if sec // step < n:
+                out[sec // step] += count
+        return out
+
+    prof = {"step_s": np.array([float(step)]), "failed_requests_peak_per_s": per_step(series["failed_per_s"])}
+    if series["devices"]:
+        dev = series["devices"][0]
+        prof["lb_active_flows_peak"] = active_flows_at(dev["intervals"], marks).astype(float)
+        prof["new_flows_peak_per_s"] = per_step(dev["new_flows_per_s"])
+    return prof
+
+
+#: per-second peaks: the window grows until the sample's busiest window holds this many events
+PEAK_WINDOW_EVENTS = 100
+#: peaks of a count per second, estimated through a window (``rate_peak``)
+RATE_PEAKS = ("new_flows_peak_per_s", "failed_requests_peak_per_s")
+
+
+def _max_quantile(rates: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of the largest of independent Poisson counts with these means (one per grid
+    step): the smallest k with P(every count <= k) >= q."""
+    rates = rates[rates > 0]
+    if not len(rates):
+        return 0.0
+    top = float(rates.max())
+    lo, hi = 0, int(top + 12 * math.sqrt(top) + 20)
+    while lo < hi:
+        k = (lo + hi) // 2
+        if float(stats.poisson.logcdf(k, rates).sum()) >= math.log(q):
+            hi = k
+        else:
+            lo = k + 1
+    return float(lo)
+
+
+def rate_peak(counts: np.ndarray, step_s: float, ratio: float) -> tuple[float, list[float]]:
+    """The fleet's worst second of a count (new flows, failed requests), from the sample's counts per
+    grid step, and its 95 % interval.
+
+    Scaling the sample's worst second by N/n would be badly high: a sample's count per second is
+    small and noisy, and its largest is mostly noise. So the fleet's rate is estimated first, through
+    windows of 1, 2, 4, … steps, the first whose busiest window holds at least PEAK_WINDOW_EVENTS
+    events (a storm, where the whole sample reconnects in one second, keeps one step): the sample's
+    count in the window around each step, per step, times N/n. The fleet's own worst second is then
+    that of independent arrivals at this rate: the median of the largest of Poisson counts is the
+    estimate. The interval spans the two ways arrivals can be: its low end is the peak rate alone
+    (arrivals as regular as a ramp have no excess over their rate), at the low end of the exact
+    Poisson (Garwood) interval of the busiest window's count; its high end is the 97.5th percentile
+    of the Poisson largest count at the high end of that interval. With no event in the sample: 0,
+    and the rule of three, ``[0, 3 N/n]`` per step."""
+    total = float(counts.sum())
+    if total == 0:
+        return 0.0, [0.0, 3.0 * ratio / step_s]
+    csum = np.concatenate([[0.0], np.cumsum(counts)])
+    n = len(counts)
+    w = 1
+    while True:
+        busiest = float((csum[w:] - csum[:-w]).max())
+        if busiest >= PEAK_WINDOW_EVENTS or 2 * w > n:
+            break
+        w *= 2
+    idx = np.arange(n)
+    a, b = np.clip(idx - w // 2, 0, n - w), np.clip(idx - w // 2, 0, n - w) + w
+    rates = (csum[b] - csum[a]) / w * ratio  # the fleet's mean count per step, around each step
+    low = stats.chi2.ppf(0.025, 2 * busiest) / 2 / busiest
+    high = stats.chi2.ppf(0.975, 2 * (busiest + 1)) / 2 / busiest
+    estimate = _max_quantile(rates, 0.5)
+    return estimate / step_s, [float(rates.max() * low / step_s), _max_quantile(rates * high, 0.975) / step_s]
+
+
+def peak_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
+                   rng: np.random.Generator) -> dict[str, tuple[float, list[float]]]:
+    """The fleet's peaks and their 95 % intervals, the largest over replications (as the summary
+    takes them). The flow peak: the batches of a replication are resampled with replacement, summed,
+    and the peak of the sum scaled by N/n; the estimate is the sample's scaled peak, the interval the
+    2.5th to 97.5th percentile of PEAK_RESAMPLES such peaks. Counts per second: ``rate_peak``."""
+    out: dict[str, tuple[float, list[float]]] = {}
+    step_s = float(profiles[0][0]["step_s"][0])
+    for field in ("lb_active_flows_peak", *RATE_PEAKS):
+        if any(field not in p for rep in profiles for p in rep):
+            continue
+        best: tuple[float, list[float]] | None = None
+        for rep in profiles:
+            stack = np.stack([p[field] for p in rep])  # batches x grid
+            if field in RATE_PEAKS:
+                est, ci = rate_peak(stack.sum(axis=0), step_s, ratio)
+            else:
+                b = len(rep)
+                weights = rng.multinomial(b, np.full(b, 1.0 / b), size=PEAK_RESAMPLES)
+                lo, hi = np.percentile((weights @ stack).max(axis=1) * ratio, [2.5, 97.5])
+                est, ci = float(stack.sum(axis=0).max() * ratio), [float(lo), float(hi)]
+            if best is None or est > best[0]:
+                best = (est, ci)
+        assert best is not None
+        out[field] = best
+    return out
+
+
 def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
                    fleet_slots: int, duration_s: float, seed: int) -> dict:
     """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
     slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
-    it sampled; ``batches``: every batch's summary, over all replications."""
+    it sampled; ``batches``: every batch's summary, over all replications, in replication order,
+    each with its ``peak_profile`` as ``_profile`` (sim.execution.sampling.run_sampled)."""
     rng = np.random.default_rng(seed)
+    per_rep = len(batches) // len(replications)  # every replication has the same number of batches
+    profiles = [[b["_profile"] for b in batches[i:i + per_rep]] for i in range(0, len(batches), per_rep)]
     sampled = sum(len(s) for _, s in replications)
     reps = len(replications)
     scale = fleet_slots * reps  # the summary sums replications: so does its estimate
@@ -129,6 +253,9 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     for field in SCALED_FIELDS:
         observed[field] = summary[field]
         out[field] = summary[field] * ratio
+    for field, (est, ci) in peak_intervals(profiles, ratio, rng).items():
+        out[field] = est
+        out[f"{field}_ci95"] = ci
     out["connections"] = summary["connections"] * ratio
     for field in REASON_FIELDS + OTHER_FAILURE_FIELDS:  # the split of failed requests, scaled alike
         if field not in ("hung",):
