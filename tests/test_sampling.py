@@ -69,7 +69,6 @@ def test_a_sample_under_a_shared_flow_limit_is_refused_in_one_line():
 
 
 @pytest.mark.parametrize(("raw", "says"), [
-    ({"connections": 5, "fleet": {"connections": 10}}, "both given"),
     ({"fleet": {"connections": 10, "sample": 0}}, "fleet.sample"),
     ({"fleet": {"connections": 10, "sample": 1.0}}, "fleet.sample"),
     ({"fleet": {"connections": 10, "sample": True}}, "fleet.sample"),
@@ -114,6 +113,7 @@ def test_nothing_observed_gives_the_rule_of_three_and_a_safe_verdict():
     assert s["expected_drops_per_day_ci95"] == [0.0, 30.0 * 86400 / 1800]
 
 
-def test_a_sample_alone_samples_the_configs_connections():
+def test_a_sample_alone_samples_the_configs_connections_and_fleet_connections_replaces_them():
     sc = _sc({"connections": 1000, "fleet": {"sample": 0.1}})
     assert sc.connections == 1000 and sc.fleet.sample_size() == 100
+    assert _sc({"connections": 5, "fleet": {"connections": 10}}).connections == 10

@@ -46,7 +46,7 @@ class FleetCfg(Strict):
 
 def fleet_sets_connections(data: Any) -> Any:
     """A ``Scenario`` before-validator: ``fleet.connections`` replaces the top-level ``connections``
-    (both at once is an error, since one would be silently ignored)."""
+    (so ``--set fleet.connections=…`` resizes a config written with ``connections``)."""
     if not isinstance(data, dict) or data.get("fleet") is None:
         return data
     fleet = data["fleet"]
@@ -54,9 +54,6 @@ def fleet_sets_connections(data: Any) -> Any:
         return data
     if "connections" not in fleet:  # `--set fleet.sample=…` on a config that sizes its fleet with `connections`
         return {**data, "fleet": {**fleet, "connections": data.get("connections", 1)}}
-    if "connections" in data and data["connections"] != fleet["connections"]:
-        raise ValueError("`connections` and `fleet.connections` both given: keep one "
-                         "(fleet.connections replaces connections)")
     return {**data, "connections": fleet["connections"]}
 
 

@@ -54,13 +54,15 @@ def sample_fraction(sc: Scenario) -> float:
     return 1.0 if sc.fleet is None else sc.fleet.sample_size() / sc.connections
 
 
-def run_sampled(sc: Scenario, seed: int, bar=None,
-                shortcuts: Shortcuts | None = None) -> tuple[Records, Sequence[int], list[dict]]:
+def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None = None,
+                slots: Sequence[int] | None = None) -> tuple[Records, Sequence[int], list[dict]]:
     """One replication of a sampled fleet: its sample simulated in interleaved batches
     (sim.metrics.fleet.batch_count), whose summaries give the intervals of the figures the model
     counts per device. Returns the merged records (the same as ``run_one``'s), the sampled slots and
-    the batches' summaries, each with its ``peak_profile`` as ``_profile``."""
-    slots = fleet_slots(sc, seed)
+    the batches' summaries, each with its ``peak_profile`` as ``_profile``. ``slots``: a sample drawn
+    elsewhere (bench/fleet.py draws many for one traffic seed), instead of ``fleet_slots``."""
+    if slots is None:
+        slots = fleet_slots(sc, seed)
     n_batches = batch_count(len(slots))
     parts = []
     for b in range(n_batches):
