@@ -145,6 +145,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what_filled(d: dict) -> str:
+    """Which of a device's limits filled up: its flow table, its port budget, or both."""
+    parts = []
+    if d.get("flows_limit") is not None and d["flows_peak"] >= d["flows_limit"]:
+        parts.append(f"flow table ({d['flows_limit']} flows)")
+    if d.get("ports_limit") is not None and d["ports_peak"] >= d["ports_limit"]:
+        parts.append(f"port budget ({d['ports_limit']} ports)")
+    return " and ".join(parts) or "limit"
+
+
 def _human(sc, result) -> str:
     from sim.config.schema import lb_list
     from sim.report.fmt import fmt
@@ -187,8 +197,11 @@ def _human(sc, result) -> str:
     for d in s.get("devices", []):
         lines.append(f"  {d['name']} ({d['leg']} leg): peak {d['flows_peak']} flows, mean {fmt(d['flows_mean'])}; "
                      f"{fmt(d['keepalive_pps'])} keepalive pkt/s; peak {fmt(d['new_flows_peak_per_s'])} new flows/s")
+        if d.get("ports_limit") is not None:
+            lines.append(f"    source ports: peak {d['ports_peak']} of {d['ports_limit']} (the fullest budget), "
+                         f"mean {fmt(d['ports_mean'])} per budget; headroom {fmt(d['headroom_pct'])} %")
         if d.get("exhausted_at_s") is not None:
-            lines.append(f"    flow table full ({d['flows_limit']} flows) from {fmt(d['exhausted_at_s'])} s, "
+            lines.append(f"    {_what_filled(d)} full from {fmt(d['exhausted_at_s'])} s, "
                          f"{fmt(d['seconds_full'])} s in all; {d['connects_rejected']} SYNs refused; "
                          f"{s['connect_failures']} connects failed")
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "

@@ -279,3 +279,23 @@ def test_the_trace_of_a_port_starved_connection_is_that_of_the_whole_fleet():
     starved = next(r["conn_id"] for r in _rows(c) if r["connect_outcome"] == "connect_timeout")
     trace = trace_one(Scenario.model_validate(raw), 1, starved)
     assert any("dropped" in str(e) for e in trace)
+
+
+def test_the_shipped_azure_snat_exhaustion_config_gives_its_closed_form(capsys):
+    """configs/azure-snat-exhaustion.yaml states its expectation in its comments: 801 instances of
+    32 ports, 40 connections each: 6,408 connect timeouts, 70,488 SYNs refused, every budget full
+    from 0.001 s until the 4-minute idle timeout frees the ports at 240.009 s. Checked with `run`."""
+    import json
+    from pathlib import Path
+
+    from sim.cli import main
+
+    cfg = Path(__file__).resolve().parent.parent / "configs" / "azure-snat-exhaustion.yaml"
+    assert main(["run", str(cfg), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["connect_failures"] == 801 * 8 == 6408
+    assert s["connect_outcomes"] == {"ok": 801 * 32, "connect_timeout": 6408}
+    dev = s["devices"][0]
+    assert dev["name"] == "azure-lb-outbound-snat" and dev["connects_rejected"] == 6408 * 11
+    assert dev["ports_limit"] == 32 and dev["ports_peak"] == 32 and dev["headroom_pct"] == 0.0
+    assert dev["exhausted_at_s"] == pytest.approx(0.001) and dev["seconds_full"] == pytest.approx(240.008)
