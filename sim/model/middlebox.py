@@ -77,7 +77,8 @@ class Flow:
         self.alive_at_end: bool | None = None
         #: the terminating proxy whose two legs share this flow (None for pass-through devices)
         self.proxy: Any = None
-        #: in its device's expiry queue (a device with a flow limit only: ``Middlebox._reap``)
+        #: in its device's expiry queue (a device with a flow limit or a port budget only:
+        #: ``Middlebox._reap``)
         self.queued = False
         #: the port budget its source port came from (sim.model.ports); -1: it holds none
         self.port = -1
@@ -125,7 +126,8 @@ class Middlebox:
         #: SYNs refused because the table was full
         self.connects_rejected = 0
         #: (deadline_s as last known, sequence, flow) of the silently expiring entries, kept only by a
-        #: device with a limit: a full table looks here for entries whose idle timer ran out unseen
+        #: device with a limit: a full table (or spent port budget) looks here for entries whose idle
+        #: timer ran out unseen
         self.expiries: list[tuple[float, int, Flow]] = []
         #: its source-port budgets (a NAT with ``ports``), or None
         self.ports: PortBudget | None = None
@@ -225,9 +227,11 @@ class Middlebox:
         return self._full(seg, t_s, instance)
 
     def _full(self, seg, t_s: float, instance: int = 0) -> int:
-        """The table is at its limit when a new entry is needed at ``t_s``: entries whose idle timer
-        ran out by then, not yet discovered (expiry is lazy), are freed first; if none was, the
-        packet is refused. Only SYNs count as rejected connects (a conntrack pick-up refused the
+        """The table is at its limit, or client instance ``instance``'s port budget looks spent,
+        when a new entry is needed at ``t_s``: entries whose idle timer ran out by then, not yet
+        discovered (expiry is lazy), are freed first, and ports whose reuse hold ran out are given
+        back; if the table is still full the packet is refused as ``on_full`` says, if no port is
+        free it is dropped. Only SYNs count as rejected connects (a conntrack pick-up refused the
         same way is not a connect)."""
         self._reap(t_s)
         if self.active < self.flow_limit:
