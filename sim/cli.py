@@ -350,9 +350,23 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
         rng = p.range_s
         rng_txt = f"{rng[0]:g}-{rng[1]:g}s" if rng else "fixed/unknown"
         print(f"{name:30s} idle {p.idle_timeout_s:>8g}s ({rng_txt:>14s})  on_expiry={p.on_expiry:8s} "
-              f"late_packet={late}  [{p.confidence}]")
+              f"late_packet={late}  [{p.confidence}]" + (f"  {_ports_text(p.ports)}" if p.ports else ""))
         print(f"{'':30s} {p.sources[0].url}")
     return 0
+
+
+def _ports_text(ports) -> str:
+    """A profile's port budget in words (``profiles``)."""
+    if ports.limit is not None:
+        size = f"ports {ports.limit}"
+    else:
+        rows, low = [], 1
+        for up_to, n in ports.limit_by_pool or ():
+            rows.append(f"{low}-{up_to}: {n}")
+            low = up_to + 1
+        size = f"ports by pool size ({', '.join(rows)}; beyond: lb.ports.limit required)"
+    reuse = f", reuse {ports.reuse}" if ports.reuse not in (None, 0, "0s") else ""
+    return f"{size} per {ports.per}{reuse}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -299,3 +299,12 @@ def test_the_shipped_azure_snat_exhaustion_config_gives_its_closed_form(capsys):
     assert dev["name"] == "azure-lb-outbound-snat" and dev["connects_rejected"] == 6408 * 11
     assert dev["ports_limit"] == 32 and dev["ports_peak"] == 32 and dev["headroom_pct"] == 0.0
     assert dev["exhausted_at_s"] == pytest.approx(0.001) and dev["seconds_full"] == pytest.approx(240.008)
+
+
+def test_the_profiles_listing_shows_each_port_budget(capsys):
+    from sim.cli import main
+
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    assert "ports 55000 per destination" in out and "ports 64 per client_instance, reuse 120s" in out
+    assert "ports by pool size (1-50: 1024, 51-100: 512" in out
