@@ -145,6 +145,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what_filled(d: dict) -> str:
+    """Which of a device's limits filled up: its flow table, its port budget, or both."""
+    parts = []
+    if d.get("flows_limit") is not None and d["flows_peak"] >= d["flows_limit"]:
+        parts.append(f"flow table ({d['flows_limit']} flows)")
+    if d.get("ports_limit") is not None and d["ports_peak"] >= d["ports_limit"]:
+        parts.append(f"port budget ({d['ports_limit']} ports)")
+    return " and ".join(parts) or "limit"
+
+
 def _human(sc, result) -> str:
     from sim.config.schema import lb_list
     from sim.report.fmt import fmt
@@ -189,8 +199,11 @@ def _human(sc, result) -> str:
     for d in s.get("devices", []):
         lines.append(f"  {d['name']} ({d['leg']} leg): peak {d['flows_peak']} flows, mean {fmt(d['flows_mean'])}; "
                      f"{fmt(d['keepalive_pps'])} keepalive pkt/s; peak {fmt(d['new_flows_peak_per_s'])} new flows/s")
+        if d.get("ports_limit") is not None:
+            lines.append(f"    source ports: peak {d['ports_peak']} of {d['ports_limit']} (the fullest budget), "
+                         f"mean {fmt(d['ports_mean'])} per budget; headroom {fmt(d['headroom_pct'])} %")
         if d.get("exhausted_at_s") is not None:
-            lines.append(f"    flow table full ({d['flows_limit']} flows) from {fmt(d['exhausted_at_s'])} s, "
+            lines.append(f"    {_what_filled(d)} full from {fmt(d['exhausted_at_s'])} s, "
                          f"{fmt(d['seconds_full'])} s in all; {d['connects_rejected']} SYNs refused; "
                          f"{s['connect_failures']} connects failed")
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "
@@ -357,9 +370,23 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
         rng = p.range_s
         rng_txt = f"{rng[0]:g}-{rng[1]:g}s" if rng else "fixed/unknown"
         print(f"{name:30s} idle {p.idle_timeout_s:>8g}s ({rng_txt:>14s})  on_expiry={p.on_expiry:8s} "
-              f"late_packet={late}  [{p.confidence}]")
+              f"late_packet={late}  [{p.confidence}]" + (f"  {_ports_text(p.ports)}" if p.ports else ""))
         print(f"{'':30s} {p.sources[0].url}")
     return 0
+
+
+def _ports_text(ports) -> str:
+    """A profile's port budget in words (``profiles``)."""
+    if ports.limit is not None:
+        size = f"ports {ports.limit}"
+    else:
+        rows, low = [], 1
+        for up_to, n in ports.limit_by_pool or ():
+            rows.append(f"{low}-{up_to}: {n}")
+            low = up_to + 1
+        size = f"ports by pool size ({', '.join(rows)}; beyond: lb.ports.limit required)"
+    reuse = f", reuse {ports.reuse}" if ports.reuse not in (None, 0, "0s") else ""
+    return f"{size} per {ports.per}{reuse}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 #: the compiled modules, relative to the ``sim`` package, in import-independent order
-MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/timeouts", "model/segment",
-           "model/host", "model/acks", "model/keepalive", "model/handshake", "model/close",
+MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/ports", "model/timeouts",
+           "model/segment", "model/host", "model/acks", "model/keepalive", "model/handshake", "model/close",
            "model/retransmit", "model/kernel", "model/tracing", "model/network",
            "model/messages", "model/middlebox", "model/faults", "model/app", "model/process_slot", "model/proxy",
            "model/terminating", "model/records", "model/scenario")

@@ -60,7 +60,7 @@ def test_the_sample_is_seeded_uniform_and_sized_by_count_or_fraction():
 
 def test_a_sample_under_a_shared_flow_limit_is_refused_in_one_line():
     raw = _raw(100, sample=10, lb={"profile": "aws-nlb-tcp", "idle_timeout": 350, "max_flows": 50})
-    with pytest.raises(ConfigError, match="fleet.sample: .*share a limited flow table"):
+    with pytest.raises(ConfigError, match="fleet.sample: .*share a limit"):
         run_scenario(_sc(raw))
     done = subprocess.run([sys.executable, "-m", "sim", "run", "-"], input=json.dumps(raw), text=True,
                           capture_output=True)
@@ -117,3 +117,9 @@ def test_a_sample_alone_samples_the_configs_connections_and_fleet_connections_re
     sc = _sc({"connections": 1000, "fleet": {"sample": 0.1}})
     assert sc.connections == 1000 and sc.fleet.sample_size() == 100
     assert _sc({"connections": 5, "fleet": {"connections": 10}}).connections == 10
+
+
+def test_a_sample_under_a_shared_port_budget_is_refused():
+    raw = _raw(100, sample=10, lb={"profile": "aws-nat-gateway"})
+    with pytest.raises(ConfigError, match="fleet.sample: .*port budget"):
+        run_scenario(_sc(raw))

@@ -41,8 +41,10 @@ def same(x, y) -> bool:
 
 
 def _devices(series: dict) -> dict:
-    """The capacity series with each device's flow intervals sorted (chunks append them in turn)."""
-    return {**series, "devices": [{**d, "intervals": sorted(d["intervals"])} for d in series["devices"]]}
+    """The capacity series with each device's flow and port intervals sorted (chunks append them in
+    turn)."""
+    return {**series, "devices": [{**d, "intervals": sorted(d["intervals"]),
+                                   "port_intervals": sorted(d["port_intervals"])} for d in series["devices"]]}
 
 
 def run(raw: dict, shortcuts: Shortcuts):

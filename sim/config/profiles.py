@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from sim.config.durations import parse_duration
+from sim.config.ports import ProfilePorts, resolve_ports
 from sim.config.schema import LatePerDirection, LbCfg
 from sim.spec import MiddleboxSpec, NlcuSpec
 
@@ -56,6 +57,8 @@ class Profile(BaseModel):
     max_flows: Optional[int] = None
     #: what a full flow table does with a new flow's SYN: drop it (the client retries) or RST it
     on_full: Literal["drop", "rst"]
+    #: its source-port budget (a NAT), or null (sim.config.ports)
+    ports: Optional[ProfilePorts] = None
     confidence: Literal["doc", "3rd", "inferred"]
     sources: list[Source]
     notes: str = ""
@@ -85,9 +88,13 @@ def all_profiles() -> dict[str, Profile]:
     return out
 
 
-def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
-    """A profile with the config's overrides applied (its NLCU figures included, when it has them)."""
+def middlebox_spec(cfg: LbCfg, pool: int = 1) -> MiddleboxSpec:
+    """A profile with the config's overrides applied (its NLCU figures included, when it has them).
+    ``pool``: the client instances behind the device, which may size its port budget (a
+    ``limit_by_pool`` table). Raises sim.config.ports.MissingLimit when the budget's limit is not
+    published and the config gives none (validation reports it with its line first)."""
     prof = all_profiles()[cfg.profile]
+    ports_limit, ports_per, reuse_s = resolve_ports(cfg.profile, prof.ports, cfg.ports, pool)
     nlcu = prof.capacity.nlcu if prof.capacity else None
     late = cfg.late_packet if cfg.late_packet is not None else prof.late_packet
     if isinstance(late, str):
@@ -105,6 +112,7 @@ def middlebox_spec(cfg: LbCfg) -> MiddleboxSpec:
         late_from_server=late_s,
         max_flows=cfg.max_flows if cfg.max_flows is not None else prof.max_flows,
         on_full=cfg.on_full or prof.on_full,
+        ports_limit=ports_limit, ports_per=ports_per, ports_reuse_s=reuse_s,
         nlcu=NlcuSpec(nlcu.new_flows_per_s, nlcu.active_flows, nlcu.bytes_per_hour, nlcu.price_per_nlcu_hour_usd,
                       nlcu.price_per_hour_usd) if nlcu else None,
     )

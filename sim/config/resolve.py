@@ -49,6 +49,12 @@ def _dist(d) -> DistSpec:
     return DistSpec(kind, a, b)
 
 
+def client_instances(sc: Scenario) -> int:
+    """The client machines behind the client's leg (``client.instances``; default one per slot): the
+    pool size of a per-instance port budget there."""
+    return sc.client.instances or sc.connections
+
+
 def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
     """Everything the model needs for one replication of ``sc``; ``shortcuts``: the engine's
     work-saving shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
@@ -75,13 +81,14 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         client=ClientSpec(host_spec("client", base, client.kernel),
                           socket_spec(client.keepalive, client.user_timeout, client.syncnt),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,
-                          client.pool.max_lifetime),
+                          client.pool.max_lifetime, client.instances or 0),
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
                           socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
                           GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
                           if grpc else None, sc.upstream.close_on_fin),
-        lb=tuple(middlebox_spec(c) for c in lb_list(sc.lb)),
+        lb=tuple(middlebox_spec(c, client_instances(sc)) for c in lb_list(sc.lb)),
         envoy=envoy,
+        # Envoy is the one client instance of the upstream leg
         upstream_lb=tuple(middlebox_spec(c) for c in lb_list(sc.upstream.lb)),
         lb_host=host_spec("lb", base, KernelCfg()),
         shortcuts=shortcuts or Shortcuts(),

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_vali
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.fleet import FleetCfg, fleet_sets_connections
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
+from sim.config.ports import PortsCfg
 
 #: names other modules import from here (the schema's public face)
 __all__ = ["Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario", "Strict", "lb_list"]
@@ -116,6 +117,8 @@ class LbCfg(Strict):
     max_flows: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
     #: what a full flow table does with a new flow's SYN (docs/config.md); None: the profile's
     on_full: Optional[Literal["drop", "rst"]] = None
+    #: its port budget, each field over the profile's (sim.config.ports, docs/config.md)
+    ports: Optional[PortsCfg] = None
 
 
 class LatePerDirection(Strict):
@@ -152,6 +155,8 @@ class ClientCfg(Strict):
     request_timeout: Duration = 0.0  # 0 = off; the client gives up on a request and its connection
     ping_interval: Duration = 0.0  # HTTP/2 (gRPC) PING every this long on each connection; 0 = off
     pool: PoolCfg = PoolCfg()
+    #: the client machines the slots are spread over (slot i on machine i % instances); None: one per slot
+    instances: Optional[int] = Field(default=None, ge=1, le=MAX_CONNECTIONS)
 
 
 class SocketOption(Strict):

@@ -12,7 +12,9 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 
 from sim.config.durations import short_repr
-from sim.config.profiles import all_profiles
+from sim.config.ports import MissingLimit
+from sim.config.profiles import all_profiles, middlebox_spec
+from sim.config.resolve import client_instances
 from sim.config.schema import KeyedError, Scenario, lb_list
 from sim.config.yamlio import Lines
 from sim.config.yamlio import dotted as _dotted
@@ -203,8 +205,22 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                 raise ConfigError(f"{cfg.idle_timeout:g} s is outside what {cfg.profile} accepts",
                                   **where.at(path + ("idle_timeout",)), key=_dotted(path + ("idle_timeout",)),
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
+    check_port_limits(scenario, where)
     check_fault_legs(scenario, where)
     return scenario.at_folder(config_folder(where.file))
+
+
+def check_port_limits(scenario: Scenario, where: Source) -> None:
+    """Every port budget has a limit: a profile whose figure is not published (for this pool size)
+    needs ``lb.ports.limit`` (sim.config.ports)."""
+    for leg, chain, pool in ((("lb",), scenario.lb, client_instances(scenario)),
+                             (("upstream", "lb"), scenario.upstream.lb, 1)):
+        for i, cfg in enumerate(lb_list(chain)):
+            try:
+                middlebox_spec(cfg, pool)
+            except MissingLimit as exc:
+                path = leg + ((i,) if isinstance(chain, list) else ()) + ("ports", "limit")
+                raise ConfigError(exc.problem, **where.at(path), key=_dotted(path), allowed=exc.allowed) from None
 
 
 def check_fault_legs(scenario: Scenario, where: Source) -> None:

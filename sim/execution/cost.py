@@ -35,6 +35,7 @@ from sim.config.load import Loaded, sweep_axes, with_values
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Dist, KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.errors import ConfigError
+from sim.execution.simulate import slots_independent
 
 # ----------------------------------------------------------------------------- fitted event costs
 #: events per connection opened, per leg (handshake, close, timers set up)
@@ -188,8 +189,9 @@ def point_cost(sc: Scenario) -> _Cost:
     events = reps * n * (opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second)
     rows = n * opens * legs
     minutes = sc.duration / 60.0
-    # slots that share a limited flow table are simulated all at once, never in chunks (docs/model.md)
-    limited = any(s.max_flows is not None for s in specs + [middlebox_spec(c) for c in lb_list(sc.upstream.lb)])
+    # slots that share a limited flow table or a port budget are simulated all at once, never in
+    # chunks (docs/model.md)
+    limited = not slots_independent(sc)
     memory = ((n if limited else min(n, SLOTS_AT_ONCE)) * BYTES_PER_OPEN_CONNECTION + rows * BYTES_PER_RECORD
               + sc.duration * BYTES_PER_SECOND + minutes * BYTES_PER_MINUTE)
     output = reps * (rows * OUTPUT_BYTES_PER_ROW + minutes * OUTPUT_BYTES_PER_MINUTE + OUTPUT_BYTES_PER_TASK)

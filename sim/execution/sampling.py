@@ -31,10 +31,10 @@ SAMPLE_STREAM = 0x5A3F1E
 def check_sampling(sc: Scenario) -> None:
     """Refuse a sample where slots share a limit (one line, exit 2)."""
     if is_sampled(sc.fleet) and not slots_independent(sc):
-        raise ConfigError("the fleet's slots share a limited flow table (a middlebox with max_flows), so a "
-                          "sample of them would not behave as they do in the whole fleet; sampling is refused "
-                          "rather than silently wrong", key="fleet.sample",
-                          allowed="no sample (the fleet simulated whole), or no flow limit")
+        raise ConfigError("the fleet's slots share a limit (a flow table with max_flows, or a port budget that "
+                          "several slots draw on), so a sample of them would not behave as they do in the whole "
+                          "fleet; sampling is refused rather than silently wrong", key="fleet.sample",
+                          allowed="no sample (the fleet simulated whole), or no shared limit")
 
 
 def fleet_slots(sc: Scenario, seed: int) -> Sequence[int]:

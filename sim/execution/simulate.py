@@ -28,6 +28,7 @@ def run_one(sc: Scenario, seed: int, trace_conn: int | None = None, slots: Itera
 
 def slots_independent(sc: Scenario) -> bool:
     """Can the fleet's slots be simulated apart (in pieces, over workers, one slot again for its
-    trace) and give the same records? Not when a device has a flow limit: the slots compete for its
-    table (``lb.max_flows``)."""
+    trace) and give the same records? Not when a device has a flow limit or a port budget that
+    several slots draw on: the slots compete for its table (``lb.max_flows``) or its ports
+    (``lb.ports``)."""
     return not shares_flow_tables(world_spec(sc))

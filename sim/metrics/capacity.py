@@ -24,7 +24,7 @@ CAPACITY_FIELDS = (
 #: The figures of each middlebox in ``devices`` (besides ``name`` and ``leg``).
 DEVICE_FIELDS = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean",
                  "keepalive_packets", "new_flows", "lb_rsts", "flows_limit", "connects_rejected", "seconds_full",
-                 "exhausted_at_s")
+                 "exhausted_at_s", "ports_peak", "ports_mean", "ports_limit", "headroom_pct")
 #: device fields summed over replications (the other non-peak ones are averaged)
 DEVICE_COUNTS = ("keepalive_packets", "new_flows", "lb_rsts", "connects_rejected")
 
@@ -50,8 +50,16 @@ def time_full(intervals: Iterable[tuple[float, float]], limit: int | None,
     (its ``max_flows``), and the first time it did (None: never, or no limit). Computed from the
     entries' true lifetimes after the run: a silent expiry is only discovered later (lazily), so
     no counter kept during the run knows when a slot really came free."""
+    spans = full_spans(intervals, limit, duration_s)
+    return math.fsum(end - start for start, end in spans), (spans[0][0] if spans else None)
+
+
+def full_spans(intervals: Iterable[tuple[float, float]], limit: int | None,
+               duration_s: float) -> list[tuple[float, float]]:
+    """The spans ``(start_s, end_s)``, in time order, in which ``limit`` or more of ``intervals``
+    were open at once (none without a limit)."""
     if limit is None:
-        return 0.0, None
+        return []
     events = []
     for start, end in intervals:
         end = min(end, duration_s)
@@ -59,20 +67,53 @@ def time_full(intervals: Iterable[tuple[float, float]], limit: int | None,
             events.append((start, 1))
             events.append((end, -1))
     events.sort()
-    cur, since, first = 0, 0.0, None
+    cur, since = 0, 0.0
     spans = []
     for t, delta in events:
         was_full = cur >= limit
         cur += delta
         if not was_full and cur >= limit:
             since = t
-            if first is None:
-                first = t
         elif was_full and cur < limit:
-            spans.append(t - since)
+            spans.append((since, t))
     if cur >= limit:
-        spans.append(duration_s - since)
-    return math.fsum(spans), first
+        spans.append((since, duration_s))
+    return spans
+
+
+def port_figures(dev: dict, duration_s: float) -> tuple[dict, list[tuple[float, float]]]:
+    """A device's port-budget figures and the spans in which a budget was full. With one budget per
+    client instance, ``ports_peak`` is the fullest budget's peak and ``ports_limit`` the limit of
+    each, so ``headroom_pct`` is the fullest one's; ``ports_mean`` is the mean ports held per budget
+    (over the budgets that took a port). All NaN (``ports_limit`` None) without a budget."""
+    limit = dev.get("ports_limit")
+    if limit is None:
+        return {"ports_peak": math.nan, "ports_mean": math.nan, "ports_limit": None, "headroom_pct": math.nan}, []
+    budgets: dict[int, list[tuple[float, float]]] = {}
+    for start, end, budget in dev["port_intervals"]:
+        budgets.setdefault(budget, []).append((start, end))
+    peak = max((peak_overlap(iv) for iv in budgets.values()), default=0)
+    held_s = math.fsum(min(end, duration_s) - start for start, end, _ in dev["port_intervals"] if end > start)
+    spans = [span for iv in budgets.values() for span in full_spans(iv, limit, duration_s)]
+    return {"ports_peak": peak, "ports_mean": held_s / duration_s / max(1, len(budgets)), "ports_limit": limit,
+            "headroom_pct": (limit - peak) / limit * 100.0}, spans
+
+
+def union_time(spans: list[tuple[float, float]]) -> tuple[float, float | None]:
+    """``(seconds, first_s)`` covered by the union of ``spans`` (None: no span)."""
+    if not spans:
+        return 0.0, None
+    spans = sorted(spans)
+    parts = []
+    lo, hi = spans[0]
+    for start, end in spans[1:]:
+        if start > hi:
+            parts.append(hi - lo)
+            lo, hi = start, end
+        else:
+            hi = max(hi, end)
+    parts.append(hi - lo)
+    return math.fsum(parts), spans[0][0]
 
 
 def active_flows_at(intervals: list[tuple[float, float]], marks: np.ndarray) -> np.ndarray:
@@ -129,6 +170,9 @@ def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
     per_bucket = _nlcu_per_bucket(dev, duration_s, bucket_s)
     limit = dev.get("flows_limit")
     seconds_full, exhausted_at_s = time_full(dev["intervals"], limit, duration_s)
+    ports, port_spans = port_figures(dev, duration_s)
+    if port_spans:  # full: the flow table or a port budget (docs/outputs.md)
+        seconds_full, exhausted_at_s = union_time(full_spans(dev["intervals"], limit, duration_s) + port_spans)
     return {
         "name": dev["name"], "leg": dev["leg"],
         "flows_peak": peak_overlap(dev["intervals"]),
@@ -138,7 +182,7 @@ def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
         "nlcu_mean": float(per_bucket.mean()) if per_bucket is not None else math.nan,
         "keepalive_packets": dev["keepalive_packets"], "new_flows": dev["new_flows"], "lb_rsts": dev["lb_rsts"],
         "flows_limit": limit, "connects_rejected": dev.get("connects_rejected", 0),
-        "seconds_full": seconds_full, "exhausted_at_s": exhausted_at_s,
+        "seconds_full": seconds_full, "exhausted_at_s": exhausted_at_s, **ports,
     }
 
 
@@ -191,8 +235,10 @@ def combine_devices(runs: list[list[dict]]) -> list[dict]:
         for f in DEVICE_FIELDS:
             # NaN is stored as null (None) in Parquet and JSON
             vals = [r[f] for r in rows if r.get(f) is not None and not (isinstance(r[f], float) and math.isnan(r[f]))]
-            if f == "flows_limit":  # the same device in every replication
+            if f in ("flows_limit", "ports_limit"):  # the same device in every replication
                 dev[f] = first.get(f)
+            elif f == "headroom_pct":  # the worst replication's, as the peak is the highest
+                dev[f] = min(vals) if vals else math.nan
             elif f == "exhausted_at_s":  # the earliest replication's; null when none filled up
                 dev[f] = min(vals) if vals else None
             elif "peak" in f:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from sim.facts.names import SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
 from sim.model.messages import Msg
+from sim.model.ports import PortBudget
 from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
 from sim.spec import MiddleboxSpec
 
@@ -56,7 +57,7 @@ class Flow:
     __slots__ = (
         "mb", "path", "index", "alive", "last_seen_s", "last_data_s", "created_s",
         "first_drop_s", "drop_both_open", "min_slack_s", "at_risk_gaps", "fin_dirs", "timer",
-        "alive_at_end", "proxy", "queued",
+        "alive_at_end", "proxy", "queued", "port",
     )
 
     def __init__(self, mb: Middlebox, path: Any, index: int, now_s: float) -> None:
@@ -76,8 +77,11 @@ class Flow:
         self.alive_at_end: bool | None = None
         #: the terminating proxy whose two legs share this flow (None for pass-through devices)
         self.proxy: Any = None
-        #: in its device's expiry queue (a device with a flow limit only: ``Middlebox._reap``)
+        #: in its device's expiry queue (a device with a flow limit or a port budget only:
+        #: ``Middlebox._reap``)
         self.queued = False
+        #: the port budget its source port came from (sim.model.ports); -1: it holds none
+        self.port = -1
 
 
 class Middlebox:
@@ -87,6 +91,7 @@ class Middlebox:
         "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
         "leg", "bucket_s", "message_sizes", "took", "active", "flow_limit", "connects_rejected", "expiries",
+        "ports",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -121,8 +126,13 @@ class Middlebox:
         #: SYNs refused because the table was full
         self.connects_rejected = 0
         #: (deadline_s as last known, sequence, flow) of the silently expiring entries, kept only by a
-        #: device with a limit: a full table looks here for entries whose idle timer ran out unseen
+        #: device with a limit: a full table (or spent port budget) looks here for entries whose idle
+        #: timer ran out unseen
         self.expiries: list[tuple[float, int, Flow]] = []
+        #: its source-port budgets (a NAT with ``ports``), or None
+        self.ports: PortBudget | None = None
+        if spec.ports_limit is not None:
+            self.ports = PortBudget(spec.ports_limit, spec.ports_per == "client_instance", spec.ports_reuse_s)
 
     # ------------------------------------------------------------------ flow table
     def open_flow(self, path, index: int, t_s: float) -> Flow:
@@ -139,20 +149,29 @@ class Middlebox:
         flow.alive = True
         flow.last_seen_s = t_s
         flow.last_data_s = t_s
+        ports = self.ports
+        if ports is not None:  # the first SYN takes a port (admit saw one free)
+            flow.port = ports.budget_of(flow.path.port_group)
+            ports.take(flow.port)
         if self.spec.on_expiry != "silent":
             if flow.timer is None:
                 flow.timer = LazyTimer(self.sched, flow, self._expiry_timer)
             flow.timer.set(t_s + self.timeout_s)
-        elif self.flow_limit != math.inf and not flow.queued:
+        elif (self.flow_limit != math.inf or ports is not None) and not flow.queued:
             flow.queued = True
             heapq.heappush(self.expiries, (t_s + self.timeout_s, self.new_flows, flow))
 
-    def _end(self, flow: Flow, t_s: float) -> None:
+    def _end(self, flow: Flow, t_s: float, closed: bool = False) -> None:
+        """The device forgets ``flow`` at ``t_s``; ``closed``: by a close (FIN both ways, RST), after
+        which its port is held for reuse (sim.model.ports)."""
         if not flow.alive:
             return
         flow.alive = False
         self.active -= 1
         self.intervals.append((flow.created_s, t_s))
+        if flow.port >= 0 and self.ports is not None:
+            self.ports.give_back(flow.port, flow.created_s, t_s, closed)
+            flow.port = -1
         if flow.timer is not None:
             flow.timer.clear()
 
@@ -181,7 +200,7 @@ class Middlebox:
         if flow.proxy is not None:  # a proxy's own idle timeout: it closes both legs cleanly (FIN)
             flow.last_seen_s = now  # its FINs still pass its own view on their way out
             flow.proxy.idle_expired()
-            self._end(flow, now)
+            self._end(flow, now, True)
             return
         self.expire(flow, deadline)
         kind = RST if self.spec.on_expiry == "rst_both" else FIN
@@ -197,22 +216,32 @@ class Middlebox:
                 self.expire(flow, deadline, t_s)
 
     # ------------------------------------------------------------------ packets
-    def admit(self, seg, from_client: bool, t_s: float) -> int:
-        """A SYN reaches the device at ``t_s`` before its flow exists: FORWARD (the SYN makes the
-        flow); with the table full, DROP or BOUNCE (RST to the sender) as ``on_full`` says; or TAKEN
-        by a fault standing in front of it (sim.model.faults)."""
-        if self.active < self.flow_limit:
+    def admit(self, seg, from_client: bool, t_s: float, instance: int = 0) -> int:
+        """A SYN from client instance ``instance`` reaches the device at ``t_s`` before its flow
+        exists: FORWARD (the SYN makes the flow); with the table full, DROP or BOUNCE (RST to the
+        sender) as ``on_full`` says; with no port free, DROP; or TAKEN by a fault standing in front
+        of it (sim.model.faults)."""
+        ports = self.ports
+        if self.active < self.flow_limit and (ports is None or ports.has_free(ports.budget_of(instance))):
             return FORWARD
-        return self._full(seg, t_s)
+        return self._full(seg, t_s, instance)
 
-    def _full(self, seg, t_s: float) -> int:
-        """The table is at its limit when a new entry is needed at ``t_s``: entries whose idle timer
-        ran out by then, not yet discovered (expiry is lazy), are freed first; if none was, the
-        packet is refused. Only SYNs count as rejected connects (a conntrack pick-up refused the
+    def _full(self, seg, t_s: float, instance: int = 0) -> int:
+        """The table is at its limit, or client instance ``instance``'s port budget looks spent,
+        when a new entry is needed at ``t_s``: entries whose idle timer ran out by then, not yet
+        discovered (expiry is lazy), are freed first, and ports whose reuse hold ran out are given
+        back; if the table is still full the packet is refused as ``on_full`` says, if no port is
+        free it is dropped. Only SYNs count as rejected connects (a conntrack pick-up refused the
         same way is not a connect)."""
         self._reap(t_s)
         if self.active < self.flow_limit:
-            return FORWARD
+            ports = self.ports
+            if ports is None or ports.free(ports.budget_of(instance), t_s):
+                return FORWARD
+            # no source port: the NAT cannot translate the SYN and drops it (ErrorPortAllocation)
+            if seg.kind == SYN:
+                self.connects_rejected += 1
+            return DROP
         if seg.kind == SYN:
             self.connects_rejected += 1
         if self.spec.on_full == "rst" and seg.kind != RST:
@@ -254,8 +283,10 @@ class Middlebox:
                 return BOUNCE
             if policy == LATE_DROP or kind == SYN:
                 return DROP
-            if self.active >= self.flow_limit:  # the pick-up needs an entry too
-                verdict = self._full(seg, t_s)
+            ports = self.ports
+            if self.active >= self.flow_limit or (
+                    ports is not None and not ports.has_free(ports.budget_of(flow.path.port_group))):
+                verdict = self._full(seg, t_s, flow.path.port_group)  # the pick-up needs an entry, a port
                 if verdict != FORWARD:
                     return verdict
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
@@ -291,11 +322,11 @@ class Middlebox:
                 flow.at_risk_gaps += 1
             flow.last_data_s = t_s
         elif kind == RST:
-            self._end(flow, t_s)
+            self._end(flow, t_s, True)
         elif kind == FIN and flow.proxy is None:  # a proxy's view ends with the proxy's idle timer
             flow.fin_dirs |= 1 if from_client else 2
             if flow.fin_dirs == 3:
-                self._end(flow, t_s)
+                self._end(flow, t_s, True)
         return FORWARD
 
     def finish(self, flow: Flow, end_s: float) -> None:
@@ -316,4 +347,5 @@ class Middlebox:
                 "lb_rsts": self.lb_rsts, "new_flows": self.new_flows, "intervals": self.intervals,
                 "keepalive_per_bucket": self.ka_per_bucket, "bytes_per_bucket": self.bytes_per_bucket,
                 "new_flows_per_s": self.new_per_s, "nlcu": nlcu, "flows_limit": self.spec.max_flows,
-                "connects_rejected": self.connects_rejected}
+                "connects_rejected": self.connects_rejected, "ports_limit": self.spec.ports_limit,
+                "port_intervals": self.ports.intervals if self.ports is not None else []}

@@ -28,7 +28,7 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends", "port_group")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
@@ -46,6 +46,9 @@ class Path:
         self.faults: tuple[Fault, ...] | None = None
         #: whether they stand at ``a``'s end and at ``b``'s (a terminating LB's socket is no leg end)
         self.fault_ends = (True, True)
+        #: the client instance that opened it, whose port budget a per-instance NAT charges
+        #: (sim.model.ports): the slot's machine on the client's leg, 0 (the one opener) elsewhere
+        self.port_group = 0
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -76,7 +79,7 @@ class Path:
             t_s += hop
             i = q - 1
             if i >= len(flows):  # the SYN creates each flow as it passes (a full table refuses it)
-                verdict = mbs[i].admit(seg, step > 0, t_s)
+                verdict = mbs[i].admit(seg, step > 0, t_s, self.port_group)
                 if verdict == FORWARD:
                     self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
                     q += step

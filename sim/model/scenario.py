@@ -78,6 +78,7 @@ class World:
         self.trace: Trace | None = None
         self.sched = make_scheduler(spec.duration_s, spec.shortcuts)
         self.hop_s = spec.hop_s
+        self.instances = spec.client.instances
         wheel = _rng(seed, STREAM_WHEEL)
 
         def host(h: HostSpec) -> Host:
@@ -179,6 +180,8 @@ class World:
         """``ends``: whether the opener's and the acceptor's ends of this connection are ends of its
         leg, where the leg's faults stand (a terminating LB's own sockets are inside the leg)."""
         path = Path(self.sched, mbs, self.hop_s)
+        if leg == "downstream":  # slot i runs on client machine i % client.instances (default: its own)
+            path.port_group = slot.index % self.instances if self.instances else slot.index
         faults = self.leg_faults["upstream" if leg == "upstream" else "downstream"]
         if faults is not None and ends != (False, False):
             path.faults = faults
@@ -299,9 +302,15 @@ def _legs_serving(conn: Conn) -> list[Conn]:
 
 
 def shares_flow_tables(spec: WorldSpec) -> bool:
-    """Does a device of ``spec`` have a flow limit (``max_flows``)? Then its slots compete for the
-    same table and are not independent: the fleet is simulated whole, never in chunks or pieces."""
-    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb)
+    """Does a device of ``spec`` have a flow limit (``max_flows``), or a port budget that several
+    slots draw on? Then those slots compete for it and are not independent: the fleet is simulated
+    whole, never in chunks or pieces. A per-instance budget on the client's leg with one machine per
+    slot (and no terminating LB, whose back leg is one opener) is each slot's own."""
+    own = spec.client.instances in (0,) or spec.client.instances >= spec.connections
+    alone = own and not any(m.terminating for m in spec.lb)
+    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb) or any(
+        m.ports_limit is not None for m in spec.upstream_lb) or any(
+        m.ports_limit is not None and not (alone and m.ports_per == "client_instance") for m in spec.lb)
 
 
 def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
@@ -382,6 +391,7 @@ def _merge_device(parts: list[dict]) -> dict:
     """One device's capacity records of disjoint slot sets, as one run's."""
     first = parts[0]
     return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
+            "ports_limit": first["ports_limit"], "port_intervals": [iv for p in parts for iv in p["port_intervals"]],
             **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected")},
             "intervals": [iv for p in parts for iv in p["intervals"]],
             "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),

@@ -66,6 +66,12 @@ class MiddleboxSpec:
     #: answered with an RST (``on_full``: drop | rst)
     max_flows: int | None = None
     on_full: str = "drop"
+    #: source ports per budget (None: no budget); one budget for the whole fleet (``destination``)
+    #: or one per client instance (``client_instance``); a closed flow's port is held
+    #: ``ports_reuse_s`` longer (docs/model.md, "Port budgets")
+    ports_limit: int | None = None
+    ports_per: str = "destination"
+    ports_reuse_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ class ClientSpec:
     ping_interval_s: float = 0.0
     pool_idle_s: float = 0.0
     pool_lifetime_s: float = 0.0
+    #: the client machines the slots are spread over, slot i on machine i % instances (0: one per slot)
+    instances: int = 0
 
 
 @dataclass(frozen=True)
