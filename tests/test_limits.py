@@ -178,6 +178,6 @@ def test_silent_drops_and_rejected_connects_say_both():
     assert both["why"].iloc[0] == "silent drops and rejected connects"
     pp = pd.concat([per_point(_points(silent_drops=2), ["k"], 10),
                     per_point(_points(point_id="p1", point_index=1, connect_failures=1), ["k"], 10)],
-                   ignore_index=True)
+                   ignore_index=True).assign(predicted_margin_s=10.0)
     table = per_knob(pp, ["k"])
     assert not table["safe"].iloc[0] and table["why"].iloc[0] == "silent drops and rejected connects"
