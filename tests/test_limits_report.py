@@ -64,7 +64,7 @@ def test_report_has_a_limits_section_with_a_plot_per_limited_device(tmp_path):
     for field in ("flows_peak", "flows_limit", "headroom_pct", "connects_rejected", "seconds_full", "exhausted_at_s"):
         assert field in section
     assert "lb.max_flows = 10" in section and "replication 0" in section  # the run plotted, named
-    assert "the flow table of linux-conntrack fills at lb.max_flows = 10" in section
+    assert "flow table of linux-conntrack fills at lb.max_flows = 10" in section
     assert "14 stays below, headroom 14 %" in section
     plots = list((out / "plots").glob("limits-*.png"))
     assert len(plots) == 1 and f"plots/{plots[0].name}" in report
@@ -75,7 +75,7 @@ def test_report_names_the_exhaustion_point_of_a_fleet_size_sweep(tmp_path):
     grid = "sweep={client.keepalive.idle: [300s], conditions: {connections: [8, 12]}}"
     assert _sweep(out, "lb.max_flows=10", grid) == 0
     report = (out / "report.md").read_text()
-    assert ("the flow table of linux-conntrack fills from connections = 12 at client.keepalive.idle = 300; "
+    assert ("flow table of linux-conntrack fills from connections = 12 at client.keepalive.idle = 300; "
             "8 stays below, headroom 20 %") in report
 
 

@@ -15,6 +15,7 @@ from sim.metrics.packets import lane_events, lines, stored_entries
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
+from sim.report.limits import limits_section
 from sim.report.verdict import failure_split, per_knob
 from sim.results.load import config_value, load_results
 
@@ -39,12 +40,14 @@ def lane_names(sc: Scenario, leg: str) -> dict[str, str]:
         return {"client": ds[0] if ds else "LB", "lb": " / ".join(ds) or "no LB", "server": server}
     return {"client": "client", "lb": " / ".join(ds) or "no LB", "server": server}
 
-VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "failed_why", "hang_s_total", "hang_s_open_total",
+VERDICT_COLUMNS = ["safe", "why", "silent_drops", "failed_requests", "failed_why", "hang_s_total", "hang_s_open_total",
                    "requests_in_flight_at_end", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
                    "lb_active_flows_peak"]
 
 
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
+    if "why" in columns and "why" not in df:  # a folder written before limits: drops alone decided
+        df = df.assign(why=["silent drops" if n else "" for n in df["silent_drops"]])
     if "failed_why" in columns and "failed_why" not in df:
         df = df.assign(failed_why=[failure_split(r) or "–" for _, r in df.iterrows()])
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
@@ -111,6 +114,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         plots.save(plots.cost_vs_safety(table, knobs, capacity_device(sc)), plot_dir / "cost_vs_safety.png")
         figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
     cap_text = _capacity(root, loaded, pp, knobs, conds, plot_dir, figures)
+    limits_text = limits_section(pp, res.limits, knobs + conds, plot_dir, figures)
     tl_text = ""
     if timeline and res.trace is not None:
         tl_text = _timeline(loaded, pp, res.trace, knobs + conds, plot_dir, figures)
@@ -141,7 +145,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         parts.append(f"**{len(meta['failed_points'])} point(s) failed** and are missing: "
                      f"{', '.join(meta['failed_points'])}.\n")
     parts.append("## Verdict table (knob settings, safe first, cheapest first)\n")
-    parts.append("Columns: `safe` = no silent drop in any replication under any condition; `min_slack_s` = "
+    parts.append("Columns: `safe` = no silent drop and no rejected or failed connect (a full flow table, no free "
+                 "port, connect_timeout, connect_refused) in any replication under any condition; `why` = what made "
+                 "it unsafe: silent drops, rejected connects, or both; `min_slack_s` = "
                  "observed smallest gap between the LB's last refresh and its expiry; `predicted_margin_s` = "
                  "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
                  "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
@@ -149,6 +155,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     if cap_text:
         parts.append("## Capacity\n")
         parts.append(cap_text)
+    if limits_text:
+        parts.append("## Limits\n")
+        parts.append(limits_text)
     parts.append("## Every grid point\n")
     parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS, knobs + conds))
     parts.append("## Assumptions\n")
