@@ -181,3 +181,15 @@ def test_silent_drops_and_rejected_connects_say_both():
                    ignore_index=True).assign(predicted_margin_s=10.0)
     table = per_knob(pp, ["k"])
     assert not table["safe"].iloc[0] and table["why"].iloc[0] == "silent drops and rejected connects"
+
+
+@pytest.mark.parametrize("on_full", ["drop", "rst"])
+def test_the_reference_engine_gives_the_same_limits_figures_and_series(on_full):
+    from sim.spec import Shortcuts
+
+    raw = _raw(5, 2, duration=300.0)
+    raw["lb"]["on_full"] = on_full
+    sc = Scenario.model_validate(raw)
+    fast, ref = run_one(sc, 1), run_one(sc, 1, shortcuts=Shortcuts.none())
+    assert summarize_one(fast, 300.0)["devices"] == summarize_one(ref, 300.0)["devices"]
+    pd.testing.assert_frame_equal(limit_series_frame(fast.series, 300.0), limit_series_frame(ref.series, 300.0))

@@ -100,3 +100,16 @@ def test_run_shows_headroom_and_the_nlcu_dimensions(capsys):
                  "--set", "replications=1", "--json"]) == 0
     dev = json.loads(capsys.readouterr().out)["devices"][0]
     assert dev["nlcu_dimension"] in ("new_flows", "active_flows", "bytes") and dev["headroom_pct"] is None
+
+
+def test_report_shows_the_nlcu_dimensions_and_which_sets_the_bill(tmp_path):
+    out = tmp_path / "o"
+    assert main(["sweep", "tests/sweep_small.yaml", "--executor", "serial", "--out", str(out), "--quiet",
+                 "--set", "replications=1", "--set", "sweep={envoy.listener.keepalive.idle: [300s, 345s]}"]) == 0
+    report = (out / "report.md").read_text()
+    capacity = report.split("## Capacity", 1)[1].split("\n## ", 1)[0]
+    assert "| nlcu_new_flows | nlcu_active_flows | nlcu_bytes | nlcu_mean | nlcu_dimension |" in capacity
+    csv = pd.read_csv(out / "summary.csv")
+    dims = {d["nlcu_dimension"] for v in csv["devices"] for d in json.loads(v)}
+    assert len(dims) >= 1 and dims <= {"new_flows", "active_flows", "bytes"}
+    assert any(f"| {d} |" in capacity for d in dims)

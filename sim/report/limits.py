@@ -22,10 +22,12 @@ LIMIT_WORDS = {"flows": "flow table", "ports": "port budget"}
 FIGURES = ("headroom_pct", "connects_rejected", "seconds_full", "exhausted_at_s")
 
 
-def _devices(v: Any) -> list[dict]:
+def row_devices(v: Any) -> list[dict]:
     """A row's ``devices`` (JSON text from an older folder, or decoded)."""
     if isinstance(v, str):
         return json.loads(v)
+    if hasattr(v, "tolist"):  # Arrow's arrays
+        v = v.tolist()
     return list(v) if isinstance(v, (list, tuple)) else []
 
 
@@ -33,7 +35,7 @@ def limited(pp: pd.DataFrame) -> list[tuple[int, str, str, str]]:
     """Every (place in the path, name, leg, kind) that has a limit at some grid point, path order."""
     found: dict[tuple[int, str], tuple[str, str]] = {}
     for devs in pp["devices"] if "devices" in pp else []:
-        for i, d in enumerate(_devices(devs)):
+        for i, d in enumerate(row_devices(devs)):
             for kind in LIMIT_KINDS:
                 if d.get(f"{kind}_limit"):
                     found.setdefault((i, kind), (d["name"], d["leg"]))
@@ -44,7 +46,7 @@ def _figures(pp: pd.DataFrame, index: int, kind: str) -> pd.DataFrame:
     """One device's figures per grid point where it is limited (combined over replications)."""
     rows = []
     for _, r in pp.iterrows():
-        devs = _devices(r["devices"])
+        devs = row_devices(r["devices"])
         d = devs[index] if index < len(devs) else {}
         if d.get(f"{kind}_limit"):
             rows.append({"point_id": r["point_id"], "_row": r, **{f: d.get(f) for f in (f"{kind}_peak",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sim.metrics.packets import lane_events, lines, stored_entries
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
-from sim.report.limits import limits_section
+from sim.report.limits import limits_section, row_devices
 from sim.report.verdict import failure_split, per_knob
 from sim.results.load import config_value, load_results
 
@@ -240,6 +239,7 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
             "seen via public copies), not a quote.\n\n")
     text += markdown_table(pp, keys + CAPACITY_COLUMNS, keys)
     text += _devices_table(pp, keys)
+    text += _nlcu_table(pp, keys)
     series_path = root / "series.parquet"
     if series_path.exists():
         series = pd.read_parquet(series_path)
@@ -258,14 +258,27 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
     return text + "\n"
 
 
+def _nlcu_table(pp: pd.DataFrame, keys: list[str]) -> str:
+    """The NLCU estimate per dimension of every device with NLCU figures, per grid point, and the
+    dimension that sets the bill (sim.metrics.capacity.NLCU_DIMENSIONS)."""
+    cols = ["nlcu_new_flows", "nlcu_active_flows", "nlcu_bytes", "nlcu_mean", "nlcu_dimension"]
+    rows = [{**{k: r[k] for k in keys}, "device": d["name"], "leg": d["leg"], **{f: d.get(f) for f in cols}}
+            for _, r in pp.iterrows() if "devices" in pp
+            for d in row_devices(r["devices"]) if d.get("nlcu_dimension")]
+    if not rows:
+        return ""
+    return ("\nThe NLCU estimate by dimension (means over the minutes; `nlcu_mean` is the mean of each minute's "
+            "largest), and `nlcu_dimension`, the one that sets the bill (the largest mean):\n\n"
+            + markdown_table(pd.DataFrame(rows), [*keys, "device", "leg", *cols], keys))
+
+
 def _devices_table(pp: pd.DataFrame, keys: list[str]) -> str:
     """Every middlebox's own figures per grid point (the ``devices`` field)."""
     if "devices" not in pp:
         return ""
     rows = []
     for _, r in pp.iterrows():
-        devs = json.loads(r["devices"]) if isinstance(r["devices"], str) else (r["devices"] or [])
-        for d in devs:
+        for d in row_devices(r["devices"]):
             rows.append({**{k: r[k] for k in keys}, "device": d["name"], "leg": d["leg"],
                          **{f: d[f] for f in ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps",
                                               "nlcu_mean")}})
