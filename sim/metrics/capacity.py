@@ -139,9 +139,12 @@ def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarra
 def nlcu_dimension(fig: dict) -> str | None:
     """The dimension that sets the bill: the one with the largest mean (``nlcu_<dimension>``); None
     without NLCU figures."""
-    means = {d: fig.get(f"nlcu_{d}") for d in NLCU_DIMENSIONS}
-    means = {d: v for d, v in means.items() if v is not None and not math.isnan(v)}
-    return max(means, key=lambda d: means[d]) if means else None
+    means: dict[str, float] = {}
+    for d in NLCU_DIMENSIONS:
+        v = fig.get(f"nlcu_{d}")
+        if v is not None and not math.isnan(v):
+            means[d] = v
+    return max(means, key=means.__getitem__) if means else None
 
 
 def headroom_pct(fig: dict) -> float | None:

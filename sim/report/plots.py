@@ -188,8 +188,9 @@ def occupancy(frame: pd.DataFrame, device: str, kind: str, exhausted_at_s: float
     ``limit``); each bucket shows the most ``kind`` (flows, ports) held at one instant in it. A
     dashed line marks ``exhausted_at_s``, when the limit was first reached."""
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    t = np.append(frame["t_s"].to_numpy(), frame["t_s"].iloc[-1] + frame["bucket_s"].iloc[-1])
-    peaks = frame["occupancy_peak"].to_numpy()
+    t: np.ndarray = np.append(frame["t_s"].to_numpy(dtype=float),
+                              float(frame["t_s"].iloc[-1] + frame["bucket_s"].iloc[-1]))
+    peaks: np.ndarray = frame["occupancy_peak"].to_numpy()
     limit = int(frame["limit"].iloc[0])
     # the occupancy on top: at the limit the two lines meet, and the occupancy must stay visible
     ax.step(t, np.append(peaks, peaks[-1]), where="post", lw=2.2, zorder=3, label=f"peak {kind} in each bucket")
