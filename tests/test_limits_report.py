@@ -113,3 +113,14 @@ def test_report_shows_the_nlcu_dimensions_and_which_sets_the_bill(tmp_path):
     dims = {d["nlcu_dimension"] for v in csv["devices"] for d in json.loads(v)}
     assert len(dims) >= 1 and dims <= {"new_flows", "active_flows", "bytes"}
     assert any(f"| {d} |" in capacity for d in dims)
+
+
+def test_the_timeline_is_of_a_point_with_a_silent_drop_not_of_one_unsafe_for_rejected_connects(tmp_path):
+    """The first unsafe point (5-day idle timeout) only rejected connects: it has no dropped connection
+    to draw; the next (60 s idle timeout, requests every 10 min) drops silently."""
+    out = tmp_path / "o"
+    assert _sweep(out, "lb.max_flows=10", "sweep={lb.idle_timeout: [5d, 60s]}") == 0
+    csv = pd.read_csv(out / "summary.csv")
+    assert list(csv["why"]) == ["rejected connects", "silent drops and rejected connects"]
+    report = (out / "report.md").read_text()
+    assert "## Why: one dropped connection" in report and "At lb.idle_timeout=60" in report

@@ -174,8 +174,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
 
 def _timeline(loaded, pp, traces: pd.DataFrame, keys, plot_dir, figures) -> str:
     """Plot, from trace.parquet (recorded by the sweep), the packets of the connection of the first
-    unsafe point that was dropped first."""
-    unsafe = pp[~pp["safe"].astype(bool)]
+    point with a silent drop that was dropped first (a point unsafe for rejected connects alone has
+    no dropped connection to show)."""
+    unsafe = pp[pp["silent_drops"] > 0]
     if unsafe.empty:
         return ""
     point = unsafe.iloc[0]
