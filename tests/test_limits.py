@@ -193,3 +193,14 @@ def test_the_reference_engine_gives_the_same_limits_figures_and_series(on_full):
     fast, ref = run_one(sc, 1), run_one(sc, 1, shortcuts=Shortcuts.none())
     assert summarize_one(fast, 300.0)["devices"] == summarize_one(ref, 300.0)["devices"]
     pd.testing.assert_frame_equal(limit_series_frame(fast.series, 300.0), limit_series_frame(ref.series, 300.0))
+
+
+def test_the_knob_threshold_compares_the_timer_rule_with_silent_drops_only():
+    """thresholds() sets the timer-wheel prediction against the first knob value that dropped; a value
+    unsafe only for rejected connects is no drop threshold."""
+    from sim.report.verdict import thresholds
+
+    pp = pd.concat([per_point(_points(k=1, connect_failures=2), ["k"], 10),
+                    per_point(_points(point_id="p1", point_index=1, k=2, silent_drops=3), ["k"], 10)],
+                   ignore_index=True).assign(predicted_margin_s=[1.0, -1.0])
+    assert thresholds(pp, "k", []) == [{"condition": {}, "predicted_first_unsafe": 2, "observed_first_unsafe": 2}]

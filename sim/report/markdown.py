@@ -133,8 +133,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     elif knobs:
         parts.append("**No swept setting is safe under every condition.**\n")
     if meta.get("thresholds"):
-        parts.append("First unsafe value of the knob, predicted by the timer-wheel rule (worst-case lateness of "
-                     "the probe's firing, lazy re-arm remainders included) and observed:\n")
+        parts.append("First value of the knob with silent drops, predicted by the timer-wheel rule (worst-case "
+                     "lateness of the probe's firing, lazy re-arm remainders included) and observed:\n")
         for t in meta["thresholds"]:
             cond = ", ".join(f"{k}={fmt_param(v)}" for k, v in t["condition"].items()) or "as configured"
             parts.append(f"- {cond}: predicted {fmt(t['predicted_first_unsafe'])}, observed "

@@ -227,14 +227,14 @@ def recommend(table: pd.DataFrame, knobs: list[str]) -> dict[str, Any] | None:
 
 
 def thresholds(pp: pd.DataFrame, knob: str, conditions: list[str]) -> list[dict[str, Any]]:
-    """Per condition: the first knob value (ascending) predicted unsafe and observed unsafe."""
+    """Per condition: the first knob value (ascending) predicted unsafe and observed to drop silently."""
     out = []
     groups = pp.groupby(conditions, sort=False) if conditions else [((), pp)]
     for cond, sub in groups:
         sub = sub[sub[knob].map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))]
         sub = sub.sort_values(knob)
         pred = sub[sub["predicted_margin_s"] < 0][knob]
-        obs = sub[~sub["safe"]][knob]
+        obs = sub[sub["silent_drops"] > 0][knob]  # the timer rule predicts drops, not rejected connects
         cond = cond if isinstance(cond, tuple) else (cond,)
         out.append({"condition": dict(zip(conditions, map(_py, cond), strict=False)),
                     "predicted_first_unsafe": _py(pred.iloc[0]) if len(pred) else None,
