@@ -124,3 +124,15 @@ def test_the_timeline_is_of_a_point_with_a_silent_drop_not_of_one_unsafe_for_rej
     assert list(csv["why"]) == ["rejected connects", "silent drops and rejected connects"]
     report = (out / "report.md").read_text()
     assert "## Why: one dropped connection" in report and "At lb.idle_timeout=60" in report
+
+
+def test_keep_summary_keeps_the_occupancy_so_the_report_can_be_rebuilt(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _sweep(out, "sweep={lb.max_flows: [10, 14]}") == 0
+    assert main(["sweep", CONFIG, *SMALL, "--set", "sweep={lb.max_flows: [10, 14]}", "--executor", "serial",
+                 "--out", str(out), "--quiet", "--resume", "--keep", "summary"]) == 0
+    assert (out / "limits.parquet").exists() and not (out / "series.parquet").exists()
+    for p in (out / "plots").glob("limits-*.png"):
+        p.unlink()
+    assert main(["report", str(out)]) == 0
+    assert list((out / "plots").glob("limits-*.png"))
