@@ -157,8 +157,8 @@ def _what_filled(d: dict) -> str:
 
 def _human(sc, result) -> str:
     from sim.config.schema import lb_list
-    from sim.report.fmt import fmt
-    from sim.report.verdict import failure_split
+    from sim.report.fmt import NLCU_WORDS, fmt
+    from sim.report.verdict import failure_split, summary_why
 
     s = result.summary
     df = result.connections_frame()
@@ -201,18 +201,25 @@ def _human(sc, result) -> str:
                      f"{fmt(d['keepalive_pps'])} keepalive pkt/s; peak {fmt(d['new_flows_peak_per_s'])} new flows/s")
         if d.get("ports_limit") is not None:
             lines.append(f"    source ports: peak {d['ports_peak']} of {d['ports_limit']} (the fullest budget), "
-                         f"mean {fmt(d['ports_mean'])} per budget; headroom {fmt(d['headroom_pct'])} %")
+                         f"mean {fmt(d['ports_mean'])} per budget")
         if d.get("exhausted_at_s") is not None:
             lines.append(f"    {_what_filled(d)} full from {fmt(d['exhausted_at_s'])} s, "
                          f"{fmt(d['seconds_full'])} s in all; {d['connects_rejected']} SYNs refused; "
                          f"{s['connect_failures']} connects failed")
+        if d.get("headroom_pct") is not None:
+            lines.append(f"    headroom {d['headroom_pct']:.0f} % of its limit at the peak")
+        if d.get("nlcu_dimension"):
+            lines.append(f"    NLCU (estimate): new flows {fmt(d['nlcu_new_flows'])}, active flows "
+                         f"{fmt(d['nlcu_active_flows'])}, bytes {fmt(d['nlcu_bytes'])} (means); "
+                         f"{NLCU_WORDS[d['nlcu_dimension']]} sets the bill")
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "
                  f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; smallest slack before expiry: "
                  f"{fmt(s['min_slack_s'])} s")
-    verdict = "SAFE: no silent drops" if s["silent_drops"] == 0 else "UNSAFE: the LB silently dropped connections"
-    if "sample_fraction" in s and s["observed"]["silent_drops"] == 0:
-        verdict = (f"SAFE: no silent drops in the sample; at most {fmt(s['expected_drops_per_day_ci95'][1])} "
-                   "expected per fleet-day (95 %)")
+    why = summary_why(s)
+    verdict = f"UNSAFE: {why}" if why else "SAFE: no silent drops, no rejected connects"
+    if not why and "sample_fraction" in s:
+        verdict = (f"SAFE: no silent drops or rejected connects in the sample; at most "
+                   f"{fmt(s['expected_drops_per_day_ci95'][1])} silent drops expected per fleet-day (95 %)")
     lines.append(f"  verdict: {verdict}   [{s['run']['events']} events, {s['run']['wall_s']:.2f} s wall]")
     return "\n".join(lines)
 
@@ -280,18 +287,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               f"(see {out}/parts/*.error.parquet; rerun with --resume)", file=sys.stderr)
         return 1
     if args.fail_on_unsafe and res.base_safe is False:
-        print("unsafe: the config's own setting has silent drops", file=sys.stderr)
+        print("unsafe: the config's own setting has silent drops or rejected connects (see the why column)",
+              file=sys.stderr)
         return 3
     return 0
 
 
 def _own_setting_safe(loaded):
     """For the sweep's ``base_safe`` (--fail-on-unsafe) when the config's own knob setting is not a
-    grid point: simulate it and tell whether it had no silent drop."""
+    grid point: simulate it and tell whether it had no silent drop and no rejected connect."""
     def safe() -> bool:
         from sim.execution.runner import run_scenario
+        from sim.report.verdict import summary_why
 
-        return run_scenario(loaded.scenario, keep_records=False).summary["silent_drops"] == 0
+        return not summary_why(run_scenario(loaded.scenario, keep_records=False).summary)
 
     return safe
 
@@ -330,17 +339,21 @@ def _sweep_text(res, device: str = "the client-facing LB") -> str:
             "failed_requests"]
     heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k", "failed", "why"]
     rows = [[fmt_param(r[k]) for k in knobs] + [("yes" if r["safe"] else "NO")]
-            + [fmt(r[c]) for c in cols[1:]] + [failure_split(r) or "-"] for _, r in res.table.iterrows()]
+            + [fmt(r[c]) for c in cols[1:]] + ["; ".join(w for w in (r.get("why"), failure_split(r)) if w) or "-"]
+            for _, r in res.table.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
     lines = []
     if res.conditions:
-        lines.append(f"safe = no silent drop under every condition: {', '.join(res.conditions)}")
+        lines.append(f"safe = no silent drop and no rejected connect under every condition: "
+                     f"{', '.join(res.conditions)}")
     lines.append("  ".join(h.rjust(w) if i < len(heads) - 1 else h
                            for i, (h, w) in enumerate(zip(heads, widths, strict=True))))
     for row in rows:
         lines.append("  ".join(c.rjust(w) if i < len(row) - 1 else c
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-    lines.append(f"ka_pps/1k: keepalive packets/s per 1,000 connections at {device}; why: failed requests by reason")
+    lines.append(f"ka_pps/1k: keepalive packets/s per 1,000 connections at {device}; why: failed requests by reason, "
+                 "preceded by what made a setting unsafe: silent drops and/or rejected connects (a full table, "
+                 "no port, connect_timeout, connect_refused)")
     lines.append(recommendation_text(res.recommended, bool(res.knobs), device))
     return "\n".join(lines)
 

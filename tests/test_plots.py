@@ -90,3 +90,29 @@ def test_point_labels_and_counts():
     assert fmt_count(5264.0) == "5264" and fmt_count(2.5) == "2.5"
     row = {KNOBS[0]: 300.0, "envoy.upstream.keepalive": '{"count":3,"idle":180,"interval":30}'}
     assert point_label(row, [KNOBS[0], "envoy.upstream.keepalive"]) == "idle=300, keepalive=180/30/3"
+
+
+def test_occupancy_plot_shows_the_device_against_its_limit():
+    """The Limits plot (issue 16 point 5): the peak per bucket as stored by the sweep, the limit as a
+    line, and the moment the table first filled."""
+    frame = pd.DataFrame({"t_s": [0.0, 60.0, 120.0], "bucket_s": 60.0, "occupancy_peak": [3, 10, 10],
+                          "limit": 10})
+    fig = plots.occupancy(frame, "linux-conntrack (downstream leg)", "flows", exhausted_at_s=65.0)
+    ax = fig.axes[0]
+    ys = [max(line.get_ydata()) for line in ax.get_lines()]
+    assert 10 in ys  # the occupancy reaches the limit
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "limit (10 flows)" in labels and any(lab.startswith("full from t = 65") for lab in labels)
+    limit = ax.get_lines()[labels.index("limit (10 flows)")]
+    assert set(limit.get_ydata()) == {10}
+    assert "linux-conntrack" in ax.get_title() and "flows" in ax.get_ylabel()
+    assert ax.get_ylim()[1] > 10  # the limit line is not on the frame's edge
+    plots.save(fig, "/dev/null")
+
+
+def test_occupancy_plot_of_a_device_that_never_filled_has_no_full_marker():
+    frame = pd.DataFrame({"t_s": [0.0, 60.0], "bucket_s": 60.0, "occupancy_peak": [3, 4], "limit": 64})
+    fig = plots.occupancy(frame, "nat", "ports")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "limit (64 ports)" in labels and not any(lab.startswith("full") for lab in labels)
+    plots.save(fig, "/dev/null")

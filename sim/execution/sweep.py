@@ -111,8 +111,9 @@ def _execute(store: Store, todo: list[Task], total: int, executor: str, workers:
                                                 **{k: json.dumps(v) for k, v in task.params.items()}})
                 else:
                     if not in_worker:
-                        row, conns, series, json_cols, trace = result
-                        store.save(task.stem, row, conns if connections else None, series, json_cols, trace)
+                        row, conns, series, json_cols, trace, limits = result
+                        store.save(task.stem, row, conns if connections else None, series, json_cols, trace,
+                                   limits)
                     store.clear_error(task.key)
                 if bar is not None:
                     bar.update(1, failed=bool(error))

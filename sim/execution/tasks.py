@@ -1,6 +1,6 @@
 """The unit of work: one grid point x one replication -> one summary row, its connection rows, its
-capacity series and, when it had a silent drop, the packet trace of its earliest-dropped
-connection (picklable, pure)."""
+capacity series, the occupancy of its limited devices and, when it had a silent drop, the packet
+trace of its earliest-dropped connection (picklable, pure)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from sim.execution.simulate import slots_independent
 from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
 from sim.metrics.fleet import scale_to_fleet
+from sim.metrics.limits import limit_series_frame
 from sim.metrics.summary import summarize_one
 from sim.results.columns import nested_to_json, param_column
 from sim.results.store import Store
 from sim.spec import Shortcuts
 
 #: bumped when what a part file holds changes, so that --resume reruns parts of an older layout
-STORE_FORMAT = 4
+STORE_FORMAT = 5
 #: the columns of the connection row repeated on every row of a drop trace (the report's timeline
 #: needs them, also once ``--keep summary`` has deleted connections.parquet)
 TRACE_CONN_COLUMNS = ("leg", "drop_at_s", "client_outcome", "server_outcome", "client_detect_s",
@@ -86,7 +87,7 @@ def fingerprint(digest: str, seed: int) -> str:
     return hashlib.sha256(f"{digest}:{seed}".encode()).hexdigest()[:16]
 
 
-TaskResult = tuple[dict, pd.DataFrame, pd.DataFrame, set[str], pd.DataFrame | None]
+TaskResult = tuple[dict, pd.DataFrame, pd.DataFrame, set[str], pd.DataFrame | None, pd.DataFrame | None]
 
 
 def first_drop(columns: dict[str, list], leg: str | None = None) -> int | None:
@@ -128,8 +129,9 @@ def drop_trace(task: Task, columns: dict[str, list]) -> pd.DataFrame | None:
 
 def run_task(task: Task) -> TaskResult:
     """Simulate one replication of one point: (points row, connection rows, series, the row's JSON
-    columns, the drop trace or None). The seed depends only on (config seed, replication), so every
-    point sees the same traffic (common random numbers)."""
+    columns, the drop trace or None, the limited devices' occupancy or None without a limit). The
+    seed depends only on (config seed, replication), so every point sees the same traffic (common
+    random numbers)."""
     sc = task.scenario
     if sc.fleet is not None and is_sampled(sc.fleet):  # figures scaled to the fleet (sim/metrics/fleet.py)
         rec, slots, batches = run_sampled(sc, task.seed, shortcuts=task.shortcuts)
@@ -153,12 +155,16 @@ def run_task(task: Task) -> TaskResult:
     series = series_frame(rec.series, task.scenario.duration)
     series.insert(0, "replication", task.replication)
     series.insert(0, "point_id", task.point_id)
-    return row, conns, series, nested | {param_column(k) for k in task.json_keys}, drop_trace(task, rec.columns)
+    limits = limit_series_frame(rec.series, task.scenario.duration)
+    for k, v in (("replication", task.replication), ("point_id", task.point_id)):
+        limits.insert(0, k, v)
+    return (row, conns, series, nested | {param_column(k) for k in task.json_keys}, drop_trace(task, rec.columns),
+            None if limits.empty else limits)
 
 
 def run_and_save(task: Task, out: Path, connections: bool) -> None:
     """``run_task``, its result written to ``out``'s store by the worker itself (local executors:
     the parent then does no per-task work, which would otherwise cap the speed-up of a sweep whose
     points are quick)."""
-    row, conns, series, json_columns, trace = run_task(task)
-    Store(out).save(task.stem, row, conns if connections else None, series, json_columns, trace)
+    row, conns, series, json_columns, trace, limits = run_task(task)
+    Store(out).save(task.stem, row, conns if connections else None, series, json_columns, trace, limits)

@@ -24,7 +24,12 @@ CAPACITY_FIELDS = (
 #: The figures of each middlebox in ``devices`` (besides ``name`` and ``leg``).
 DEVICE_FIELDS = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean",
                  "keepalive_packets", "new_flows", "lb_rsts", "flows_limit", "connects_rejected", "seconds_full",
-                 "exhausted_at_s", "ports_peak", "ports_mean", "ports_limit", "headroom_pct")
+                 "exhausted_at_s", "ports_peak", "ports_mean", "ports_limit", "headroom_pct", "nlcu_new_flows",
+                 "nlcu_active_flows", "nlcu_bytes", "nlcu_dimension")
+#: the NLCU dimensions (``nlcu_<dimension>`` per device), in the profile's ``nlcu`` order
+NLCU_DIMENSIONS = ("new_flows", "active_flows", "bytes")
+#: what a device can run out of: ``<kind>_limit`` against ``<kind>_peak`` (flow table, port budget)
+LIMIT_KINDS = ("flows", "ports")
 #: device fields summed over replications (the other non-peak ones are averaged)
 DEVICE_COUNTS = ("keepalive_packets", "new_flows", "lb_rsts", "connects_rejected")
 
@@ -85,18 +90,18 @@ def port_figures(dev: dict, duration_s: float) -> tuple[dict, list[tuple[float, 
     """A device's port-budget figures and the spans in which a budget was full. With one budget per
     client instance, ``ports_peak`` is the fullest budget's peak and ``ports_limit`` the limit of
     each, so ``headroom_pct`` is the fullest one's; ``ports_mean`` is the mean ports held per budget
-    (over the budgets that took a port). All NaN (``ports_limit`` None) without a budget."""
+    (over the budgets that took a port). All NaN (``ports_limit`` None) without a budget. (``headroom_pct``
+    comes from the figures: ``headroom_pct``.)"""
     limit = dev.get("ports_limit")
     if limit is None:
-        return {"ports_peak": math.nan, "ports_mean": math.nan, "ports_limit": None, "headroom_pct": math.nan}, []
+        return {"ports_peak": math.nan, "ports_mean": math.nan, "ports_limit": None}, []
     budgets: dict[int, list[tuple[float, float]]] = {}
     for start, end, budget in dev["port_intervals"]:
         budgets.setdefault(budget, []).append((start, end))
     peak = max((peak_overlap(iv) for iv in budgets.values()), default=0)
     held_s = math.fsum(min(end, duration_s) - start for start, end, _ in dev["port_intervals"] if end > start)
     spans = [span for iv in budgets.values() for span in full_spans(iv, limit, duration_s)]
-    return {"ports_peak": peak, "ports_mean": held_s / duration_s / max(1, len(budgets)), "ports_limit": limit,
-            "headroom_pct": (limit - peak) / limit * 100.0}, spans
+    return {"ports_peak": peak, "ports_mean": held_s / duration_s / max(1, len(budgets)), "ports_limit": limit}, spans
 
 
 def union_time(spans: list[tuple[float, float]]) -> tuple[float, float | None]:
@@ -151,8 +156,9 @@ def _flows_mean(intervals: list[tuple[float, float]], duration_s: float) -> floa
     return math.fsum(min(end, duration_s) - start for start, end in intervals if end > start) / duration_s
 
 
-def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarray | None:
-    """NLB capacity units per bucket: the largest of its three dimensions (an estimate)."""
+def _nlcu_dimensions(dev: dict, duration_s: float, bucket_s: float) -> dict[str, np.ndarray] | None:
+    """NLB capacity units per bucket in each dimension (NLCU_DIMENSIONS), from the profile's units:
+    new flows per second, flows in the table at the bucket's start, bytes per hour (an estimate)."""
     nlcu = dev["nlcu"]
     if not nlcu:
         return None
@@ -161,19 +167,49 @@ def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarra
     new = _new_per_bucket(dev["new_flows_per_s"], n, bucket_s)
     active = active_flows_at(dev["intervals"], marks)
     by = _per_bucket(dev["bytes_per_bucket"], n)
-    return np.maximum.reduce([new / bucket_s / nlcu["new_flows_per_s"], active / nlcu["active_flows"],
-                              by * (3600.0 / bucket_s) / nlcu["bytes_per_hour"]])
+    return {"new_flows": new / bucket_s / nlcu["new_flows_per_s"], "active_flows": active / nlcu["active_flows"],
+            "bytes": by * (3600.0 / bucket_s) / nlcu["bytes_per_hour"]}
+
+
+def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarray | None:
+    """NLB capacity units per bucket: the largest of its three dimensions (an estimate)."""
+    dims = _nlcu_dimensions(dev, duration_s, bucket_s)
+    return None if dims is None else np.maximum.reduce(list(dims.values()))
+
+
+def nlcu_dimension(fig: dict) -> str | None:
+    """The dimension that sets the bill: the one with the largest mean (``nlcu_<dimension>``); None
+    without NLCU figures."""
+    means: dict[str, float] = {}
+    for d in NLCU_DIMENSIONS:
+        v = fig.get(f"nlcu_{d}")
+        if v is not None and not math.isnan(v):
+            means[d] = v
+    return max(means, key=means.__getitem__) if means else None
+
+
+def headroom_pct(fig: dict) -> float | None:
+    """How much of its limit a device had left at its peak, in percent: (limit - peak) / limit x 100,
+    for every kind of limit it has (``flows_limit``, ``ports_limit``: LIMIT_KINDS); the tightest one.
+    None when it has no limit."""
+    pcts = []
+    for kind in LIMIT_KINDS:
+        limit, peak = fig.get(f"{kind}_limit"), fig.get(f"{kind}_peak")
+        if limit and peak is not None and not (isinstance(peak, float) and math.isnan(peak)):
+            pcts.append((limit - peak) / limit * 100.0)
+    return min(pcts) if pcts else None
 
 
 def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
     """One middlebox's capacity figures for one run (DEVICE_FIELDS)."""
-    per_bucket = _nlcu_per_bucket(dev, duration_s, bucket_s)
+    dims = _nlcu_dimensions(dev, duration_s, bucket_s)
+    per_bucket = None if dims is None else np.maximum.reduce(list(dims.values()))
     limit = dev.get("flows_limit")
     seconds_full, exhausted_at_s = time_full(dev["intervals"], limit, duration_s)
     ports, port_spans = port_figures(dev, duration_s)
     if port_spans:  # full: the flow table or a port budget (docs/outputs.md)
         seconds_full, exhausted_at_s = union_time(full_spans(dev["intervals"], limit, duration_s) + port_spans)
-    return {
+    fig = {
         "name": dev["name"], "leg": dev["leg"],
         "flows_peak": peak_overlap(dev["intervals"]),
         "flows_mean": _flows_mean(dev["intervals"], duration_s),
@@ -183,7 +219,11 @@ def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
         "keepalive_packets": dev["keepalive_packets"], "new_flows": dev["new_flows"], "lb_rsts": dev["lb_rsts"],
         "flows_limit": limit, "connects_rejected": dev.get("connects_rejected", 0),
         "seconds_full": seconds_full, "exhausted_at_s": exhausted_at_s, **ports,
+        **{f"nlcu_{d}": float(dims[d].mean()) if dims is not None else math.nan for d in NLCU_DIMENSIONS},
     }
+    fig["headroom_pct"] = headroom_pct(fig)
+    fig["nlcu_dimension"] = nlcu_dimension(fig)
+    return fig
 
 
 def capacity(series: dict, duration_s: float) -> dict:
@@ -235,10 +275,10 @@ def combine_devices(runs: list[list[dict]]) -> list[dict]:
         for f in DEVICE_FIELDS:
             # NaN is stored as null (None) in Parquet and JSON
             vals = [r[f] for r in rows if r.get(f) is not None and not (isinstance(r[f], float) and math.isnan(r[f]))]
-            if f in ("flows_limit", "ports_limit"):  # the same device in every replication
+            if f.endswith("_limit"):  # the same device in every replication
                 dev[f] = first.get(f)
-            elif f == "headroom_pct":  # the worst replication's, as the peak is the highest
-                dev[f] = min(vals) if vals else math.nan
+            elif f in ("headroom_pct", "nlcu_dimension"):
+                continue  # from the combined figures, below
             elif f == "exhausted_at_s":  # the earliest replication's; null when none filled up
                 dev[f] = min(vals) if vals else None
             elif "peak" in f:
@@ -247,6 +287,8 @@ def combine_devices(runs: list[list[dict]]) -> list[dict]:
                 dev[f] = sum(vals)
             else:
                 dev[f] = sum(vals) / len(vals) if vals else math.nan
+        dev["headroom_pct"] = headroom_pct(dev)
+        dev["nlcu_dimension"] = nlcu_dimension(dev)
         out.append(dev)
     return out
 

@@ -93,3 +93,7 @@ def recommendation_text(rec: dict | None, has_knobs: bool, device: str = "the cl
     return (f"recommended: {params} (slack {fmt(rec.get('min_slack_s'))} s, predicted margin "
             f"{fmt(rec.get('predicted_margin_s'))} s, {fmt(rec.get('ka_pps_per_1000'))} keepalive pkt/s per 1k "
             f"conns at {device})")
+
+
+#: the NLCU dimensions (sim.metrics.capacity.NLCU_DIMENSIONS) in words
+NLCU_WORDS = {"new_flows": "new flows", "active_flows": "active flows", "bytes": "processed bytes"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sim.metrics.packets import lane_events, lines, stored_entries
 from sim.output import atomic_write
 from sim.report import plots
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
+from sim.report.limits import limits_section, row_devices
 from sim.report.verdict import failure_split, per_knob
 from sim.results.load import config_value, load_results
 
@@ -39,12 +39,14 @@ def lane_names(sc: Scenario, leg: str) -> dict[str, str]:
         return {"client": ds[0] if ds else "LB", "lb": " / ".join(ds) or "no LB", "server": server}
     return {"client": "client", "lb": " / ".join(ds) or "no LB", "server": server}
 
-VERDICT_COLUMNS = ["safe", "silent_drops", "failed_requests", "failed_why", "hang_s_total", "hang_s_open_total",
+VERDICT_COLUMNS = ["safe", "why", "silent_drops", "failed_requests", "failed_why", "hang_s_total", "hang_s_open_total",
                    "requests_in_flight_at_end", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
                    "lb_active_flows_peak"]
 
 
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
+    if "why" in columns and "why" not in df:  # a folder written before limits: drops alone decided
+        df = df.assign(why=["silent drops" if n else "" for n in df["silent_drops"]])
     if "failed_why" in columns and "failed_why" not in df:
         df = df.assign(failed_why=[failure_split(r) or "–" for _, r in df.iterrows()])
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
@@ -111,6 +113,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         plots.save(plots.cost_vs_safety(table, knobs, capacity_device(sc)), plot_dir / "cost_vs_safety.png")
         figures.append(("cost_vs_safety.png", "Keepalive cost against silent drops"))
     cap_text = _capacity(root, loaded, pp, knobs, conds, plot_dir, figures)
+    limits_text = limits_section(pp, res.limits, knobs + conds, plot_dir, figures)
     tl_text = ""
     if timeline and res.trace is not None:
         tl_text = _timeline(loaded, pp, res.trace, knobs + conds, plot_dir, figures)
@@ -130,8 +133,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     elif knobs:
         parts.append("**No swept setting is safe under every condition.**\n")
     if meta.get("thresholds"):
-        parts.append("First unsafe value of the knob, predicted by the timer-wheel rule (worst-case lateness of "
-                     "the probe's firing, lazy re-arm remainders included) and observed:\n")
+        parts.append("First value of the knob with silent drops, predicted by the timer-wheel rule (worst-case "
+                     "lateness of the probe's firing, lazy re-arm remainders included) and observed:\n")
         for t in meta["thresholds"]:
             cond = ", ".join(f"{k}={fmt_param(v)}" for k, v in t["condition"].items()) or "as configured"
             parts.append(f"- {cond}: predicted {fmt(t['predicted_first_unsafe'])}, observed "
@@ -141,7 +144,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         parts.append(f"**{len(meta['failed_points'])} point(s) failed** and are missing: "
                      f"{', '.join(meta['failed_points'])}.\n")
     parts.append("## Verdict table (knob settings, safe first, cheapest first)\n")
-    parts.append("Columns: `safe` = no silent drop in any replication under any condition; `min_slack_s` = "
+    parts.append("Columns: `safe` = no silent drop and no rejected or failed connect (a full flow table, no free "
+                 "port, connect_timeout, connect_refused) in any replication under any condition; `why` = what made "
+                 "it unsafe: silent drops, rejected connects, or both; `min_slack_s` = "
                  "observed smallest gap between the LB's last refresh and its expiry; `predicted_margin_s` = "
                  "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
                  "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
@@ -149,6 +154,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     if cap_text:
         parts.append("## Capacity\n")
         parts.append(cap_text)
+    if limits_text:
+        parts.append("## Limits\n")
+        parts.append(limits_text)
     parts.append("## Every grid point\n")
     parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS, knobs + conds))
     parts.append("## Assumptions\n")
@@ -166,8 +174,9 @@ def build_report(root: Path, timeline: bool = True) -> Path:
 
 def _timeline(loaded, pp, traces: pd.DataFrame, keys, plot_dir, figures) -> str:
     """Plot, from trace.parquet (recorded by the sweep), the packets of the connection of the first
-    unsafe point that was dropped first."""
-    unsafe = pp[~pp["safe"].astype(bool)]
+    point with a silent drop that was dropped first (a point unsafe for rejected connects alone has
+    no dropped connection to show)."""
+    unsafe = pp[pp["silent_drops"] > 0]
     if unsafe.empty:
         return ""
     point = unsafe.iloc[0]
@@ -231,6 +240,7 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
             "seen via public copies), not a quote.\n\n")
     text += markdown_table(pp, keys + CAPACITY_COLUMNS, keys)
     text += _devices_table(pp, keys)
+    text += _nlcu_table(pp, keys)
     series_path = root / "series.parquet"
     if series_path.exists():
         series = pd.read_parquet(series_path)
@@ -249,14 +259,27 @@ def _capacity(root, loaded, pp, knobs, conds, plot_dir, figures) -> str:
     return text + "\n"
 
 
+def _nlcu_table(pp: pd.DataFrame, keys: list[str]) -> str:
+    """The NLCU estimate per dimension of every device with NLCU figures, per grid point, and the
+    dimension that sets the bill (sim.metrics.capacity.NLCU_DIMENSIONS)."""
+    cols = ["nlcu_new_flows", "nlcu_active_flows", "nlcu_bytes", "nlcu_mean", "nlcu_dimension"]
+    rows = [{**{k: r[k] for k in keys}, "device": d["name"], "leg": d["leg"], **{f: d.get(f) for f in cols}}
+            for _, r in pp.iterrows() if "devices" in pp
+            for d in row_devices(r["devices"]) if d.get("nlcu_dimension")]
+    if not rows:
+        return ""
+    return ("\nThe NLCU estimate by dimension (means over the minutes; `nlcu_mean` is the mean of each minute's "
+            "largest), and `nlcu_dimension`, the one that sets the bill (the largest mean):\n\n"
+            + markdown_table(pd.DataFrame(rows), [*keys, "device", "leg", *cols], keys))
+
+
 def _devices_table(pp: pd.DataFrame, keys: list[str]) -> str:
     """Every middlebox's own figures per grid point (the ``devices`` field)."""
     if "devices" not in pp:
         return ""
     rows = []
     for _, r in pp.iterrows():
-        devs = json.loads(r["devices"]) if isinstance(r["devices"], str) else (r["devices"] or [])
-        for d in devs:
+        for d in row_devices(r["devices"]):
             rows.append({**{k: r[k] for k in keys}, "device": d["name"], "leg": d["leg"],
                          **{f: d[f] for f in ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps",
                                               "nlcu_mean")}})

@@ -182,6 +182,31 @@ def nlcu(pp: pd.DataFrame, keys: list[str]) -> plt.Figure:
     return fig
 
 
+def occupancy(frame: pd.DataFrame, device: str, kind: str, exhausted_at_s: float | None = None) -> plt.Figure:
+    """One limited device of one run against its limit (issue 16 point 5): ``frame`` has the rows
+    of sim.metrics.limits.limit_series_frame for it (``t_s``, ``bucket_s``, ``occupancy_peak``,
+    ``limit``); each bucket shows the most ``kind`` (flows, ports) held at one instant in it. A
+    dashed line marks ``exhausted_at_s``, when the limit was first reached."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    t: np.ndarray = np.append(frame["t_s"].to_numpy(dtype=float),
+                              float(frame["t_s"].iloc[-1] + frame["bucket_s"].iloc[-1]))
+    peaks: np.ndarray = frame["occupancy_peak"].to_numpy()
+    limit = int(frame["limit"].iloc[0])
+    # the occupancy on top: at the limit the two lines meet, and the occupancy must stay visible
+    ax.step(t, np.append(peaks, peaks[-1]), where="post", lw=2.2, zorder=3, label=f"peak {kind} in each bucket")
+    ax.plot([t[0], t[-1]], [limit, limit], color="tab:red", ls=":", lw=1.6, zorder=4, label=f"limit ({limit} {kind})")
+    if exhausted_at_s is not None:
+        ax.plot([exhausted_at_s, exhausted_at_s], [0, limit], color="black", ls="--", lw=0.8,
+                label=f"full from t = {exhausted_at_s:g} s")
+    ax.set_ylim(0, max(limit, int(peaks.max())) * 1.12 + 1)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel(f"{kind} held (peak per {frame['bucket_s'].iloc[0]:g} s)")
+    ax.set_title(f"{device}: {kind} against the limit", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

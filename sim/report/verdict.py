@@ -117,7 +117,7 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         lb_rsts=("lb_rsts", "sum"),
         new_flows=("new_flows", "sum"),
         # segments injected faults took (absent from folders written before faults existed)
-        **{f: (f, "sum") for f in ("fault_drops", "fault_rsts") if f in ok},
+        **{f: (f, "sum") for f in ("fault_drops", "fault_rsts", "connect_failures") if f in ok},
         **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
         **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
     ).reset_index()
@@ -128,7 +128,10 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         devs = {pid: combine_devices([_json(v) for v in g["devices"]])
                 for pid, g in ok.groupby("point_id", sort=False)}
         out["devices"] = out["point_id"].map(devs)
-    out["safe"] = out["silent_drops"] == 0
+        # SYNs a full table or an empty port budget refused, every device (a retry may have got through)
+        out["connects_rejected"] = out["devices"].map(
+            lambda ds: sum(int(d.get("connects_rejected") or 0) for d in ds or []))
+    _verdict(out)
     out["p_drop_upper"] = [
         (3.0 / n if n else math.nan) if d == 0 else d / max(n + d, 1)
         for d, n in zip(out["silent_drops"], out["at_risk_gaps"], strict=True)
@@ -138,6 +141,35 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
     out["ka_pps_per_1000"] = out["lb_keepalive_pps"] / fleet * 1000
     out["ka_pps_all_per_1000"] = out["keepalive_pps"] / fleet * 1000
     return out
+
+
+#: what makes a grid point or a knob setting unsafe, in the words of the ``why`` column
+WHY_DROPS, WHY_CONNECTS = "silent drops", "rejected connects"
+
+
+def _verdict(df: pd.DataFrame) -> None:
+    """``safe`` and ``why`` in place: a point is safe when no flow was silently dropped and no connect
+    was rejected or failed (connects_rejected: refused by a full flow table or for want of a port;
+    connect_failures: connect_timeout, connect_refused). ``why`` names which: ``silent drops``,
+    ``rejected connects``, both, or "" when safe."""
+    drops = df["silent_drops"] > 0
+    connects = pd.Series(False, index=df.index)
+    for f in ("connect_failures", "connects_rejected"):  # absent from folders written before limits
+        if f in df:
+            connects |= df[f].fillna(0) > 0
+    df["safe"] = ~(drops | connects)
+    df["why"] = [unsafe_why(d, c) for d, c in zip(drops, connects, strict=True)]
+
+
+def unsafe_why(drops: bool, connects: bool) -> str:
+    """The ``why`` of a verdict: ``silent drops``, ``rejected connects``, both, or "" (safe)."""
+    return " and ".join(w for w, on in ((WHY_DROPS, drops), (WHY_CONNECTS, connects)) if on)
+
+
+def summary_why(s: dict) -> str:
+    """``unsafe_why`` of one run's summary (DESIGN §3): "" when it is safe."""
+    rejected = sum(int(d.get("connects_rejected") or 0) for d in s.get("devices", []))
+    return unsafe_why(s["silent_drops"] > 0, s.get("connect_failures", 0) > 0 or rejected > 0)
 
 
 def _json(v: Any) -> Any:
@@ -152,7 +184,6 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
     keys = knobs or ["point_id"]
     g = pp.groupby(keys, sort=False, dropna=False)
     table = g.agg(
-        safe=("safe", "all"),
         silent_drops=("silent_drops", "sum"),
         failed_requests=("failed_requests", "sum"),
         min_slack_s=("min_slack_s", "min"),
@@ -161,6 +192,7 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         ka_pps_per_1000=("ka_pps_per_1000", "max"),
         ka_pps_all_per_1000=("ka_pps_all_per_1000", "max"),
         lb_active_flows_peak=("lb_active_flows_peak", "max"),
+        **{f: (f, "sum") for f in ("connect_failures", "connects_rejected") if f in pp},
         hang_s_total=("hang_s_total", "sum"),
         hang_s_open_total=("hang_s_open_total", "sum"),
         requests_in_flight_at_end=("requests_in_flight_at_end", "sum"),
@@ -168,6 +200,7 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         points=("point_id", "count"),
     ).reset_index()
     table["failure_reasons"] = [failure_reasons(r) for _, r in table.iterrows()]
+    _verdict(table)
     # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
     # fewest drops first
     safe = table["safe"]
@@ -194,14 +227,14 @@ def recommend(table: pd.DataFrame, knobs: list[str]) -> dict[str, Any] | None:
 
 
 def thresholds(pp: pd.DataFrame, knob: str, conditions: list[str]) -> list[dict[str, Any]]:
-    """Per condition: the first knob value (ascending) predicted unsafe and observed unsafe."""
+    """Per condition: the first knob value (ascending) predicted unsafe and observed to drop silently."""
     out = []
     groups = pp.groupby(conditions, sort=False) if conditions else [((), pp)]
     for cond, sub in groups:
         sub = sub[sub[knob].map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))]
         sub = sub.sort_values(knob)
         pred = sub[sub["predicted_margin_s"] < 0][knob]
-        obs = sub[~sub["safe"]][knob]
+        obs = sub[sub["silent_drops"] > 0][knob]  # the timer rule predicts drops, not rejected connects
         cond = cond if isinstance(cond, tuple) else (cond,)
         out.append({"condition": dict(zip(conditions, map(_py, cond), strict=False)),
                     "predicted_first_unsafe": _py(pred.iloc[0]) if len(pred) else None,

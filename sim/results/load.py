@@ -34,6 +34,8 @@ class Results:
     connections: pd.DataFrame | None
     series: pd.DataFrame | None
     trace: pd.DataFrame | None  # the packets of each task's earliest-dropped connection (trace.parquet)
+    #: the occupancy per bucket of each limited device (limits.parquet; sim.metrics.limits)
+    limits: pd.DataFrame | None = None
 
 
 def _parse_cell(v: Any) -> Any:
@@ -89,6 +91,7 @@ def load_results(root: str | Path) -> Results:
         connections=pd.read_parquet(conns_path) if conns_path.exists() else None,
         series=pd.read_parquet(series_path) if series_path.exists() else None,
         trace=pd.read_parquet(trace_path) if trace_path.exists() else None,
+        limits=pd.read_parquet(root / "limits.parquet") if (root / "limits.parquet").exists() else None,
     )
 
 

@@ -31,7 +31,7 @@ BULKY = ("connections.parquet", "series.parquet")
 
 #: the part files this package writes (older layouts without a fingerprint included); nothing else
 #: in parts/ is ever deleted
-PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|trace|error)\.parquet")
+PART_FILE = re.compile(r"[0-9a-f]{12}-r[0-9]+(\.[0-9a-f]{16})?\.(points|conns|series|trace|limits|error)\.parquet")
 
 
 def _stem(path: Path, kind: str) -> str:
@@ -61,11 +61,14 @@ class Store:
         return {_stem(p, "points") for p in self.parts.glob("*.points.parquet")}
 
     def save(self, stem: str, row: dict, conns: pd.DataFrame | None, series: pd.DataFrame | None = None,
-             json_columns: Iterable[str] = (), trace: pd.DataFrame | None = None) -> None:
-        """One finished task's part files; its points row last, as the mark that it is done."""
-        (self.parts / f"{stem}.trace.parquet").unlink(missing_ok=True)  # a rerun without a drop has none
-        if trace is not None:
-            write_parquet(trace, self.parts / f"{stem}.trace.parquet")
+             json_columns: Iterable[str] = (), trace: pd.DataFrame | None = None,
+             limits: pd.DataFrame | None = None) -> None:
+        """One finished task's part files; its points row last, as the mark that it is done.
+        ``limits``: the occupancy of its limited devices (sim.metrics.limits), None without one."""
+        for kind, frame in (("trace", trace), ("limits", limits)):
+            (self.parts / f"{stem}.{kind}.parquet").unlink(missing_ok=True)  # a rerun without one has none
+            if frame is not None:
+                write_parquet(frame, self.parts / f"{stem}.{kind}.parquet")
         if conns is not None:
             write_parquet(conns, self.parts / f"{stem}.conns.parquet")
         if series is not None:
@@ -98,13 +101,14 @@ class Store:
 
     def finalize(self, points: pd.DataFrame, json_cols: set[str], stems: Iterable[str],
                  write_connections: bool) -> None:
-        """points.parquet, connections.parquet (optional), series.parquet and trace.parquet (the packets
-        of each task's earliest-dropped connection), the last three streamed from the parts of
-        ``stems``; the parts stay."""
+        """points.parquet, connections.parquet (optional), series.parquet, trace.parquet (the packets
+        of each task's earliest-dropped connection) and limits.parquet (the occupancy of limited
+        devices per bucket), the last four streamed from the parts of ``stems``; the parts stay."""
         stems = list(stems)
         write_table(points, self.root / "points.parquet", json_cols)
         for name, kind, wanted in (("connections.parquet", "conns", write_connections),
-                                   ("series.parquet", "series", True), ("trace.parquet", "trace", True)):
+                                   ("series.parquet", "series", True), ("trace.parquet", "trace", True),
+                                   ("limits.parquet", "limits", True)):
             files = self._files(kind, stems) if wanted else []
             if files:
                 stream_merge(files, self.root / name)
