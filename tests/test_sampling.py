@@ -123,3 +123,39 @@ def test_a_sample_under_a_shared_port_budget_is_refused():
     raw = _raw(100, sample=10, lb={"profile": "aws-nat-gateway"})
     with pytest.raises(ConfigError, match="fleet.sample: .*port budget"):
         run_scenario(_sc(raw))
+
+
+def _instances(n: int, sample=None, seed: int = 1) -> dict:
+    """A fleet of ``n`` slots on 20 client instances behind Cloud NAT's 64 ports per VM: the slots of
+    one instance share its budget, so a sample takes whole instances."""
+    return _raw(n, sample, seed, lb={"profile": "gcp-cloud-nat", "ports": {"limit": 4}},
+                client={"instances": 20})
+
+
+def test_a_per_instance_budget_is_sampled_by_whole_instances_with_exact_records():
+    full, sampled = _sc(_instances(200)), _sc(_instances(200, sample=40))
+    seed = replication_seed(1, 0)
+    slots = fleet_slots(sampled, seed)
+    instances = {s % 20 for s in slots}
+    assert len(instances) == 4 and len(slots) == 40  # 40 slots: 4 whole instances of 10
+    assert all(s % 20 in instances for s in range(200) if s in set(slots))
+    assert sorted(slots) == sorted(s for s in range(200) if s % 20 in instances)
+    whole = run_one(full, seed).columns
+    part = run_one(sampled, seed).columns
+    assert any(o == "connect_timeout" for o in whole["connect_outcome"])  # the budgets do bite
+    keep = [i for i, cid in enumerate(whole["conn_id"]) if cid // CONN_ID_STRIDE in set(slots)]
+    for name, values in part.items():
+        assert all(a == b or (a != a and b != b) for a, b in zip(values, [whole[name][i] for i in keep],
+                                                                strict=True)), name
+
+
+def test_a_per_instance_sample_scales_by_instances_and_covers_the_full_run():
+    covered = 0
+    for seed in range(10):
+        full = run_scenario(_sc(_instances(400, seed=seed)), keep_records=False).summary
+        est = run_scenario(_sc(_instances(400, sample=100, seed=seed)), keep_records=False).summary
+        assert est["sample_fraction"] == 0.25
+        assert full["connect_failures"] > 0 and est["connect_failures"] == est["observed"]["connect_failures"] * 4
+        lo, hi = est["connect_failures_ci95"]
+        covered += lo <= full["connect_failures"] <= hi
+    assert covered >= 8

@@ -13,7 +13,7 @@ import pandas as pd
 from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.execution.sampling import fleet_slots, run_sampled
+from sim.execution.sampling import fleet_slots, run_sampled, sampling_clusters
 from sim.execution.seeds import replication_seed
 from sim.execution.simulate import slots_independent
 from sim.metrics.fleet import scale_to_fleet
@@ -139,5 +139,6 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
             bar.close()
     summary = combine(per_rep, runs)
     if sampled:
-        summary = scale_to_fleet(summary, sampled, batches, sc.connections, sc.duration, sc.seed)
+        summary = scale_to_fleet(summary, sampled, batches, sc.connections, sc.duration, sc.seed,
+                                 sampling_clusters(sc))
     return ScenarioResult(summary=summary, records=recs)

@@ -4,8 +4,9 @@ sample would be wrong.
 Every slot has its own random streams and connection ids, so a slot simulates exactly as it would in
 the whole fleet (tests/test_sampling.py). A seeded uniform sample of slot ids is therefore, exactly,
 those slots of the full run; totals scale to the fleet (sim.metrics.fleet). That holds only while the
-slots share no state: slots competing for a limited flow table are not independent, and a sample of
-them would be silently wrong, so it is refused.
+slots share no state. Slots that share a client instance's port budget are sampled by whole
+instances; slots competing for any other limit are not independent, and a sample of them would be
+silently wrong, so it is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim.config.fleet import is_sampled
+from sim.config.resolve import world_spec
 from sim.config.schema import Scenario
 from sim.errors import ConfigError
 from sim.execution import run_one
@@ -28,23 +30,51 @@ from sim.spec import Shortcuts
 SAMPLE_STREAM = 0x5A3F1E
 
 
-def check_sampling(sc: Scenario) -> None:
-    """Refuse a sample where slots share a limit (one line, exit 2)."""
-    if is_sampled(sc.fleet) and not slots_independent(sc):
+def sampling_clusters(sc: Scenario) -> int:
+    """What a sample draws: 0 when the slots are independent (it draws slots); the number of client
+    instances when the only state slots share is a per-instance port budget on the client's leg (it
+    draws whole instances, each with every slot it runs: the stratified scheme of docs/model.md).
+    Any other shared limit refuses the sample (one line, exit 2)."""
+    if slots_independent(sc):
+        return 0
+    spec = world_spec(sc)
+    clusters = spec.client.instances
+    by_instance = (clusters >= 2 and not any(m.max_flows is not None for m in spec.lb + spec.upstream_lb)
+                   and not any(m.ports_limit is not None for m in spec.upstream_lb)
+                   and not any(m.terminating for m in spec.lb)
+                   and all(m.ports_per == "client_instance" for m in spec.lb if m.ports_limit is not None))
+    if not by_instance:
         raise ConfigError("the fleet's slots share a limit (a flow table with max_flows, or a port budget that "
-                          "several slots draw on), so a sample of them would not behave as they do in the whole "
-                          "fleet; sampling is refused rather than silently wrong", key="fleet.sample",
-                          allowed="no sample (the fleet simulated whole), or no shared limit")
+                          "several slots draw on beyond one client instance's), so a sample of them would not "
+                          "behave as they do in the whole fleet; sampling is refused rather than silently wrong",
+                          key="fleet.sample", allowed="no sample (the fleet simulated whole), no shared limit, or "
+                          "port budgets per client_instance over 2 or more client.instances (whole instances "
+                          "are then sampled)")
+    return clusters
+
+
+def check_sampling(sc: Scenario) -> None:
+    """Refuse a sample that would be wrong (``sampling_clusters``)."""
+    if is_sampled(sc.fleet):
+        sampling_clusters(sc)
 
 
 def fleet_slots(sc: Scenario, seed: int) -> Sequence[int]:
     """The slots one replication simulates: all of them, or a uniform sample without replacement
-    drawn from ``seed`` (the replication's seed, so each replication samples afresh), sorted."""
+    drawn from ``seed`` (the replication's seed, so each replication samples afresh), sorted: of
+    slots, or of whole client instances (``sampling_clusters``: as many instances as hold about
+    ``fleet.sample`` slots, at least 2), each with every slot it runs."""
     if sc.fleet is None or not is_sampled(sc.fleet):
         return range(sc.connections)
-    check_sampling(sc)
+    clusters = sampling_clusters(sc)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLE_STREAM,)))
-    ids = rng.choice(sc.connections, size=sc.fleet.sample_size(), replace=False)
+    if not clusters:
+        ids = rng.choice(sc.connections, size=sc.fleet.sample_size(), replace=False)
+    else:
+        per_instance = sc.connections / clusters
+        m = min(clusters, max(2, round(sc.fleet.sample_size() / per_instance)))
+        ids = np.concatenate([np.arange(k, sc.connections, clusters)
+                              for k in rng.choice(clusters, size=m, replace=False)])
     ids.sort()
     return ids.tolist()
 
@@ -63,12 +93,19 @@ def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None =
     elsewhere (bench/fleet.py draws many for one traffic seed), instead of ``fleet_slots``."""
     if slots is None:
         slots = fleet_slots(sc, seed)
-    n_batches = batch_count(len(slots))
+    clusters = sampling_clusters(sc)
+    # a batch holds whole sampling units (slots, or client instances), dealt out in turn
+    units = sorted({s % clusters for s in slots}) if clusters else None
+    n_batches = batch_count(len(units), True) if units is not None else batch_count(len(slots))
+    if units is None:
+        batches = [slots[b::n_batches] for b in range(n_batches)]
+    else:
+        turn = {u: i % n_batches for i, u in enumerate(units)}
+        batches = [[s for s in slots if turn[s % clusters] == b] for b in range(n_batches)]
     parts = []
-    for b in range(n_batches):
-        part = run_one(sc, seed, slots=slots[b::n_batches], shortcuts=shortcuts)
-        parts.append(part)
+    for batch in batches:
+        parts.append(run_one(sc, seed, slots=batch, shortcuts=shortcuts))
         if bar is not None:
-            bar.update(len(slots[b::n_batches]))
+            bar.update(len(batch))
     return merge(parts), slots, [{**summarize_one(p, sc.duration), "_profile": peak_profile(p.series, sc.duration)}
                                  for p in parts]

@@ -56,9 +56,10 @@ RESAMPLES = 2000
 MAX_BATCHES = 20
 
 
-def batch_count(sampled: int) -> int:
-    """How many interleaved batches a sample of ``sampled`` slots is simulated in."""
-    return max(2, min(MAX_BATCHES, sampled // 20))
+def batch_count(units: int, clusters: bool = False) -> int:
+    """How many interleaved batches a sample of ``units`` slots (or of whole client instances, when
+    ``clusters``) is simulated in: at least 20 slots each, an instance or more each."""
+    return max(2, min(MAX_BATCHES, units if clusters else units // 20))
 
 
 def _per_slot(columns: dict, slots: Sequence[int], field: str, column: str, downstream_only: bool) -> np.ndarray:
@@ -220,30 +221,43 @@ def peak_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
 
 
 def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
-                   fleet_slots: int, duration_s: float, seed: int) -> dict:
+                   fleet_slots: int, duration_s: float, seed: int, clusters: int = 0) -> dict:
     """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
     slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
     it sampled; ``batches``: every batch's summary, over all replications, in replication order,
-    each with its ``peak_profile`` as ``_profile`` (sim.execution.sampling.run_sampled)."""
+    each with its ``peak_profile`` as ``_profile`` (sim.execution.sampling.run_sampled). ``clusters``:
+    the client instances when whole instances were sampled (slot i runs on instance i mod
+    ``clusters``), else 0: the sampling unit is then the slot. Counts are summed per unit, and the
+    fleet's total is (units in the fleet / units sampled) × the sample's (the cluster estimator)."""
     rng = np.random.default_rng(seed)
     per_rep = len(batches) // len(replications)  # every replication has the same number of batches
     profiles = [[b["_profile"] for b in batches[i:i + per_rep]] for i in range(0, len(batches), per_rep)]
     sampled = sum(len(s) for _, s in replications)
     reps = len(replications)
-    scale = fleet_slots * reps  # the summary sums replications: so does its estimate
+    # each sampled slot's unit, distinct across replications (every one is a sample of its own)
+    keys = np.concatenate([(np.asarray(s, dtype=np.int64) % clusters if clusters else np.arange(len(s)))
+                           + i * (2 ** 40) for i, (_, s) in enumerate(replications)])
+    _, unit = np.unique(keys, return_inverse=True)
+    units_sampled = int(unit.max()) + 1
+    scale = (clusters or fleet_slots) * reps  # the summary sums replications: so does its estimate
+
+    def per_unit(per_slot: np.ndarray) -> np.ndarray:
+        return np.bincount(unit, weights=per_slot, minlength=units_sampled)
+
     out = dict(summary)
     observed = {}
     for field, column, down in SLOT_EVENTS:
-        per = np.concatenate([_per_slot(c, s, field, column, down) for c, s in replications])
+        per = per_unit(np.concatenate([_per_slot(c, s, field, column, down) for c, s in replications]))
         observed[field] = summary[field]
-        out[field] = float(per.sum()) * scale / sampled
+        out[field] = float(per.sum()) * scale / units_sampled
         out[f"{field}_ci95"] = count_interval(per, scale, rng)
     for field, cols in SLOT_DURATIONS:
-        per = sum(np.concatenate([_per_slot(c, s, field, col, False) for c, s in replications]) for col in cols)
+        per = per_unit(sum(np.concatenate([_per_slot(c, s, field, col, False) for c, s in replications])
+                           for col in cols))
         observed[field] = summary[field]
-        out[field] = float(per.sum()) * scale / sampled
+        out[field] = float(per.sum()) * scale / units_sampled
         out[f"{field}_ci95"] = _bootstrap(per, scale, rng) if per.any() else None
-    ratio = fleet_slots * reps / sampled  # N / n
+    ratio = scale / units_sampled  # N / n, or instances / instances sampled
     for field in BATCH_FIELDS:
         observed[field] = summary[field]
         out[field] = summary[field] * ratio
@@ -269,7 +283,7 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     per_day = 86400.0 / duration_s / reps
     out["expected_drops_per_day"] = out["silent_drops"] * per_day
     out["expected_drops_per_day_ci95"] = [x * per_day for x in out["silent_drops_ci95"]]
-    out["sample_fraction"] = sampled / scale
+    out["sample_fraction"] = sampled / (fleet_slots * reps)
     out["fleet_connections"] = fleet_slots
     out["sampled_connections"] = sampled // reps
     out["observed"] = observed
