@@ -338,8 +338,13 @@ def _sweep_text(res, device: str = "the client-facing LB") -> str:
     cols = ["safe", "silent_drops", "min_slack_s", "predicted_margin_s", "p_drop_upper", "ka_pps_per_1000",
             "failed_requests"]
     heads = [*knobs, "safe", "drops", "slack_s", "pred_margin_s", "p_drop<=", "ka_pps/1k", "failed", "why"]
+    if "expected_drops_per_day" in res.table:  # a sampled fleet: the fleet-day estimate and its interval
+        cols.insert(2, "expected_drops_per_day")
+        heads.insert(len(knobs) + 2, "drops/day [95%]")
     rows = [[fmt_param(r[k]) for k in knobs] + [("yes" if r["safe"] else "NO")]
-            + [fmt(r[c]) for c in cols[1:]] + ["; ".join(w for w in (r.get("why"), failure_split(r)) if w) or "-"]
+            + [fmt(r[c]) if c != "expected_drops_per_day" else
+               f"{fmt(r[c])} {fmt(r.get('expected_drops_per_day_ci95'))}" for c in cols[1:]]
+            + ["; ".join(w for w in (r.get("why"), failure_split(r)) if w) or "-"]
             for _, r in res.table.iterrows()]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(heads)]
     lines = []

@@ -159,3 +159,22 @@ def test_a_per_instance_sample_scales_by_instances_and_covers_the_full_run():
         lo, hi = est["connect_failures_ci95"]
         covered += lo <= full["connect_failures"] <= hi
     assert covered >= 8
+
+
+def test_a_sampled_sweep_shows_the_fleet_day_estimate_with_its_interval(tmp_path, capsys):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sim.cli import main
+
+    small = str(Path(__file__).with_name("sweep_small.yaml"))
+    out = tmp_path / "o"
+    code = main(["sweep", small, "--set", "connections=2000", "--set", "fleet.sample=40", "--executor", "serial",
+                 "--quiet", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "drops/day [95%]" in text
+    rows = pd.read_csv(out / "summary.csv")
+    assert (rows["sample_fraction"] == 0.02).all() and rows["expected_drops_per_day"].notna().all()
+    report = (out / "report.md").read_text()
+    assert "expected_drops_per_day_ci95" in report

@@ -47,7 +47,7 @@ BATCH_FIELDS = ("requests", "keepalive_packets", "keepalive_pps", "new_flows", "
 #: scaled by N/n without an interval: peaks, and NLCU (a maximum over its dimensions, which scale
 #: alike, so it scales too; but a batch's NLCU is not a share of the sample's)
 SCALED_FIELDS = ("lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_peak", "failed_requests_peak_per_s",
-                 "nlcu_mean", "zombies_peak")
+                 "nlcu_mean", "zombies_peak", "at_risk_gaps")
 #: each device's figures scaled by N/n (no intervals)
 DEVICE_SCALED = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean")
 #: bootstrap resamples (seeded: the intervals are reproducible)

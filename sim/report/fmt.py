@@ -17,6 +17,8 @@ def fmt(v: Any) -> str:
         if math.isinf(v):
             return "∞"
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, (list, tuple)) and len(v) == 2:  # an interval: [lo, hi]
+        return f"[{fmt(float(v[0]))}, {fmt(float(v[1]))}]"
     return str(v)
 
 

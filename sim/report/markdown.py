@@ -44,6 +44,12 @@ VERDICT_COLUMNS = ["safe", "why", "silent_drops", "failed_requests", "failed_why
                    "lb_active_flows_peak"]
 
 
+def sampled_columns(df: pd.DataFrame) -> list[str]:
+    """A sampled fleet's (fleet.sample) verdict columns: expected silent drops per fleet-day and their
+    95 % interval (docs/outputs.md#sampled-fleets); none for a fleet simulated whole."""
+    return [c for c in ("sample_fraction", "expected_drops_per_day", "expected_drops_per_day_ci95") if c in df]
+
+
 def markdown_table(df: pd.DataFrame, columns: list[str], param_cols: list[str]) -> str:
     if "why" in columns and "why" not in df:  # a folder written before limits: drops alone decided
         df = df.assign(why=["silent drops" if n else "" for n in df["silent_drops"]])
@@ -150,7 +156,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
                  "observed smallest gap between the LB's last refresh and its expiry; `predicted_margin_s` = "
                  "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
                  "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
-    parts.append(markdown_table(table, (knobs or ["point_id"]) + VERDICT_COLUMNS, knobs))
+    parts.append(markdown_table(table, (knobs or ["point_id"]) + VERDICT_COLUMNS + sampled_columns(table), knobs))
     if cap_text:
         parts.append("## Capacity\n")
         parts.append(cap_text)
@@ -158,7 +164,8 @@ def build_report(root: Path, timeline: bool = True) -> Path:
         parts.append("## Limits\n")
         parts.append(limits_text)
     parts.append("## Every grid point\n")
-    parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS, knobs + conds))
+    parts.append(markdown_table(pp, knobs + conds + ["replications"] + VERDICT_COLUMNS + sampled_columns(pp),
+                                knobs + conds))
     parts.append("## Assumptions\n")
     parts.append(assumptions(sc) + "\n")
     if tl_text:

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.config.profiles import middlebox_spec
@@ -120,7 +121,13 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         **{f: (f, "sum") for f in ("fault_drops", "fault_rsts", "connect_failures") if f in ok},
         **{f: (f, "max" if "peak" in f else "mean") for f in CAPACITY_FIELDS},
         **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
+        # a sampled fleet (fleet.sample): its fleet-day estimate, the mean over replications
+        **{f: (f, "mean") for f in ("sample_fraction", "expected_drops_per_day") if f in ok},
     ).reset_index()
+    if "expected_drops_per_day_ci95" in ok:  # each replication's interval; their mean bounds (conservative)
+        cis = {pid: np.mean([_json(v) for v in g["expected_drops_per_day_ci95"]], axis=0).tolist()
+               for pid, g in ok.groupby("point_id", sort=False)}
+        agg["expected_drops_per_day_ci95"] = agg["point_id"].map(cis)
     firsts = ok.groupby("point_id", sort=False)[param_keys].first().reset_index()
     out = firsts.merge(agg, on="point_id").sort_values("point_index", ignore_index=True)
     out["failure_reasons"] = [failure_reasons(r) for _, r in out.iterrows()]
@@ -132,9 +139,11 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         out["connects_rejected"] = out["devices"].map(
             lambda ds: sum(int(d.get("connects_rejected") or 0) for d in ds or []))
     _verdict(out)
+    # a sampled fleet's counts are fleet estimates: the rule of three counts the gaps actually seen
+    seen = out["sample_fraction"] if "sample_fraction" in out else pd.Series(1.0, index=out.index)
     out["p_drop_upper"] = [
-        (3.0 / n if n else math.nan) if d == 0 else d / max(n + d, 1)
-        for d, n in zip(out["silent_drops"], out["at_risk_gaps"], strict=True)
+        (3.0 / (n * f) if n else math.nan) if d == 0 else d / max(n + d, 1)
+        for d, n, f in zip(out["silent_drops"], out["at_risk_gaps"], seen, strict=True)
     ]
     fleet = out["connections"] if "connections" in out else connections  # a swept fleet size wins
     # the cost column is the capacity LB's (the client-facing one); all middleboxes break ties
@@ -197,8 +206,12 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         hang_s_open_total=("hang_s_open_total", "sum"),
         requests_in_flight_at_end=("requests_in_flight_at_end", "sum"),
         **{f: (f, "sum") for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
+        **{f: (f, "max") for f in ("expected_drops_per_day",) if f in pp},
         points=("point_id", "count"),
     ).reset_index()
+    if "expected_drops_per_day_ci95" in pp:  # the worst condition's interval, bound by bound (same group order)
+        table["expected_drops_per_day_ci95"] = list(g["expected_drops_per_day_ci95"].agg(
+            lambda v: np.max(np.array(list(v)), axis=0).tolist()).values)
     table["failure_reasons"] = [failure_reasons(r) for _, r in table.iterrows()]
     _verdict(table)
     # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
