@@ -70,6 +70,22 @@ def test_cost_vs_safety_labels_name_every_knob_and_never_share_a_spot():
     plots.save(fig, "/dev/null")
 
 
+def test_cost_vs_safety_of_a_sampled_fleet_draws_expected_drops_with_error_bars():
+    table = pd.DataFrame([
+        {KNOBS[0]: 60, KNOBS[1]: 120, "safe": True, "ka_pps_per_1000": 30.0, "silent_drops": 0,
+         "expected_drops_per_day": 0.0, "expected_drops_per_day_ci95": [0.0, 1800.0]},
+        {KNOBS[0]: 400, KNOBS[1]: 120, "safe": False, "ka_pps_per_1000": 0.0, "silent_drops": 900,
+         "expected_drops_per_day": 43200.0, "expected_drops_per_day_ci95": [40000.0, 47000.0]},
+    ])
+    fig = plots.cost_vs_safety(table, KNOBS, "aws-nlb-tcp")
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if c.__class__.__name__ == "ErrorbarContainer"]
+    assert len(bars) == 2 and "per fleet-day" in ax.get_ylabel()
+    segments = [seg for c in bars for seg in c.lines[2][0].get_segments()]
+    assert sorted((float(sg[0][1]), float(sg[1][1])) for sg in segments) == [(0.0, 1800.0), (40000.0, 47000.0)]
+    plots.save(fig, "/dev/null")
+
+
 def test_timeline_names_lanes_by_leg_and_labels_never_overprint():
     trace = [(100.0 + 0.001 * k, "server", "PROBE", "sent") for k in range(20)]
     trace += [(100.0, "lb", "expired", "ipvs forgets"), (130.0, "client", "error", "ETIMEDOUT")]

@@ -81,11 +81,19 @@ def cost_vs_safety(table: pd.DataFrame, knobs: list[str], device: str = "the LB"
     fig, ax = plt.subplots(figsize=(8, 4.2))
     shorts = short_keys(knobs)
     spots: dict[tuple[float, float], list[str]] = {}
+    # a sampled fleet (fleet.sample): expected drops per fleet-day, with their 95 % intervals as error bars
+    sampled = "expected_drops_per_day_ci95" in table
+    y_col = "expected_drops_per_day" if sampled else "silent_drops"
     for safe, color, label in ((True, "tab:green", "safe"), (False, "tab:red", "unsafe")):
         sub = table[table["safe"] == safe]
-        ax.scatter(sub["ka_pps_per_1000"].fillna(0), sub["silent_drops"], c=color, label=label, zorder=3)
+        ax.scatter(sub["ka_pps_per_1000"].fillna(0), sub[y_col], c=color, label=label, zorder=3)
+        if sampled and len(sub):
+            y = sub[y_col].to_numpy(dtype=float)
+            lo_hi = np.array([list(v) for v in sub["expected_drops_per_day_ci95"]], dtype=float)
+            ax.errorbar(sub["ka_pps_per_1000"].fillna(0), y, yerr=[y - lo_hi[:, 0], lo_hi[:, 1] - y], fmt="none",
+                        ecolor=color, capsize=3, zorder=2)
         for _, r in sub.iterrows():
-            xy = (round(float(np.nan_to_num(r["ka_pps_per_1000"])), 3), float(r["silent_drops"]))
+            xy = (round(float(np.nan_to_num(r["ka_pps_per_1000"])), 3), float(r[y_col]))
             spots.setdefault(xy, []).append(point_label(r, knobs, shorts))
     # staggered offsets: neighbours in x order alternate above and below their point
     for k, (xy, labels) in enumerate(sorted(spots.items())):
@@ -93,7 +101,8 @@ def cost_vs_safety(table: pd.DataFrame, knobs: list[str], device: str = "the LB"
         ax.annotate(text, xy, fontsize=6.5, textcoords="offset points",
                     xytext=(4, (6, -10, 14, -18)[k % 4]), zorder=4)
     ax.set_xlabel(f"keepalive packets/s at {device} per 1,000 connections")
-    ax.set_ylabel("silent drops (all conditions, all replications)")
+    ax.set_ylabel("expected silent drops per fleet-day (95 % interval)" if sampled
+                  else "silent drops (all conditions, all replications)")
     ax.set_title("Cost vs safety, one point per knob setting")
     ax.legend()
     fig.tight_layout()
