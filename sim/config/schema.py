@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_vali
 
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
+from sim.config.storm import ReconnectCfg, StormCfg
 
 #: names other modules import from here (the schema's public face)
 __all__ = ["Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario", "Strict", "lb_list"]
@@ -151,6 +152,7 @@ class ClientCfg(Strict):
     request_timeout: Duration = 0.0  # 0 = off; the client gives up on a request and its connection
     ping_interval: Duration = 0.0  # HTTP/2 (gRPC) PING every this long on each connection; 0 = off
     pool: PoolCfg = PoolCfg()
+    reconnect: ReconnectCfg = ReconnectCfg()  # docs/config.md#clientreconnect
 
 
 class SocketOption(Strict):
@@ -341,6 +343,7 @@ class Scenario(Strict):
     upstream: UpstreamCfg = UpstreamCfg()
     #: injected faults, in the order written (null = none)
     faults: Annotated[list[FaultCfg], BeforeValidator(_faults_in)] = Field(default_factory=list)
+    storm: Optional[StormCfg] = None  # docs/config.md#storm
     sweep: dict[str, Any] = Field(default_factory=dict)
     #: the folder of the config file it came from (the working directory for a config from stdin or
     #: code): a traffic process's module is imported from there. Set when it is validated

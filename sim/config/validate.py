@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from sim.config.durations import short_repr
 from sim.config.profiles import all_profiles
 from sim.config.schema import KeyedError, Scenario, lb_list
+from sim.config.storm_rules import storm_problem
 from sim.config.yamlio import Lines
 from sim.config.yamlio import dotted as _dotted
 from sim.errors import ConfigError
@@ -204,6 +205,10 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                                   **where.at(path + ("idle_timeout",)), key=_dotted(path + ("idle_timeout",)),
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
     check_fault_legs(scenario, where)
+    storm = storm_problem(scenario)
+    if storm is not None:
+        loc, problem, allowed = storm
+        raise ConfigError(problem, **where.at(loc), key=_dotted(loc), allowed=allowed)
     return scenario.at_folder(config_folder(where.file))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.spec.storm import ReconnectSpec, StormSpec
+
 
 @dataclass(frozen=True)
 class SocketSpec:
@@ -108,6 +110,8 @@ class ClientSpec:
     ping_interval_s: float = 0.0
     pool_idle_s: float = 0.0
     pool_lifetime_s: float = 0.0
+    #: when a slot reconnects after a death or a failed connect (docs/model.md)
+    reconnect: ReconnectSpec = ReconnectSpec()
 
 
 @dataclass(frozen=True)
@@ -207,3 +211,5 @@ class WorldSpec:
     shortcuts: Shortcuts = Shortcuts()
     #: injected faults, in config order (their index names them: ``faults[0]``)
     faults: tuple[FaultSpec, ...] = ()
+    #: a storm with a cause (``storm``), or None
+    storm: StormSpec | None = None
