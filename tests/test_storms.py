@@ -239,3 +239,27 @@ def test_chunks_of_the_fleet_give_the_same_records_for_a_rollout():
     chunked = run_one(sc, 3, chunk_slots=2)
     for name in whole.columns:
         assert same(whole.columns[name], chunked.columns[name]), name
+
+
+def test_the_shipped_storm_config_gives_its_closed_form():
+    """configs/storm-drop-all.yaml states its expectation in its comments: 1,000 resets at ~600 s,
+    500 slots stuck behind the conntrack table's old entries (3,000 failed requests connect_timeout,
+    44,000 SYNs rejected), 1,000 reconnects in second 600; full-jitter backoff spreads them."""
+    from pathlib import Path
+
+    from sim.config.load import load_config, with_values
+
+    loaded = load_config(Path(__file__).resolve().parent.parent / "configs" / "storm-drop-all.yaml")
+    sc = loaded.scenario
+    rec = run_one(sc, 1)
+    s = summarize_one(rec, sc.duration)
+    assert s["failure_reasons"]["reset"] == 1000 and s["lb_rsts"] == 1000
+    assert s["failure_reasons"]["connect_timeout"] == 3000
+    nlb, conntrack = s["devices"]
+    assert conntrack["connects_rejected"] == 44_000 and conntrack["flows_peak"] == 1500
+    assert rec.series["devices"][0]["new_flows_per_s"][600] == 1000
+    jitter = with_values(loaded, {"client.reconnect": {"policy": "backoff", "base": 10, "cap": 120,
+                                                       "jitter": "full"}})
+    per_s = run_one(jitter, 1).series["devices"][0]["new_flows_per_s"]
+    after = [v for t, v in per_s.items() if 600 <= t <= 611]
+    assert sum(after) == 1000 and max(after) < 200
