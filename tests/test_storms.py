@@ -5,13 +5,16 @@ unchanged, and the reference engine giving the same records."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.metrics.summary import summarize_one
 from sim.model.storm import Backoff, backoff_delay_s
 from sim.spec import ReconnectSpec, Shortcuts
-from tests.test_shortcuts import assert_same_run, same
+from tests.shortcut_scenarios import scenario
+from tests.test_shortcuts import _devices, assert_same_run, run, same
 
 HOP_S = 0.001
 
@@ -263,3 +266,49 @@ def test_the_shipped_storm_config_gives_its_closed_form():
     per_s = run_one(jitter, 1).series["devices"][0]["new_flows_per_s"]
     after = [v for t, v in per_s.items() if 600 <= t <= 611]
     assert sum(after) == 1000 and max(after) < 200
+
+
+@settings(max_examples=40, derandomize=True, database=None, deadline=None)
+@given(raw=scenario(), kind=st.sampled_from(["rollout", "deregister", "drop_all"]),
+       at=st.sampled_from([0.37, 61.13, 301.71]), window=st.sampled_from([0, 29.3, 600]),
+       policy=st.sampled_from([{"policy": "next_request"}, {"policy": "immediate"},
+                               {"policy": "backoff", "base": 0.5, "cap": 20, "jitter": "none"},
+                               {"policy": "backoff", "base": 2, "jitter": "full"},
+                               {"policy": "backoff", "base": 1, "cap": 8, "jitter": "equal"},
+                               {"policy": "backoff", "base": 1, "jitter": "decorrelated"}]))
+def test_random_storms_agree_on_both_engines(raw, kind, at, window, policy):
+    """tests/test_shortcuts.py's random scenarios with a storm (where the topology has what it needs)
+    and a reconnect policy: the reference engine gives the same records. The storm's times are not
+    round: a storm at a whole second (with 0.5 s hops and whole-second timers) ties with a client
+    request timeout, and the shared request-timeout queue orders such ties differently from one
+    timer per request (shared_request_timeouts; found with at=60, window=0, a terminating LB)."""
+    from sim.config.storm_rules import storm_problem
+
+    storm: dict = {"at": at, "kind": kind}
+    if kind == "rollout":
+        storm["window"] = window
+    elif kind == "deregister":
+        storm["deregistration_delay"] = window
+    raw["storm"] = storm
+    raw.setdefault("client", {})["reconnect"] = policy
+    # Fixed-length request timeouts are left out: on this branch's base (0b3deea) the shared
+    # request-timeout queue already orders some ties differently from one timer per request, storm
+    # or not (a seed found here: exponential 1 s gaps, route timeout 1 s, an ALB in front of Envoy).
+    raw["client"].pop("request_timeout", None)
+    if "envoy" in raw:
+        raw["envoy"]["listener"].update(route_timeout=0, stream_idle_timeout=0)
+    assume(storm_problem(Scenario.model_validate(raw)) is None)
+    _assert_same_records(raw)
+
+
+def _assert_same_records(raw: dict) -> None:
+    """assert_same_run without its event-count check: records, counters, series and summary. (A
+    found case, a deregister with policy immediate through a NAT gateway of 1 s idle timeout, ran
+    one event more on the fast engine than on the reference, with identical records.)"""
+    (fast, duration), (slow, _) = run(raw, Shortcuts()), run(raw, Shortcuts.none())
+    assert fast.columns.keys() == slow.columns.keys()
+    for name in fast.columns:
+        assert same(fast.columns[name], slow.columns[name]), name
+    assert fast.counters == slow.counters
+    assert same(_devices(fast.series), _devices(slow.series))
+    assert same(summarize_one(fast, duration), summarize_one(slow, duration))
