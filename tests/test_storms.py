@@ -312,3 +312,16 @@ def _assert_same_records(raw: dict) -> None:
     assert fast.counters == slow.counters
     assert same(_devices(fast.series), _devices(slow.series))
     assert same(summarize_one(fast, duration), summarize_one(slow, duration))
+
+
+def test_the_default_policy_is_next_request_and_writing_it_changes_nothing():
+    """No reconnect key, and `client.reconnect: {policy: next_request}` written out, give the same
+    records, on a run where connections die (idle expiry, RSTs) and connects fail (a full table)."""
+    raw = _raw(n=3, gap=400, duration=1500, lb={"profile": "aws-nlb-tcp", "max_flows": 2, "on_full": "rst"})
+    assert Scenario.model_validate(raw).client.reconnect.policy == "next_request"
+    _, base = _run(raw)
+    _, written = _run({**raw, "client": {"reconnect": {"policy": "next_request"}}})
+    assert any(o == "connect_refused" for o in base["connect_outcome"])
+    assert any(r > 0 for r in base["resets"])
+    for name in base:
+        assert same(base[name], written[name]), name
