@@ -325,3 +325,15 @@ def test_the_default_policy_is_next_request_and_writing_it_changes_nothing():
     assert any(r > 0 for r in base["resets"])
     for name in base:
         assert same(base[name], written[name]), name
+
+
+def test_rollout_times_are_a_function_of_seed_and_slot_alone():
+    """A slot's rollout draw is the same whichever other slots are drawn with it, and the draws of a
+    fleet are uniform on [0, 1)."""
+    from sim.model.storm import slot_uniforms
+
+    whole = slot_uniforms(7, list(range(20_000)))
+    assert slot_uniforms(7, [5, 19_999, 3]).tolist() == [whole[5], whole[19_999], whole[3]]
+    assert slot_uniforms(8, [5])[0] != whole[5]
+    assert 0.0 <= whole.min() and whole.max() < 1.0
+    assert abs(whole.mean() - 0.5) < 0.01 and abs(float((whole < 0.25).mean()) - 0.25) < 0.01

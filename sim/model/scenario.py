@@ -175,7 +175,7 @@ class World:
         if procs is not None:
             self.sched.watch_env()
         if spec.storm is not None:
-            arm_storm(self, spec.storm, seed, n)
+            arm_storm(self, spec.storm, seed)
 
     def now(self) -> float:
         return self.sched.now_s

@@ -87,6 +87,20 @@ def slot_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM_RECONNECT, index)))
 
 
+def slot_uniforms(seed: int, indices: list[int]) -> np.ndarray:
+    """One uniform draw in [0, 1) for each slot index, a function of (seed, slot) alone: SplitMix64
+    of the slot index under a key from ``SeedSequence(seed, spawn_key=(5,))``. A chunk of the fleet
+    gets the same values as the whole, in memory of its own size (no fleet-sized array)."""
+    key = np.random.SeedSequence(seed, spawn_key=(STREAM_ROLLOUT,)).generate_state(1, dtype=np.uint64)[0]
+    x = np.asarray(indices, dtype=np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):  # the arithmetic is modulo 2^64 on purpose
+        x = x * np.uint64(0x9E3779B97F4A7C15) + key
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
 def hold(slot: Any) -> None:
     """The slot waits its backoff delay before it reconnects (ClientSlot._backoff_over then)."""
     backoff = slot.backoff
@@ -97,15 +111,14 @@ def hold(slot: Any) -> None:
     world.sched.call_at(world.now() + backoff.next_delay_s(), slot._backoff_over)
 
 
-def arm(world: World, storm: StormSpec, seed: int, n: int) -> None:
-    """Schedule ``storm`` in ``world`` (its slots built; ``n`` slots in the whole fleet)."""
+def arm(world: World, storm: StormSpec, seed: int) -> None:
+    """Schedule ``storm`` in ``world`` (its slots built)."""
     sched = world.sched
     if storm.kind == "rollout":
-        # one uniform draw per slot of the fleet, indexed by slot: a chunk of the fleet sees the
-        # same times as the whole
-        u = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM_ROLLOUT,))).random(n)
-        for slot in world.slots:
-            sched.call_at(storm.start_s + float(u[slot.index]) * storm.window_s, _drain, (slot, storm.goaway))
+        slots = world.slots
+        u = slot_uniforms(seed, [slot.index for slot in slots])
+        for slot, ui in zip(slots, u.tolist(), strict=True):
+            sched.call_at(storm.start_s + ui * storm.window_s, _drain, (slot, storm.goaway))
         return
     mbs = world.ds_mbs if storm.leg == "downstream" else world.us_mbs
     mb = mbs[storm.device]
