@@ -76,7 +76,7 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         client=ClientSpec(host_spec("client", base, client.kernel),
                           socket_spec(client.keepalive, client.user_timeout, client.syncnt),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,
-                          client.pool.max_lifetime, reconnect_spec(client.reconnect)),
+                          client.pool.max_lifetime, reconnect=reconnect_spec(client.reconnect)),
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
                           socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
                           GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
