@@ -211,7 +211,10 @@ def test_immediate_retries_a_failed_connect_at_once_and_next_request_waits():
 def test_backoff_spreads_reconnects_against_a_limited_table():
     """drop_all on 200 slots behind a table of 250: with no jitter every slot reconnects in the same
     second; full jitter over base 20 s spreads them (a lower new-flows peak per second after the storm;
-    the fleet's first opens, all at 0 s, are left out)."""
+    the fleet's first opens, all at 0 s, are left out). The table refuses nothing either way: the
+    storm emptied it, and a flow table limits entries held, not their rate (a port budget's reuse
+    time is where the spread also saves rejections, configs/storm-drop-all.yaml shows the other
+    side: backing off makes stuck slots knock more often)."""
     def peak(jitter: str) -> tuple[int, int]:
         raw = _raw(n=200, lb={"profile": "aws-nlb-tcp", "max_flows": 250}, storm={"at": 150, "kind": "drop_all"},
                    client={"reconnect": {"policy": "backoff", "base": "20s", "cap": "60s", "jitter": jitter}},
@@ -224,7 +227,7 @@ def test_backoff_spreads_reconnects_against_a_limited_table():
     full_peak, full_rej = peak("full")
     assert none_peak == 200
     assert full_peak < 50
-    assert full_rej <= none_rej
+    assert none_rej == full_rej == 0
 
 
 def test_the_reference_engine_gives_the_same_records_for_a_storm_with_backoff():
