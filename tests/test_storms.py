@@ -340,3 +340,30 @@ def test_rollout_times_are_a_function_of_seed_and_slot_alone():
     assert slot_uniforms(8, [5])[0] != whole[5]
     assert 0.0 <= whole.min() and whole.max() < 1.0
     assert abs(whole.mean() - 0.5) < 0.01 and abs(float((whole < 0.25).mean()) - 0.25) < 0.01
+
+
+@pytest.mark.parametrize(("base_s", "opens_at"), [(30, 300.0), (200, 400.0)])
+def test_a_traffic_process_reopens_only_on_its_next_request_after_the_backoff(tmp_path, base_s, opens_at):
+    """A traffic process sends a request, waits 100 s, and again. drop_all at 150 s: its request of
+    ~200 s gets the RST. Nothing reopens by itself: with a 30 s backoff the next request (~300 s)
+    opens the connection at once; with 200 s it waits for the backoff's end (~400 s)."""
+    from sim.config.load import load_config
+
+    (tmp_path / "storm_proc.py").write_text(
+        "def behave(env, conn, rng):\n    while True:\n        yield conn.request()\n        yield env.timeout(100)\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"""
+duration: 500
+connections: 1
+kernel: {{hz: 250, timers: exact}}
+traffic: {{ramp: 0, process: "storm_proc:behave"}}
+lb: aws-nlb-tcp
+storm: {{at: 150s, kind: drop_all}}
+client:
+  reconnect: {{policy: backoff, base: {base_s}, jitter: none}}
+""")
+    sc = load_config(cfg).scenario
+    first, second = _rows(run_one(sc, 1).columns)
+    assert first["resets"] == 1 and 200.0 < first["client_closed_at_s"] < 200.1
+    assert opens_at < second["opened_at_s"] < opens_at + 0.1
+    assert second["failed_requests"] == 0
