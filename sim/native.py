@@ -27,7 +27,7 @@ MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/p
            "model/segment", "model/host", "model/acks", "model/keepalive", "model/handshake", "model/close",
            "model/retransmit", "model/kernel", "model/tracing", "model/network",
            "model/messages", "model/middlebox", "model/faults", "model/app", "model/process_slot", "model/proxy",
-           "model/terminating", "model/records", "model/scenario")
+           "model/terminating", "model/storm", "model/records", "model/scenario")
 #: the mypyc group: its shared library is ``sim/_core__mypyc.*.so``
 GROUP = "sim._core"
 _HERE = Path(__file__).resolve().parent

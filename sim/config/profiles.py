@@ -65,6 +65,8 @@ class Profile(BaseModel):
     capacity: Optional[Capacity] = None
     #: terminating LBs that answer a keepalive with their own on both legs (NLB TLS: 20 s)
     keepalive_generation: Optional[Union[int, float, str]] = None
+    #: target-group deregistration delay: a ``deregister`` storm ends the flows this long after ``at``
+    deregistration_delay: Optional[Union[int, float, str]] = None
 
     @property
     def idle_timeout_s(self) -> float:

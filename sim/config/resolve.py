@@ -7,6 +7,7 @@ import math
 from sim.config.hostcfg import KeepaliveCfg, KernelCfg
 from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
+from sim.config.storm_rules import reconnect_spec, storm_spec
 from sim.spec import (
     ClientSpec,
     DistSpec,
@@ -81,7 +82,8 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         client=ClientSpec(host_spec("client", base, client.kernel),
                           socket_spec(client.keepalive, client.user_timeout, client.syncnt),
                           client.request_timeout, client.ping_interval, client.pool.idle_timeout,
-                          client.pool.max_lifetime, client.instances or 0),
+                          client.pool.max_lifetime, client.instances or 0,
+                          reconnect=reconnect_spec(client.reconnect)),
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
                           socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
                           GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
@@ -94,4 +96,5 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         shortcuts=shortcuts or Shortcuts(),
         faults=tuple(FaultSpec(f.at, math.inf if f.for_ is None else f.at + f.for_, f.leg, f.direction, f.packets,
                                f.action) for f in sc.faults),
+        storm=storm_spec(sc),
     )

@@ -18,6 +18,7 @@ from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.fleet import FleetCfg, fleet_sets_connections
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
 from sim.config.ports import PortsCfg
+from sim.config.storm import ReconnectCfg, StormCfg
 
 #: names other modules import from here (the schema's public face)
 __all__ = ["Duration", "KeepaliveCfg", "KernelCfg", "KeyedError", "Scenario", "Strict", "lb_list"]
@@ -157,6 +158,7 @@ class ClientCfg(Strict):
     pool: PoolCfg = PoolCfg()
     #: the client machines the slots are spread over (slot i on machine i % instances); None: one per slot
     instances: Optional[int] = Field(default=None, ge=1, le=MAX_CONNECTIONS)
+    reconnect: ReconnectCfg = ReconnectCfg()  # docs/config.md#clientreconnect
 
 
 class SocketOption(Strict):
@@ -349,6 +351,7 @@ class Scenario(Strict):
     faults: Annotated[list[FaultCfg], BeforeValidator(_faults_in)] = Field(default_factory=list)
     #: the fleet's size and the sample of it to simulate (sim.config.fleet); null: ``connections``, whole
     fleet: Optional[FleetCfg] = None
+    storm: Optional[StormCfg] = None  # docs/config.md#storm
     sweep: dict[str, Any] = Field(default_factory=dict)
     #: the folder of the config file it came from (the working directory for a config from stdin or
     #: code): a traffic process's module is imported from there. Set when it is validated

@@ -33,6 +33,7 @@ CONDITION_KEYS = {
     "network": "path delays are the environment, not a setting",
     "envoy.flavor": "the product (Envoy or Istio) is not a tuning setting",
     "faults": "an injected fault is the environment, not a setting",
+    "storm": "a storm (rollout, deregistration, drop of every flow) is an event, not a setting",
     **{f"{host}kernel.hz": "the kernel's timer rate is fixed by its build"
        for host in ("", "client.", "envoy.", "upstream.")},
     **{f"{host}kernel.timers": "timer semantics (wheel or exact) are a modelling choice, not a setting"

@@ -16,6 +16,7 @@ from sim.config.ports import MissingLimit
 from sim.config.profiles import all_profiles, middlebox_spec
 from sim.config.resolve import client_instances
 from sim.config.schema import KeyedError, Scenario, lb_list
+from sim.config.storm_rules import storm_problem
 from sim.config.yamlio import Lines
 from sim.config.yamlio import dotted as _dotted
 from sim.errors import ConfigError
@@ -207,6 +208,10 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
     check_port_limits(scenario, where)
     check_fault_legs(scenario, where)
+    storm = storm_problem(scenario)
+    if storm is not None:
+        loc, problem, allowed = storm
+        raise ConfigError(problem, **where.at(loc), key=_dotted(loc), allowed=allowed)
     return scenario.at_folder(config_folder(where.file))
 
 

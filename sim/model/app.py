@@ -13,6 +13,7 @@ from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.middlebox import count_at
 from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
+from sim.model.storm import Backoff, hold
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -57,7 +58,7 @@ class ClientSlot:
     connection dies."""
 
     __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq",
-                 "pool_idle", "cfg")
+                 "pool_idle", "cfg", "backoff", "held")
 
     def __init__(self, world: World, index: int, gaps: Sampler, server: Server, cfg: Any) -> None:
         self.world = world
@@ -72,6 +73,10 @@ class ClientSlot:
         self.outstanding: Msg | None = None
         self.pool_idle = (LazyTimer(world.sched, self, ClientSlot._pool_idle_fired)
                           if cfg.pool_idle_s > 0 else None)
+        #: client.reconnect backoff: its state (made at the first delay), and whether the slot waits
+        #: out a delay now (ClientSlot._backoff_over ends it)
+        self.backoff: Backoff | None = None
+        self.held = False
 
     def new_conn_id(self) -> int:
         """The next id for a connection opened for this slot (CONN_ID_STRIDE)."""
@@ -91,7 +96,8 @@ class ClientSlot:
         conn = self.conn
         if conn is None:  # the pool closed it while idle: open on demand
             self.pending = True
-            self.open()
+            if not self.held:  # else the backoff's end opens it (client.reconnect)
+                self.open()
         elif conn.cs.state == ESTABLISHED:
             self._send_request()
         else:
@@ -124,8 +130,22 @@ class ClientSlot:
         world.sched.call_at(world.now() + self.gaps.draw(), self._request_due)
 
     def _replace(self) -> None:
-        """The connection died (or the client closed it to replace it): open a new one at once."""
-        self.open()
+        """The connection died (or the client closed it to replace it): open a new one at once, or
+        after a backoff delay (client.reconnect: backoff)."""
+        if self.world.backoff:
+            hold(self)
+        else:
+            self.open()
+
+    def _backoff_over(self, _arg=None) -> None:
+        """The backoff delay is over: reconnect (a traffic process's slot only for a waiting request)."""
+        self.held = False
+        if self.conn is None and self._reopens():
+            self.open()
+
+    def _reopens(self) -> bool:
+        """Does the slot reconnect by itself when its backoff is over (a gap-driven slot does)?"""
+        return True
 
     def _fail_outstanding(self, reason: str) -> None:
         """The request in flight failed for ``reason`` (records.FAILURE_REASONS)."""
@@ -182,6 +202,8 @@ class ClientSlot:
 
     # -- socket callbacks
     def on_established(self, sock: TcpSocket) -> None:
+        if self.backoff is not None:
+            self.backoff.reset()
         if self.pending:
             self._send_request()
         else:
@@ -253,15 +275,16 @@ class ClientSlot:
         """The connection was never established (ETIMEDOUT or ECONNREFUSED): the request waiting for
         it fails with that reason, and the slot tries again with its next request, one gap later
         (not at once, as for an established connection that dies)."""
-        if not self.pending:
-            return  # no request was waiting: the next one is already scheduled and opens a connection
-        self.pending = False
-        now = self.world.now()
-        conn.start_request(conn.opened_s)  # the request waited from the open (it was due then)
-        conn.hang_s += now - conn.opened_s
-        conn.count_failure(reason)
-        count_at(self.world.failed_per_s, int(now))
-        self._answered(reason)
+        if self.pending:  # else no request was waiting: the next one is scheduled and opens a connection
+            self.pending = False
+            now = self.world.now()
+            conn.start_request(conn.opened_s)  # the request waited from the open (it was due then)
+            conn.hang_s += now - conn.opened_s
+            conn.count_failure(reason)
+            count_at(self.world.failed_per_s, int(now))
+            self._answered(reason)
+        if self.world.reconnect_policy != "next_request":  # immediate: at once; backoff: after a delay
+            self._replace()
 
 
 class ServerConn:

@@ -92,6 +92,7 @@ class Middlebox:
         "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
         "leg", "bucket_s", "message_sizes", "took", "active", "flow_limit", "connects_rejected", "expiries",
         "ports",
+        "storm_flows",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -133,12 +134,16 @@ class Middlebox:
         self.ports: PortBudget | None = None
         if spec.ports_limit is not None:
             self.ports = PortBudget(spec.ports_limit, spec.ports_per == "client_instance", spec.ports_reuse_s)
+        #: every flow made here until a storm makes the device forget them (sim.model.storm), else None
+        self.storm_flows: list[Flow] | None = None
 
     # ------------------------------------------------------------------ flow table
     def open_flow(self, path, index: int, t_s: float) -> Flow:
         """A SYN creates the entry."""
         flow = Flow(self, path, index, t_s)
         self._start(flow, t_s)
+        if self.storm_flows is not None:
+            self.storm_flows.append(flow)
         return flow
 
     def _start(self, flow: Flow, t_s: float) -> None:
@@ -187,6 +192,16 @@ class Middlebox:
         if flow.first_drop_s is None:
             flow.first_drop_s = at_s
             flow.drop_both_open = flow.path.both_open_at(at_s)
+
+    def forget(self, flow: Flow, t_s: float) -> None:
+        """A storm (drop_all, deregister) removes the entry at ``t_s``, before its idle timer ran out:
+        the flow is lost as an expiry loses it (``first_drop_s``), with no idle gap to measure."""
+        self._end(flow, t_s)
+        if flow.path.trace is not None:
+            flow.path.trace.note(t_s, "lb", "expired", f"{self.spec.name} forgets the flow (storm)", self.spec.name)
+        if flow.first_drop_s is None:
+            flow.first_drop_s = t_s
+            flow.drop_both_open = flow.path.both_open_at(t_s)
 
     def _expiry_timer(self, flow: Flow) -> None:
         if not flow.alive:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.messages import Msg
+from sim.model.storm import hold
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
     from sim.model.scenario import World
@@ -70,5 +71,10 @@ class ProcessSlot(ClientSlot):
             self.procs.answer(reply, reason, self.world.now() - self.called_s)
 
     def _replace(self) -> None:
-        if self.pending:  # a request the process asked for still waits for a connection
+        if self.world.backoff:  # the next request waits out the delay (ClientSlot._backoff_over)
+            hold(self)
+        elif self.pending:  # a request the process asked for still waits for a connection
             self.open()
+
+    def _reopens(self) -> bool:
+        return self.pending  # only a request the process asked for opens a connection

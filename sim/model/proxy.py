@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sim.model.app import ClientSlot
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import TcpSocket
-from sim.model.messages import PING, PING_ACK, Msg
+from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, SYN_SENT, Seg
 
@@ -45,7 +45,7 @@ class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
     __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried",
-                 "connecting")
+                 "connecting", "draining")
 
     def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: EnvoySettings) -> None:
         self.world = world
@@ -61,6 +61,8 @@ class EnvoyConn:
         # idle timers (listener and upstream pool), made when first set (set_timer)
         self.ds_idle: LazyTimer | None = None
         self.us_idle: LazyTimer | None = None
+        #: a rollout drains this connection after the request in flight (GOAWAY: True, FIN: False; None: no)
+        self.draining: bool | None = None
 
     # -- helpers
     def _idle_from_now(self) -> None:
@@ -84,7 +86,28 @@ class EnvoyConn:
         self.active = None
         if msg is not None and self.ds.ss.state == ESTABLISHED:
             self.ds.ss.send(Msg(msg.req_id, msg.sent_s, status, reason))
+        if self.draining is not None:
+            self.drain(self.draining)
+            return
         self._idle_from_now()
+
+    def drain(self, goaway: bool) -> None:
+        """A rollout (storm kind rollout) drains this downstream connection: after the request in
+        flight is answered, Envoy sends GOAWAY (HTTP/2) and closes, or just closes (FIN), and closes
+        its upstream connection too (lb-catalog.md 2.12: "For downstream HTTP/2: GOAWAY, drain,
+        then close")."""
+        ss = self.ds.ss
+        if not ss.is_open():
+            return
+        if self.active is not None and not self.cfg.tcp_proxy:
+            self.draining = goaway
+            return
+        self.draining = None
+        if goaway and ss.state == ESTABLISHED:
+            ss.send(Msg(0, self.world.now(), GOAWAY, "drain"))
+        self.ds.record_close(ss, "goaway" if goaway else "drain")
+        ss.close()
+        self._close_upstream("drain")
 
     def _forward(self, msg: Msg) -> None:
         us = self.us

@@ -22,6 +22,7 @@ from sim.model.network import Path
 from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
+from sim.model.storm import arm as arm_storm
 from sim.model.terminating import TermProxyConn
 from sim.model.timeouts import FifoTimeouts
 from sim.model.tracing import Trace
@@ -74,6 +75,10 @@ class World:
     def __init__(self, spec: WorldSpec, seed: int, trace_conn: int | None = None,
                  slots: Iterable[int] | None = None) -> None:
         self.spec = spec
+        self.seed = seed
+        #: client.reconnect: the policy, and whether slots back off (sim.model.storm)
+        self.reconnect_policy = spec.client.reconnect.policy
+        self.backoff = self.reconnect_policy == "backoff"
         self.trace_conn = trace_conn
         self.trace: Trace | None = None
         self.sched = make_scheduler(spec.duration_s, spec.shortcuts)
@@ -170,6 +175,8 @@ class World:
             self.slots.append(slot)
         if procs is not None:
             self.sched.watch_env()
+        if spec.storm is not None:
+            arm_storm(self, spec.storm, seed)
 
     def now(self) -> float:
         return self.sched.now_s

@@ -4,6 +4,7 @@ Plain, typed, immutable data (frozen dataclasses), every default filled in and e
 explicit; ``sim.config.resolve.world_spec`` makes it, ``sim.model`` reads it and never the config.
 """
 
+from sim.spec.storm import ReconnectSpec, StormSpec
 from sim.spec.world import (
     ClientSpec,
     DistSpec,
@@ -21,4 +22,4 @@ from sim.spec.world import (
 )
 
 __all__ = ["ClientSpec", "DistSpec", "EnvoySpec", "FaultSpec", "GrpcSpec", "HostSpec", "MiddleboxSpec", "NlcuSpec",
-           "ServerSpec", "Shortcuts", "SocketSpec", "TrafficSpec", "WorldSpec"]
+           "ReconnectSpec", "ServerSpec", "Shortcuts", "SocketSpec", "StormSpec", "TrafficSpec", "WorldSpec"]

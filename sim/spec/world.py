@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.spec.storm import ReconnectSpec, StormSpec
+
 
 @dataclass(frozen=True)
 class SocketSpec:
@@ -116,6 +118,8 @@ class ClientSpec:
     pool_lifetime_s: float = 0.0
     #: the client machines the slots are spread over, slot i on machine i % instances (0: one per slot)
     instances: int = 0
+    #: when a slot reconnects after a death or a failed connect (docs/model.md)
+    reconnect: ReconnectSpec = ReconnectSpec()
 
 
 @dataclass(frozen=True)
@@ -215,3 +219,5 @@ class WorldSpec:
     shortcuts: Shortcuts = Shortcuts()
     #: injected faults, in config order (their index names them: ``faults[0]``)
     faults: tuple[FaultSpec, ...] = ()
+    #: a storm with a cause (``storm``), or None
+    storm: StormSpec | None = None
