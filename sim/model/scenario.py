@@ -382,7 +382,8 @@ def _merge_device(parts: list[dict]) -> dict:
     """One device's capacity records of disjoint slot sets, as one run's."""
     first = parts[0]
     return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
-            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected")},
+            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected",
+                                                          "ping_packets")},
             "intervals": [iv for p in parts for iv in p["intervals"]],
             "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),
             "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),
