@@ -113,16 +113,26 @@ class Scheduler:
     def push(self, t_s: float, ev: Any) -> None:
         """Queue a timer-like event (``_Call`` or ``LazyTimer``) at ``t_s``."""
         self.eid += 1
+        self.push_as(t_s, self.eid, ev)
+
+    def reserve_eid(self) -> int:
+        """An event id taken now, for an event queued later with ``push_as``: it is then ordered
+        among the events of its instant as if it had been queued now."""
+        self.eid += 1
+        return self.eid
+
+    def push_as(self, t_s: float, eid: int, ev: Any) -> None:
+        """Queue ``ev`` at ``t_s`` with the id ``eid`` (from ``reserve_eid``)."""
         if t_s < self.window_end_s:
-            heappush(self.queue, (t_s, self.eid, ev))
+            heappush(self.queue, (t_s, eid, ev))
             return
         key = int(t_s // _BUCKET_S)
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [(t_s, self.eid, ev)]
+            self.buckets[key] = [(t_s, eid, ev)]
             heappush(self.bucket_keys, key)
         else:
-            bucket.append((t_s, self.eid, ev))
+            bucket.append((t_s, eid, ev))
 
     def _next_window(self) -> None:
         """Heap the earliest bucket into ``queue``."""
@@ -229,6 +239,9 @@ class OneQueueScheduler(Scheduler):
     def push(self, t_s: float, ev: Any) -> None:
         self.eid += 1
         heappush(self.queue, (t_s, self.eid, ev))
+
+    def push_as(self, t_s: float, eid: int, ev: Any) -> None:
+        heappush(self.queue, (t_s, eid, ev))
 
     def deliver_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         if t_s < self.horizon_s:

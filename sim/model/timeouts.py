@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.model.clock import LazyTimer, Scheduler
+from sim.model.clock import Scheduler, _Call
 
 
 class FifoTimeouts:
@@ -21,16 +21,19 @@ class FifoTimeouts:
     makes the same check when it fires.
     """
 
-    __slots__ = ("sched", "timer", "entries", "duration_s", "attr", "expired", "shared")
+    __slots__ = ("sched", "entries", "duration_s", "attr", "expired", "shared", "armed", "fire")
 
     def __init__(self, sched: Scheduler, duration_s: float, attr: str, expired: Callable[[Any], None]) -> None:
         self.sched = sched
-        self.timer = LazyTimer(sched, self, FifoTimeouts._due)
-        self.entries: deque[tuple[float, Any, Any]] = deque()
+        #: (due_s, event id reserved when it was set, owner, token), oldest first
+        self.entries: deque[tuple[float, int, Any, Any]] = deque()
         self.duration_s = duration_s
         self.attr = attr
         self.expired = expired
         self.shared: bool = sched.shared_timeouts
+        #: an event is queued for the head entry
+        self.armed = False
+        self.fire = _Call(self._due, None)
 
     def add(self, now_s: float, owner: Any, token: Any) -> None:
         """``owner`` starts waiting on ``token`` now."""
@@ -38,9 +41,18 @@ class FifoTimeouts:
         if not self.shared:
             self.sched.call_at(due, self._one, (owner, token))
             return
-        self.entries.append((due, owner, token))
-        if len(self.entries) == 1:  # otherwise the timer is already due no later than the head
-            self.timer.set(due)
+        # The head's event carries the id this entry would have had as an event of its own, so a
+        # timeout tied with another event at its instant runs in the same order as on the
+        # reference engine (a response due at the very instant of the timeout, say).
+        self.entries.append((due, self.sched.reserve_eid(), owner, token))
+        if not self.armed:
+            self._arm()
+
+    def _arm(self) -> None:
+        due, eid, _, _ = self.entries[0]
+        if due < self.sched.horizon_s:
+            self.armed = True
+            self.sched.push_as(due, eid, self.fire)
 
     def _one(self, entry: tuple[Any, Any]) -> None:
         """One request's own timer (the shortcut off)."""
@@ -48,17 +60,22 @@ class FifoTimeouts:
         if getattr(owner, self.attr) is token:
             self.expired(owner)
 
-    def _due(self) -> None:
+    def _due(self, _arg: Any = None) -> None:
+        """The head entry's instant came: drop the entries answered in time, expire the head if it
+        is still waiting, and queue the event of the next one still waiting."""
+        self.armed = False
         entries = self.entries
-        now = self.sched.now_s
         attr = self.attr
+        now = self.sched.now_s
         while entries:
-            due, owner, token = entries[0]
+            due, _, owner, token = entries[0]
             if getattr(owner, attr) is not token:
                 entries.popleft()  # answered in time (or given up otherwise)
             elif due > now:
-                self.timer.set(due)
-                return
+                break
             else:
                 entries.popleft()
                 self.expired(owner)
+                break  # the next one waits for its own event (its id orders it among its instant's)
+        if entries and not self.armed:
+            self._arm()
