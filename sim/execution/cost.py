@@ -186,8 +186,10 @@ def point_cost(sc: Scenario) -> _Cost:
     events = reps * n * (opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second)
     rows = n * opens * legs
     minutes = sc.duration / 60.0
-    # slots that share a limited flow table are simulated all at once, never in chunks (docs/model.md)
+    # slots that share a limited flow table, or Envoy's upstream pools (an HTTP listener), are
+    # simulated all at once, never in chunks (docs/model.md)
     limited = any(s.max_flows is not None for s in specs + [middlebox_spec(c) for c in lb_list(sc.upstream.lb)])
+    limited = limited or (sc.envoy is not None and sc.envoy.listener.protocol != "tcp_proxy")
     memory = ((n if limited else min(n, SLOTS_AT_ONCE)) * BYTES_PER_OPEN_CONNECTION + rows * BYTES_PER_RECORD
               + sc.duration * BYTES_PER_SECOND + minutes * BYTES_PER_MINUTE)
     output = reps * (rows * OUTPUT_BYTES_PER_ROW + minutes * OUTPUT_BYTES_PER_MINUTE + OUTPUT_BYTES_PER_TASK)

@@ -19,6 +19,7 @@ from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
+from sim.model.pool import PoolConn, UpstreamPool
 from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
@@ -135,6 +136,17 @@ class World:
         if spec.envoy and spec.envoy.connect_timeout_s > 0:
             self.connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
                                                  EnvoyConn._connect_timer)
+        #: Envoy's upstream pools, one per worker (an HTTP listener; sim.model.pool), with the
+        #: cluster's connect_timeout on their connections
+        self.pools: list[UpstreamPool] = []
+        self.pool_connect_timeouts = None
+        if spec.envoy and not spec.envoy.tcp_proxy:
+            assert self.envoy_settings is not None
+            self.pools = [UpstreamPool(self, self.envoy_settings) for _ in range(spec.envoy.concurrency)]
+            if spec.envoy.connect_timeout_s > 0:
+                self.pool_connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
+                                                          PoolConn._connect_timer)
+            self.connect_timeouts = None
         #: failed requests per simulated second, sparse (the burst of a reconnect storm)
         self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
@@ -229,8 +241,15 @@ class World:
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
                              self.upstream_spec, shared_flow, ends)
 
-    def open_upstream(self, owner: EnvoyConn) -> Conn:
-        """Envoy opens its upstream (cluster) connection."""
+    def pool_for(self, slot: ClientSlot) -> UpstreamPool | None:
+        """The upstream pool of the worker serving ``slot``'s connections (None: no pools). Envoy
+        leaves the choice of worker to the kernel (no exact_balance); ``slot % concurrency`` spreads
+        the slots evenly and keeps every record reproducible (docs/model.md)."""
+        pools = self.pools
+        return pools[slot.index % len(pools)] if pools else None
+
+    def open_upstream(self, owner: EnvoyConn | PoolConn) -> Conn:
+        """Envoy opens an upstream (cluster) connection: its own (tcp_proxy) or a pool's."""
         slot = owner.slot
         assert self.envoy_host is not None
         return self._connect(slot, "upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
@@ -299,9 +318,16 @@ def _legs_serving(conn: Conn) -> list[Conn]:
 
 
 def shares_flow_tables(spec: WorldSpec) -> bool:
-    """Does a device of ``spec`` have a flow limit (``max_flows``)? Then its slots compete for the
-    same table and are not independent: the fleet is simulated whole, never in chunks or pieces."""
-    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb)
+    """Do the slots of ``spec`` share state? A device with a flow limit (``max_flows``): they
+    compete for the same table; Envoy's upstream pools (an HTTP listener): their requests share the
+    pools' connections. Then the slots are not independent: the fleet is simulated whole, never in
+    chunks or pieces."""
+    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb) or shares_upstream_pools(spec)
+
+
+def shares_upstream_pools(spec: WorldSpec) -> bool:
+    """Does Envoy pool its upstream connections (an HTTP listener; a tcp_proxy one does not)?"""
+    return spec.envoy is not None and not spec.envoy.tcp_proxy
 
 
 def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
