@@ -3,7 +3,8 @@
     python bench/fleet.py [--connections 10000000] [--sample 20000] [--duration 24h]
     python bench/fleet.py --coverage 40 --connections 100000 --sample 5000 [--duration 24h]
 
-The first form runs configs/nlb.yaml's traffic (without its sweep) for a sampled fleet and prints
+The first form runs configs/nlb.yaml's traffic (without its sweep, with a tcp_proxy listener: a
+pooled HTTP listener is not sampled) for a sampled fleet and prints
 the wall time, the peak memory and the headline estimates with their 95 % intervals. The second
 runs the whole fleet once, then draws ``--coverage`` samples of it (seeded 0, 1, ...) from the same
 traffic, and counts for each headline figure how many of the sampled intervals contain the full
@@ -40,7 +41,10 @@ HEADLINE = ("silent_drops", "failed_requests", "keepalive_pps", "new_flows", "lb
 
 
 def _scenario(args, sample: int | None):
-    sets = [f"connections={args.connections}", f"duration={args.duration}", "replications=1", "sweep={}"]
+    # a tcp_proxy listener: an HTTP one pools its upstream connections per worker, and a fleet sharing
+    # pools is not sampled (docs/model.md#sampled-fleets)
+    sets = [f"connections={args.connections}", f"duration={args.duration}", "replications=1", "sweep={}",
+            "envoy.listener.protocol=tcp_proxy"]
     if sample is not None:
         sets.append(f"fleet.sample={sample}")
     return load_config(args.config, sets).scenario

@@ -60,7 +60,7 @@ def test_the_sample_is_seeded_uniform_and_sized_by_count_or_fraction():
 
 def test_a_sample_under_a_shared_flow_limit_is_refused_in_one_line():
     raw = _raw(100, sample=10, lb={"profile": "aws-nlb-tcp", "idle_timeout": 350, "max_flows": 50})
-    with pytest.raises(ConfigError, match="fleet.sample: .*share a limit"):
+    with pytest.raises(ConfigError, match="fleet.sample: .*share state"):
         run_scenario(_sc(raw))
     done = subprocess.run([sys.executable, "-m", "sim", "run", "-"], input=json.dumps(raw), text=True,
                           capture_output=True)
@@ -170,11 +170,18 @@ def test_a_sampled_sweep_shows_the_fleet_day_estimate_with_its_interval(tmp_path
 
     small = str(Path(__file__).with_name("sweep_small.yaml"))
     out = tmp_path / "o"
-    code = main(["sweep", small, "--set", "connections=2000", "--set", "fleet.sample=40", "--executor", "serial",
-                 "--quiet", "--out", str(out)])
+    # a tcp_proxy listener: an HTTP one pools its upstream connections, and a pooled fleet is not sampled
+    code = main(["sweep", small, "--set", "connections=2000", "--set", "fleet.sample=40", "--set",
+                 "envoy.listener.protocol=tcp_proxy", "--executor", "serial", "--quiet", "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "drops/day [95%]" in text
     rows = pd.read_csv(out / "summary.csv")
     assert (rows["sample_fraction"] == 0.02).all() and rows["expected_drops_per_day"].notna().all()
     report = (out / "report.md").read_text()
     assert "expected_drops_per_day_ci95" in report
+
+
+def test_a_sample_of_a_fleet_sharing_envoys_upstream_pools_is_refused():
+    raw = _raw(100, sample=10, envoy={})
+    with pytest.raises(ConfigError, match="fleet.sample: .*Envoy's upstream pools"):
+        run_scenario(_sc(raw))

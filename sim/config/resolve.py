@@ -45,6 +45,11 @@ def request_limit(listener) -> tuple[float, str]:
     return min(limits) if limits else (0.0, "")
 
 
+def _h2_keepalive(ka) -> tuple[float, float]:
+    """(interval_s, timeout_s) of an ``http2_keepalive`` block, or (0, 0) when it is off."""
+    return (ka.interval, ka.timeout) if ka is not None else (0.0, 0.0)
+
+
 def _dist(d) -> DistSpec:
     kind, a, b = d.spec()
     return DistSpec(kind, a, b)
@@ -72,7 +77,10 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
             upstream_socket=socket_spec(ups.keepalive, ups.user_timeout, ups.syncnt), ds_idle_s=lst.idle_timeout,
             us_idle_s=ups.idle_timeout, tcp_proxy=lst.protocol == "tcp_proxy", retry_on_reset=ups.retry_on_reset,
             request_timeout_s=limit_s, request_timeout_reason=reason, connect_timeout_s=ups.connect_timeout,
-            max_requests_per_connection=ups.max_requests_per_connection or 0)
+            max_requests_per_connection=ups.max_requests_per_connection or 0, concurrency=sc.envoy.concurrency,
+            protocol=ups.protocol, max_concurrent_streams=ups.max_concurrent_streams,
+            upstream_h2_keepalive=_h2_keepalive(ups.http2_keepalive),
+            listener_h2_keepalive=_h2_keepalive(lst.http2_keepalive))
     grpc = sc.upstream.grpc
     return WorldSpec(
         name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,

@@ -14,6 +14,14 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from sim.config.envoy_pool import (
+    MAX_CONCURRENT_STREAMS,
+    Concurrency,
+    ConcurrentStreams,
+    Http2Keepalive,
+    UpstreamProtocol,
+    check_http2_keepalive,
+)
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.fleet import FleetCfg, fleet_sets_connections
 from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
@@ -182,6 +190,7 @@ class ListenerCfg(Strict):
     idle_timeout: Duration = 3600.0
     route_timeout: Duration = 15.0  # a request without a response for this long gets a 504; 0 = off
     stream_idle_timeout: Duration = 300.0  # a stream with no bytes for this long is reset (408); 0 = off
+    http2_keepalive: Http2Keepalive = None  # Envoy PINGs the client: {interval, timeout} (envoy_pool.py)
 
 
 class EnvoyUpstreamCfg(Strict):
@@ -196,6 +205,15 @@ class EnvoyUpstreamCfg(Strict):
     max_requests_per_connection: Optional[int] = Field(default=None, ge=1, le=MAX_INT32)
     idle_timeout: Duration = 3600.0
     retry_on_reset: bool = False  # retry a request once on a new connection when its upstream resets
+    #: pool connections carry one request at a time (http1) or multiplex streams (http2)
+    protocol: UpstreamProtocol = "http1"
+    max_concurrent_streams: ConcurrentStreams = MAX_CONCURRENT_STREAMS
+    http2_keepalive: Http2Keepalive = None  # Envoy PINGs its pool connections: {interval, timeout}
+
+    @model_validator(mode="after")
+    def _h2_keepalive_needs_h2(self) -> EnvoyUpstreamCfg:
+        check_http2_keepalive(self.protocol, self.http2_keepalive)
+        return self
 
 
 #: The product an ``envoy`` block stands for, and the defaults of it that differ from the field
@@ -216,6 +234,7 @@ class EnvoyCfg(Strict):
     listener: ListenerCfg = ListenerCfg()
     upstream: EnvoyUpstreamCfg = EnvoyUpstreamCfg()
     kernel: KernelCfg = KernelCfg()
+    concurrency: Concurrency = 2  # worker threads, each with its own upstream pool
 
     @model_validator(mode="before")
     @classmethod

@@ -189,7 +189,7 @@ def point_cost(sc: Scenario) -> _Cost:
     events = reps * n * (opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second)
     rows = n * opens * legs
     minutes = sc.duration / 60.0
-    # slots that share a limited flow table or a port budget are simulated all at once, never in
+    # slots that share a limited flow table, a port budget or Envoy's upstream pools are simulated all at once, never in
     # chunks (docs/model.md)
     limited = not slots_independent(sc)
     memory = ((n if limited else min(n, SLOTS_AT_ONCE)) * BYTES_PER_OPEN_CONNECTION + rows * BYTES_PER_RECORD

@@ -44,10 +44,13 @@ def sampling_clusters(sc: Scenario) -> int:
                    and not any(m.terminating for m in spec.lb)
                    and all(m.ports_per == "client_instance" for m in spec.lb if m.ports_limit is not None))
     if not by_instance:
-        raise ConfigError("the fleet's slots share a limit (a flow table with max_flows, or a port budget that "
-                          "several slots draw on beyond one client instance's), so a sample of them would not "
-                          "behave as they do in the whole fleet; sampling is refused rather than silently wrong",
-                          key="fleet.sample", allowed="no sample (the fleet simulated whole), no shared limit, or "
+        raise ConfigError("the fleet's slots share state (a flow table with max_flows, a port budget that "
+                          "several slots draw on beyond one client instance's, or Envoy's upstream pools), so a "
+                          "sample of them would not behave as they do in the whole fleet; sampling is refused "
+                          "rather than silently wrong",
+                          key="fleet.sample",
+                          allowed="no sample (the fleet simulated whole), no shared state (an Envoy "
+                          "listener with protocol: tcp_proxy has no pools), or "
                           "port budgets per client_instance over 2 or more client.instances (whole instances "
                           "are then sampled)")
     return clusters

@@ -118,6 +118,9 @@ CONN_ID_STRIDE: Final = 1_000_000
 
 #: IPv4 (20) + TCP (20) + timestamps option (12): a probe, an ACK, or a data segment's headers.
 SEGMENT_HEADER_BYTES: Final = 52
+#: bytes an HTTP/2 PING, PING ACK or GOAWAY frame carries on top of those: a 9-byte frame header and
+#: an 8-byte payload (RFC 9113 §6.7; a GOAWAY without debug data is 8 bytes too, §6.8)
+H2_CONTROL_FRAME_BYTES: Final = 17
 
 #: The fields of one packet-trace entry (``Records.trace``, trace.parquet), in tuple order:
 #: ``t_s`` when it was sent (or the verdict's time); ``lane`` its sender, client (the leg's opener),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from sim.facts.names import SEGMENT_HEADER_BYTES
+from sim.facts.names import H2_CONTROL_FRAME_BYTES, SEGMENT_HEADER_BYTES
 
 CAPACITY_FIELDS = (
     "failed_requests_peak_per_s", "lb_keepalive_pps", "keepalive_pps_steady", "keepalive_bytes_per_s",
@@ -243,7 +243,9 @@ def capacity(series: dict, duration_s: float) -> dict:
     steady = ka[half:full] if full > half else ka[half:]
     out["lb_keepalive_pps"] = dev["keepalive_packets"] / duration_s
     out["keepalive_pps_steady"] = float(steady.mean() / bucket_s) if len(steady) else math.nan
-    out["keepalive_bytes_per_s"] = float(ka.sum() * SEGMENT_HEADER_BYTES / duration_s)
+    # every keepalive packet's headers, and an HTTP/2 PING's 17-byte frame on top of them
+    ka_bytes = ka.sum() * SEGMENT_HEADER_BYTES + dev.get("ping_packets", 0) * H2_CONTROL_FRAME_BYTES
+    out["keepalive_bytes_per_s"] = float(ka_bytes / duration_s)
     out["lb_bytes_per_s"] = float(by.sum() / duration_s)
     out["lb_active_flows_peak"] = peak_overlap(dev["intervals"])
     out["lb_active_flows_mean"] = _flows_mean(dev["intervals"], duration_s)

@@ -11,6 +11,7 @@ from sim.model.clock import LazyTimer
 from sim.model.kernel import TcpSocket
 from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.middlebox import count_at
+from sim.model.pings import Pinger
 from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
 from sim.model.storm import Backoff, hold
@@ -87,8 +88,8 @@ class ClientSlot:
         """Open a (replacement) connection now."""
         conn = self.conn = self.world.open_downstream(self)
         cfg = self.cfg
-        if cfg.ping_interval_s > 0:
-            self.world.sched.call_at(self.world.now() + cfg.ping_interval_s, self._ping, conn)
+        if cfg.ping_interval_s > 0:  # HTTP/2 PINGs count as bytes for L7 idle timers, refresh L4 middleboxes
+            Pinger(self.world.sched, conn.cs, cfg.ping_interval_s, 0.0, self).start(self.world.now())
         if cfg.pool_lifetime_s > 0:
             self.world.sched.call_at(self.world.now() + cfg.pool_lifetime_s, self._lifetime_over, conn)
 
@@ -192,14 +193,6 @@ class ClientSlot:
             else:  # after the current request
                 self.world.sched.call_at(self.world.now() + 1.0, self._lifetime_over, conn)
 
-    def _ping(self, conn: Conn) -> None:
-        """HTTP/2 PING: counts as bytes for L7 idle timers and refreshes L4 middleboxes."""
-        if conn is not self.conn or not conn.cs.is_open():
-            return
-        if conn.cs.state == ESTABLISHED:
-            conn.cs.send(Msg(0, self.world.now(), PING))
-        self.world.sched.call_at(self.world.now() + self.cfg.ping_interval_s, self._ping, conn)
-
     # -- socket callbacks
     def on_established(self, sock: TcpSocket) -> None:
         if self.backoff is not None:
@@ -212,7 +205,9 @@ class ClientSlot:
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
         status = msg.status
         if status < 0:
-            if status == GOAWAY:  # the server refuses this connection: reconnect
+            if status == PING:  # Envoy's listener http2_keepalive: HTTP/2 answers every PING
+                sock.send(Msg(0, self.world.now(), PING_ACK))
+            elif status == GOAWAY:  # the server refuses this connection: reconnect
                 conn = self.conn
                 assert conn is not None
                 conn.out_c = "goaway"

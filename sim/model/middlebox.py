@@ -11,9 +11,9 @@ import heapq
 import math
 from typing import Any, Final
 
-from sim.facts.names import SEGMENT_HEADER_BYTES
+from sim.facts.names import H2_CONTROL_FRAME_BYTES, SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
-from sim.model.messages import Msg
+from sim.model.messages import GOAWAY, Msg
 from sim.model.ports import PortBudget
 from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
 from sim.spec import MiddleboxSpec
@@ -93,6 +93,7 @@ class Middlebox:
         "leg", "bucket_s", "message_sizes", "took", "active", "flow_limit", "connects_rejected", "expiries",
         "ports",
         "storm_flows",
+        "ping_packets",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -114,6 +115,8 @@ class Middlebox:
         self.timeout_s = spec.idle_timeout_s
         self.refresh_any = spec.refreshed_by == "any_packet"
         self.keepalive_packets = 0
+        #: of those, HTTP/2 PINGs and PING ACKs (17 bytes of frame each on top of the headers)
+        self.ping_packets = 0
         self.lb_rsts = 0
         self.new_flows = 0
         #: (start_s, end_s) of every flow-table entry, for the active-flow peak and time series
@@ -308,12 +311,20 @@ class Middlebox:
         gap = t_s - flow.last_seen_s
         bucket = int(t_s // self.bucket_s)
         size = SEGMENT_HEADER_BYTES
+        status = 0
         if kind == DATA:
-            size += self.payload_bytes[0 if from_client else 1]
-            if self.message_sizes:  # a traffic process may give a request its own size
-                payload = seg.payload
-                if isinstance(payload, Msg) and payload.size_bytes >= 0:
-                    size += payload.size_bytes - self.payload_bytes[0 if from_client else 1]
+            payload = seg.payload
+            status = payload.status if isinstance(payload, Msg) else 0
+            if status < 0:  # an HTTP/2 PING, PING ACK or GOAWAY: a 17-byte frame, whatever the requests
+                size += H2_CONTROL_FRAME_BYTES
+                if status != GOAWAY:  # L7 keepalive: counted with the keepalive packets (docs/outputs.md)
+                    self.keepalive_packets += 1
+                    self.ping_packets += 1
+                    bump(self.ka_per_bucket, bucket)
+            elif self.message_sizes and isinstance(payload, Msg) and payload.size_bytes >= 0:
+                size += payload.size_bytes  # a traffic process may give a request its own size
+            else:
+                size += self.payload_bytes[0 if from_client else 1]
         per_bucket = self.bytes_per_bucket
         if bucket < len(per_bucket):  # inline bump(): this runs for every packet
             per_bucket[bucket] += size
@@ -325,7 +336,7 @@ class Middlebox:
                 bump(self.ka_per_bucket, bucket)
                 if kind == PROBE and flow.proxy is not None and seg.origin == "host":
                     flow.proxy.saw_keepalive()
-        if self.refresh_any or (kind == DATA and getattr(seg.payload, "status", 0) >= 0):
+        if self.refresh_any or (kind == DATA and status >= 0):
             # a byte-counting proxy (ALB) ignores HTTP/2 PING frames: "These do not reset the
             # connection idle timeout" (lb-catalog.md 2.4)
             slack = self.timeout_s - gap
@@ -363,4 +374,5 @@ class Middlebox:
                 "keepalive_per_bucket": self.ka_per_bucket, "bytes_per_bucket": self.bytes_per_bucket,
                 "new_flows_per_s": self.new_per_s, "nlcu": nlcu, "flows_limit": self.spec.max_flows,
                 "connects_rejected": self.connects_rejected, "ports_limit": self.spec.ports_limit,
-                "port_intervals": self.ports.intervals if self.ports is not None else []}
+                "port_intervals": self.ports.intervals if self.ports is not None else [],
+                "ping_packets": self.ping_packets}

@@ -2,7 +2,8 @@
 
 Keepalive probes stop here: each leg has its own kernel sockets. The HTTP idle timeout counts
 time with no active request, the upstream pool idle timeout likewise; probes count for neither
-(lb-catalog.md §2.12). In the core model Envoy keeps one upstream connection per downstream one.
+(lb-catalog.md §2.12). An HTTP listener's requests go upstream through its worker's connection
+pool (sim.model.pool); a ``tcp_proxy`` listener keeps one upstream connection per downstream one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from sim.model.app import ClientSlot
 from sim.model.clock import LazyTimer, set_timer
 from sim.model.kernel import TcpSocket
 from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
+from sim.model.pings import Pinger
 from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, SYN_SENT, Seg
 
 if TYPE_CHECKING:  # for types only: scenario imports this module
+    from sim.model.pool import UpstreamPool
     from sim.model.scenario import World
 
 
@@ -24,7 +27,7 @@ class EnvoySettings:
     """What every Envoy connection of a run reads from its configuration, read once per run."""
 
     __slots__ = ("ds_idle_s", "us_idle_s", "tcp_proxy", "retry_on_reset", "request_timeout_reason",
-                 "connect_timeout_s", "max_requests")
+                 "connect_timeout_s", "max_requests", "http2", "max_streams", "us_h2_keepalive", "ds_h2_keepalive")
 
     def __init__(self, spec: Any) -> None:
         """``spec``: the run's EnvoySpec (its hot values copied into typed slots)."""
@@ -39,19 +42,32 @@ class EnvoySettings:
         self.connect_timeout_s: float = spec.connect_timeout_s
         #: max_requests_per_connection on the upstream leg (0: unlimited)
         self.max_requests: int = spec.max_requests_per_connection
+        #: pool connections multiplex streams (HTTP/2), at most ``max_streams`` at once (1: HTTP/1.1)
+        self.http2: bool = spec.protocol == "http2"
+        self.max_streams: int = spec.max_concurrent_streams if self.http2 else 1
+        #: HTTP/2 connection keepalive (interval_s, timeout_s) of the pool's and the listener's
+        #: connections; interval 0: off
+        self.us_h2_keepalive: tuple[float, float] = spec.upstream_h2_keepalive if self.http2 else (0.0, 0.0)
+        self.ds_h2_keepalive: tuple[float, float] = spec.listener_h2_keepalive
 
 
 class EnvoyConn:
     """Envoy's handling of one downstream connection and its upstream connection."""
 
     __slots__ = ("world", "slot", "ds", "us", "active", "queued", "ds_idle", "us_idle", "cfg", "retried",
-                 "connecting", "draining")
+                 "connecting", "draining", "pool", "stream_id", "pinger")
 
     def __init__(self, world: World, slot: ClientSlot, ds_conn: Conn, cfg: EnvoySettings) -> None:
         self.world = world
         self.slot = slot
         self.ds = ds_conn
-        self.us: Conn | None = None  # the upstream leg
+        self.us: Conn | None = None  # the upstream leg (with a pool: the one carrying the request now)
+        #: the worker's upstream pool (None: tcp_proxy, one upstream connection of its own)
+        self.pool: UpstreamPool | None = world.pool_for(slot)
+        #: the pool's id of the stream carrying the request (valid while ``us`` is set)
+        self.stream_id = 0
+        #: the listener's HTTP/2 connection keepalive on the downstream connection
+        self.pinger: Pinger | None = None
         self.cfg = cfg
         self.active: Msg | None = None
         self.queued: Msg | None = None
@@ -71,11 +87,18 @@ class EnvoyConn:
         ds_s, us_s = self.cfg.ds_idle_s, self.cfg.us_idle_s
         if ds_s > 0:
             self.ds_idle = set_timer(self.ds_idle, sched, self, EnvoyConn._ds_idle_fired, now + ds_s)
-        if us_s > 0 and self.us is not None:
+        if us_s > 0 and self.us is not None and self.pool is None:
             self.us_idle = set_timer(self.us_idle, sched, self, EnvoyConn._us_idle_fired, now + us_s)
 
-    def _close_upstream(self, reason: str) -> None:
+    def _close_upstream(self, reason: str, failed: bool = False) -> None:
+        """Give up the upstream side of this connection (``failed``: count the request in flight as
+        failed on the upstream connection)."""
+        if self.pool is not None:
+            self.pool.cancel(self, reason, failed)
+            return
         us = self.us
+        if failed and us is not None and us.in_flight:
+            us.count_failure(reason)
         if us is not None and us.cs.is_open():
             us.record_close(us.cs, reason)
             us.cs.close()
@@ -110,6 +133,9 @@ class EnvoyConn:
         self._close_upstream("drain")
 
     def _forward(self, msg: Msg) -> None:
+        if self.pool is not None:
+            self.pool.new_stream(self, msg)
+            return
         us = self.us
         if us is None or not us.cs.is_open():
             self.us = self.world.open_upstream(self)
@@ -148,16 +174,17 @@ class EnvoyConn:
         """Route timeout (504) or stream idle timeout (408), whichever is shorter; no bytes flow on
         a waiting stream in this model, so both count from the request (World.route_timeouts)."""
         reason = self.cfg.request_timeout_reason
-        us = self.us
-        if us is not None and us.in_flight:
-            us.count_failure(reason)
-        self._close_upstream(reason)  # Envoy resets the upstream stream; HTTP/1.1 loses the connection
+        self._close_upstream(reason, failed=True)  # Envoy resets the upstream stream; HTTP/1.1 loses the connection
         self._answer(504 if reason == "route_timeout" else 408, reason)
 
     # -- socket callbacks (both legs)
     def on_established(self, sock: TcpSocket) -> None:
         if sock is self.ds.ss:
             self._idle_from_now()  # a connection that never carries a request is idle from the start
+            interval_s, timeout_s = self.cfg.ds_h2_keepalive
+            if interval_s > 0 and not self.cfg.tcp_proxy:
+                self.pinger = Pinger(self.world.sched, sock, interval_s, timeout_s, self)
+                self.pinger.start(self.world.now())
             return
         self.connecting = None
         if self.queued is not None:
@@ -176,6 +203,8 @@ class EnvoyConn:
                     other.send(msg)
             elif msg.status == PING:  # HTTP/2 frames are hop-by-hop: Envoy answers PINGs itself
                 sock.send(Msg(0, self.world.now(), PING_ACK))
+            elif msg.status == PING_ACK and sock is self.ds.ss and self.pinger is not None:
+                self.pinger.acked()
             return
         if sock is self.ds.ss:
             self.active = msg
@@ -207,6 +236,10 @@ class EnvoyConn:
         if us.in_flight:  # else it was still queued for the handshake, never sent on this connection
             us.hang_s += self.world.now() - us.sent_s
             us.count_failure(reason)
+        self._retry_or_fail(active, reason)
+
+    def _retry_or_fail(self, active: Msg, reason: str) -> None:
+        """The upstream failed ``active``: retry it once (retry_on reset) or answer 503."""
         if self.cfg.retry_on_reset and not self.retried and reason not in CONNECT_CAUSES:
             # retry_on "reset" does not cover a connect failure ("connect-failure" does)
             self.retried = True  # retry_on: reset, once, on a new connection
@@ -238,3 +271,24 @@ class EnvoyConn:
             self._close_upstream("peer")
         elif conn is self.us:  # not an upstream connection Envoy already closed
             self._upstream_failed("race_reset" if conn.out_c == "race_reset" else failure_reason(cause, seg))
+
+    def ping_timed_out(self) -> None:
+        """No PING ACK from the client within the listener's keepalive timeout: Envoy closes the
+        downstream connection (and gives up its request upstream)."""
+        ds = self.ds
+        if ds.ss.is_open():
+            ds.record_close(ds.ss, "ping_timeout")
+            ds.ss.close()
+        self.active = None
+        self._close_upstream("peer")
+
+    # -- the pool's calls (sim.model.pool)
+    def pool_answered(self, req: Msg, msg: Msg) -> None:
+        """The answer to ``req`` came on a pool connection."""
+        if self.active is req:
+            self._answer(msg.status, msg.reason)
+
+    def pool_failed(self, req: Msg, reason: str) -> None:
+        """The pool connection carrying (or to carry) ``req`` failed for ``reason``."""
+        if self.active is req:
+            self._retry_or_fail(req, reason)

@@ -19,6 +19,7 @@ from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
+from sim.model.pool import PoolConn, UpstreamPool
 from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
@@ -141,6 +142,17 @@ class World:
         if spec.envoy and spec.envoy.connect_timeout_s > 0:
             self.connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
                                                  EnvoyConn._connect_timer)
+        #: Envoy's upstream pools, one per worker (an HTTP listener; sim.model.pool), with the
+        #: cluster's connect_timeout on their connections
+        self.pools: list[UpstreamPool] = []
+        self.pool_connect_timeouts = None
+        if spec.envoy and not spec.envoy.tcp_proxy:
+            assert self.envoy_settings is not None
+            self.pools = [UpstreamPool(self, self.envoy_settings) for _ in range(spec.envoy.concurrency)]
+            if spec.envoy.connect_timeout_s > 0:
+                self.pool_connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
+                                                          PoolConn._connect_timer)
+            self.connect_timeouts = None
         #: failed requests per simulated second, sparse (the burst of a reconnect storm)
         self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
@@ -239,8 +251,15 @@ class World:
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
                              self.upstream_spec, shared_flow, ends)
 
-    def open_upstream(self, owner: EnvoyConn) -> Conn:
-        """Envoy opens its upstream (cluster) connection."""
+    def pool_for(self, slot: ClientSlot) -> UpstreamPool | None:
+        """The upstream pool of the worker serving ``slot``'s connections (None: no pools). Envoy
+        leaves the choice of worker to the kernel (no exact_balance); ``slot % concurrency`` spreads
+        the slots evenly and keeps every record reproducible (docs/model.md)."""
+        pools = self.pools
+        return pools[slot.index % len(pools)] if pools else None
+
+    def open_upstream(self, owner: EnvoyConn | PoolConn) -> Conn:
+        """Envoy opens an upstream (cluster) connection: its own (tcp_proxy) or a pool's."""
         slot = owner.slot
         assert self.envoy_host is not None
         return self._connect(slot, "upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
@@ -309,15 +328,23 @@ def _legs_serving(conn: Conn) -> list[Conn]:
 
 
 def shares_flow_tables(spec: WorldSpec) -> bool:
-    """Does a device of ``spec`` have a flow limit (``max_flows``), or a port budget that several
-    slots draw on? Then those slots compete for it and are not independent: the fleet is simulated
-    whole, never in chunks or pieces. A per-instance budget on the client's leg with one machine per
-    slot (and no terminating LB, whose back leg is one opener) is each slot's own."""
+    """Do the slots of ``spec`` share state? A device with a flow limit (``max_flows``), or a port
+    budget that several slots draw on: they compete for it; Envoy's upstream pools (an HTTP
+    listener): their requests share the pools' connections. Then the slots are not independent: the
+    fleet is simulated whole, never in chunks or pieces. A per-instance budget on the client's leg
+    with one machine per slot (and no terminating LB, whose back leg is one opener) is each slot's
+    own."""
     own = spec.client.instances in (0,) or spec.client.instances >= spec.connections
     alone = own and not any(m.terminating for m in spec.lb)
     return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb) or any(
         m.ports_limit is not None for m in spec.upstream_lb) or any(
-        m.ports_limit is not None and not (alone and m.ports_per == "client_instance") for m in spec.lb)
+        m.ports_limit is not None and not (alone and m.ports_per == "client_instance") for m in spec.lb) or \
+        shares_upstream_pools(spec)
+
+
+def shares_upstream_pools(spec: WorldSpec) -> bool:
+    """Does Envoy pool its upstream connections (an HTTP listener; a tcp_proxy one does not)?"""
+    return spec.envoy is not None and not spec.envoy.tcp_proxy
 
 
 def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
@@ -399,7 +426,8 @@ def _merge_device(parts: list[dict]) -> dict:
     first = parts[0]
     return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
             "ports_limit": first["ports_limit"], "port_intervals": [iv for p in parts for iv in p["port_intervals"]],
-            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected")},
+            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected",
+                                                          "ping_packets")},
             "intervals": [iv for p in parts for iv in p["intervals"]],
             "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),
             "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim.facts.names import H2_CONTROL_FRAME_BYTES
 from sim.model.messages import GOAWAY, PING, PING_ACK, Msg
 from sim.model.segment import ACK, CLOSED, DATA, FIN, KIND_NAMES, LISTEN, PROBE, RST, SYN, SYN_SENT, SYNACK, Seg
-
-#: bytes an HTTP/2 PING, PING ACK or GOAWAY frame carries (9-byte header + 8-byte payload)
-H2_CONTROL_FRAME_BYTES = 17
 
 
 class Trace:

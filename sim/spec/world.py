@@ -163,6 +163,15 @@ class EnvoySpec:
     connect_timeout_s: float = 10.0
     #: Envoy closes an upstream connection after this many answers on it (0: unlimited)
     max_requests_per_connection: int = 0
+    #: worker threads, each with an upstream pool of its own (sim.model.pool)
+    concurrency: int = 2
+    #: pool connections: "http1" (one request at a time) or "http2" (streams multiplexed)
+    protocol: str = "http1"
+    max_concurrent_streams: int = 2**31 - 1
+    #: HTTP/2 connection keepalive (interval_s, timeout_s) on the pool's and on the listener's
+    #: connections; (0, 0) = off
+    upstream_h2_keepalive: tuple[float, float] = (0.0, 0.0)
+    listener_h2_keepalive: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
