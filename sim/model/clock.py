@@ -362,6 +362,15 @@ class LazyTimer:
         if self.pending_s > due_s:
             self._enqueue(due_s)
 
+    def set_as(self, due_s: float, eid: int) -> None:
+        """``set``, for a timer the model did not queue when it was armed (a deferred loss probe):
+        a new entry carries ``eid``, the id taken when it was armed (``Scheduler.reserve_id``), so at
+        equal times it runs where it would have had it been queued then."""
+        self.due_s = due_s
+        if self.pending_s > due_s and due_s < self.sched.horizon_s:
+            self.pending_s = due_s
+            self.sched.push_as(due_s, eid, self)
+
     def clear(self) -> None:
         """Forget the deadline; a pending entry will find nothing to do."""
         self.due_s = NEVER

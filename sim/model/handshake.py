@@ -34,6 +34,7 @@ def send_handshake(sock: TcpSocket, kind: int) -> None:
     if (delivered and sock.sched.lazy_loss_probes
             and sock.tx.round_trip_end(now) < clock.fire_time(now, delay)):
         sock.tlp_sent_s = now  # queued only if the answer is lost (module docstring)
+        sock.tlp_eid = sock.sched.reserve_id()  # the id it would have taken now
     else:  # lost, or a path so slow that the answer comes after the timer: a spurious retransmission
         sock._arm(False, delay)
 
@@ -41,7 +42,8 @@ def send_handshake(sock: TcpSocket, kind: int) -> None:
 def arm_handshake_timer(sock: TcpSocket, armed_s: float) -> None:
     """Queue the handshake timer that was armed at ``armed_s`` and not queued (a loss was reported)."""
     clock = sock.clock
-    (sock.rt or sock._make_timer(False)).set(clock.fire_time(armed_s, clock.dur(TCP_TIMEOUT_INIT_S)))
+    (sock.rt or sock._make_timer(False)).set_as(clock.fire_time(armed_s, clock.dur(TCP_TIMEOUT_INIT_S)),
+                                                sock.tlp_eid)
 
 
 def handshake_timer_fired(sock: TcpSocket) -> None:

@@ -25,7 +25,7 @@ from sim.model.close import CLOSED_STATE, Closing, deadline_passed, fin_acked, f
 from sim.model.handshake import arm_handshake_timer, refused, send_handshake
 from sim.model.host import NO_OPTS, Host, SocketOwner, initial_rto_s
 from sim.model.keepalive import expiry_needed, keepalive_fired, virtual_expiry_sees
-from sim.model.retransmit import arm_tlp, retransmit_fired, tlp_due_s
+from sim.model.retransmit import arm_deferred_tlp, arm_tlp, retransmit_fired, tlp_due_s
 from sim.model.segment import (
     ACK,
     CLOSED,
@@ -54,7 +54,7 @@ class TcpSocket:
         "lrcv_s", "rcv_ts_s", "probes_out", "kt_virtual_s",
         "snd_una", "snd_nxt", "rcv_nxt", "unacked",
         "srtt_s", "rto0", "rto", "retransmits", "retrans_stamp", "in_tlp",
-        "kt", "rt", "tlp_sent_s", "last_dupack_j",
+        "kt", "rt", "tlp_sent_s", "tlp_eid", "last_dupack_j",
         "probes_sent", "error", "closed_at_s", "tag",
         "sched", "clock", "pending_acks",
         "syn_s", "estab_s", "syns", "closing",
@@ -97,6 +97,8 @@ class TcpSocket:
         self.rt: LazyTimer | None = None
         #: when the data in flight was sent, while its loss-probe timer is not queued (see send)
         self.tlp_sent_s: float | None = None
+        #: the heap id that timer took when it was armed (Scheduler.reserve_id), for when it is queued
+        self.tlp_eid = 0
         #: ticks of the last rate-limited dupACK (R22)
         self.last_dupack_j = -1e18
         self.probes_sent = 0
@@ -263,7 +265,7 @@ class TcpSocket:
             # More data behind the first: the loss probe would find this segment unacknowledged if
             # its ACK comes at or after the probe's deadline, so that timer must be real.
             self.tlp_sent_s = None
-            arm_tlp(self, sent)
+            arm_deferred_tlp(self, sent)
         if len(unacked) == 1:
             # R29: the first timer after sending is the TLP.
             self.in_tlp = True
@@ -273,6 +275,7 @@ class TcpSocket:
                 # the way back the network queues this timer (segment_lost). Either way the TLP fires
                 # exactly when the kernel's would, without an event per request that does nothing.
                 self.tlp_sent_s = now
+                self.tlp_eid = self.sched.reserve_id()  # the id it would have taken now
             else:
                 arm_tlp(self, now)
 
@@ -286,7 +289,7 @@ class TcpSocket:
             if self.state <= SYN_RECV:  # the handshake's answer was lost: its timer must run
                 arm_handshake_timer(self, sent)
             else:
-                arm_tlp(self, sent)
+                arm_deferred_tlp(self, sent)
 
     def close(self) -> None:
         """Application close: FIN to the peer, retransmitted like data (kernel-lifecycle.md R46). The

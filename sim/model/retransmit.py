@@ -67,3 +67,9 @@ def arm_tlp(sock: TcpSocket, sent_s: float) -> None:
     """Queue the TLP timer armed at ``sent_s`` (``tlp_due_s``)."""
     (sock.rt or sock._make_timer(False)).set(tlp_due_s(sock, sent_s))
 
+
+def arm_deferred_tlp(sock: TcpSocket, sent_s: float) -> None:
+    """Queue the TLP timer armed at ``sent_s`` and not queued then (``Shortcuts.lazy_loss_probes``),
+    with the id it took then (``tlp_eid``): at equal times it runs where the real one would."""
+    (sock.rt or sock._make_timer(False)).set_as(tlp_due_s(sock, sent_s), sock.tlp_eid)
+
