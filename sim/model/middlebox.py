@@ -189,19 +189,18 @@ class Middlebox:
         slack = self.timeout_s - ((seen_s if seen_s is not None else at_s) - flow.last_seen_s)
         if slack < flow.min_slack_s:
             flow.min_slack_s = slack
-        self._end(flow, at_s)
-        if flow.path.trace is not None:
-            flow.path.trace.note(at_s, "lb", "expired", f"{self.spec.name} forgets the flow", self.spec.name)
-        if flow.first_drop_s is None:
-            flow.first_drop_s = at_s
-            flow.drop_both_open = flow.path.both_open_at(at_s)
+        self._lose(flow, at_s, "")
 
     def forget(self, flow: Flow, t_s: float) -> None:
         """A storm (drop_all, deregister) removes the entry at ``t_s``, before its idle timer ran out:
         the flow is lost as an expiry loses it (``first_drop_s``), with no idle gap to measure."""
+        self._lose(flow, t_s, " (storm)")
+
+    def _lose(self, flow: Flow, t_s: float, why: str) -> None:
+        """The device forgets ``flow`` at ``t_s`` without telling either end: a silent drop."""
         self._end(flow, t_s)
         if flow.path.trace is not None:
-            flow.path.trace.note(t_s, "lb", "expired", f"{self.spec.name} forgets the flow (storm)", self.spec.name)
+            flow.path.trace.note(t_s, "lb", "expired", f"{self.spec.name} forgets the flow{why}", self.spec.name)
         if flow.first_drop_s is None:
             flow.first_drop_s = t_s
             flow.drop_both_open = flow.path.both_open_at(t_s)
