@@ -89,7 +89,7 @@ def sample_fraction(sc: Scenario) -> float:
 
 def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None = None,
                 slots: Sequence[int] | None = None) -> tuple[Records, Sequence[int], list[dict]]:
-    """One replication of a sampled fleet: its sample simulated in interleaved batches
+    """One replication of a sampled fleet: its sample simulated in random batches
     (sim.metrics.fleet.batch_count), whose summaries give the intervals of the figures the model
     counts per device. Returns the merged records (the same as ``run_one``'s), the sampled slots and
     the batches' summaries, each with its ``peak_profile`` as ``_profile``. ``slots``: a sample drawn
@@ -97,14 +97,14 @@ def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None =
     if slots is None:
         slots = fleet_slots(sc, seed)
     clusters = sampling_clusters(sc)
-    # a batch holds whole sampling units (slots, or client instances), dealt out in turn
-    units = sorted({s % clusters for s in slots}) if clusters else None
-    n_batches = batch_count(len(units), True) if units is not None else batch_count(len(slots))
-    if units is None:
-        batches = [slots[b::n_batches] for b in range(n_batches)]
-    else:
-        turn = {u: i % n_batches for i, u in enumerate(units)}
-        batches = [[s for s in slots if turn[s % clusters] == b] for b in range(n_batches)]
+    # A batch holds whole sampling units (slots, or client instances), dealt out in a seeded random
+    # order: dealt in slot order, every batch would get a slice of the ramp (a systematic sample),
+    # and the batches would agree more than random subsamples do, so the intervals would be too narrow.
+    units = sorted({s % clusters for s in slots}) if clusters else list(slots)
+    n_batches = batch_count(len(units), bool(clusters))
+    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLE_STREAM, 1))).permutation(len(units))
+    turn = {units[k]: i % n_batches for i, k in enumerate(order)}
+    batches = [[s for s in slots if turn[s % clusters if clusters else s] == b] for b in range(n_batches)]
     parts = []
     for batch in batches:
         parts.append(run_one(sc, seed, slots=batch, shortcuts=shortcuts))

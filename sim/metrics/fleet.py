@@ -11,7 +11,7 @@ fleet). The intervals, by the kind of figure:
 * durations (hang and zombie seconds, heavy-tailed): the percentile bootstrap over slots; null when
   none was observed (a duration has no rule of three);
 * figures the model counts per device rather than per connection (keepalive packets, new flows,
-  LB RSTs, bytes, mean flows, NLCU): the sample is simulated as ``B`` interleaved batches of slots,
+  LB RSTs, bytes, mean flows, NLCU): the sample is simulated as ``B`` random batches of slots,
   and the interval is Student's t on the batch totals (``B - 1`` degrees of freedom).
 
 A finite-population correction is not applied: the intervals are slightly conservative when the
@@ -56,7 +56,7 @@ MAX_BATCHES = 20
 
 
 def batch_count(units: int, clusters: bool = False) -> int:
-    """How many interleaved batches a sample of ``units`` slots (or of whole client instances, when
+    """How many batches a sample of ``units`` slots (or of whole client instances, when
     ``clusters``) is simulated in: at least 20 slots each, an instance or more each."""
     return max(2, min(MAX_BATCHES, units if clusters else units // 20))
 
@@ -170,8 +170,9 @@ def rate_peak(counts: np.ndarray, step_s: float, ratio: float) -> tuple[float, l
     count in the window around each step, per step, times N/n. The fleet's own worst second is then
     that of independent arrivals at this rate: the median of the largest of Poisson counts is the
     estimate. The interval spans the two ways arrivals can be: its low end is the peak rate alone
-    (arrivals as regular as a ramp have no excess over their rate), at the low end of the exact
-    Poisson (Garwood) interval of the busiest window's count; its high end is the 97.5th percentile
+    (arrivals as regular as a ramp have no excess over their rate), the busiest window's count less
+    the largest noise among that many windows, at the low end of its exact Poisson (Garwood)
+    interval; its high end is the 97.5th percentile
     of the Poisson largest count at the high end of that interval. With no event in the sample: 0,
     and the rule of three, ``[0, 3 N/n]`` per step."""
     from scipy import stats  # imported when a sample is scaled: it costs 70 MB and 0.5 s
@@ -189,7 +190,12 @@ def rate_peak(counts: np.ndarray, step_s: float, ratio: float) -> tuple[float, l
     idx = np.arange(n)
     a, b = np.clip(idx - w // 2, 0, n - w), np.clip(idx - w // 2, 0, n - w) + w
     rates = (csum[b] - csum[a]) / w * ratio  # the fleet's mean count per step, around each step
-    low = stats.chi2.ppf(0.025, 2 * busiest) / 2 / busiest
+    # The busiest window is itself the largest of many noisy windows: at its low end the peak rate
+    # may be as low as that count less the largest noise of as many Poisson windows (a Gaussian
+    # maximum, sqrt(2 ln windows) standard deviations), then less the 95 % Garwood margin.
+    windows = max(2, n - w + 1)
+    shrunk = max(0.0, busiest - math.sqrt(2 * math.log(windows) * busiest))
+    low = stats.chi2.ppf(0.025, 2 * shrunk) / 2 / busiest if shrunk > 0 else 0.0
     high = stats.chi2.ppf(0.975, 2 * (busiest + 1)) / 2 / busiest
     estimate = _max_quantile(rates, 0.5)
     return estimate / step_s, [float(rates.max() * low / step_s), _max_quantile(rates * high, 0.975) / step_s]
