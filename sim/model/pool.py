@@ -152,8 +152,9 @@ class UpstreamPool:
 
     def _capacity(self) -> int:
         """Streams the connecting connections will take (effectiveConcurrentStreamLimit)."""
+        # every connection takes the same number (no loop: a storm has thousands connecting at once)
         cap = self.cfg.max_requests
-        return sum(self.limit if cap <= 0 else min(self.limit, cap) for _ in self.connecting)
+        return len(self.connecting) * (self.limit if cap <= 0 else min(self.limit, cap))
 
     def new_stream(self, ec: EnvoyConn, msg: Msg) -> None:
         """``ec``'s request ``msg`` goes upstream: on a ready connection, or it waits for one."""
