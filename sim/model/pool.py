@@ -90,7 +90,7 @@ class PoolConn:
         if interval_s > 0:
             self.pinger = Pinger(pool.world.sched, sock, interval_s, timeout_s, self)
             self.pinger.start(pool.world.now())
-        pool.connecting.remove(self)
+        del pool.connecting[self]
         pool.made_ready(self)
 
     def on_data(self, sock: TcpSocket, msg: Msg) -> None:
@@ -143,7 +143,8 @@ class UpstreamPool:
         self.cfg = cfg
         #: established connections that can take a stream; the last is Envoy's ready_clients_.front()
         self.ready: list[PoolConn] = []
-        self.connecting: list[PoolConn] = []
+        #: connections in their handshake (a dict: a storm has thousands, and each leaves in O(1))
+        self.connecting: dict[PoolConn, None] = {}
         #: streams waiting for a connection, oldest first: (downstream connection, its request)
         self.pending: deque[tuple[EnvoyConn, Msg]] = deque()
         #: streams one connection carries at once
@@ -169,7 +170,7 @@ class UpstreamPool:
         pc = PoolConn(self, slot)
         world = self.world
         pc.conn = world.open_upstream(pc)
-        self.connecting.append(pc)
+        self.connecting[pc] = None
         if world.pool_connect_timeouts is not None:
             pc.connecting = pc.conn
             world.pool_connect_timeouts.add(world.now(), pc, pc.conn)
@@ -191,7 +192,11 @@ class UpstreamPool:
             pc.draining = True  # its last stream: closed when that ends
         if pc.ready and (pc.draining or len(pc.streams) >= self.limit):
             pc.ready = False
-            self.ready.remove(pc)
+            ready = self.ready
+            if ready[-1] is pc:  # the usual one: the most recently used, at the end
+                ready.pop()
+            else:
+                ready.remove(pc)
         # the service time is drawn from the requesting slot's server, as without a pool
         service = msg.service_s if msg.service_s >= 0 else ec.slot.server.service.draw()
         conn.cs.send(Msg(sid, msg.sent_s, 0, "", msg.size_bytes, service))
@@ -235,8 +240,7 @@ class UpstreamPool:
         if pc.ready:
             pc.ready = False
             self.ready.remove(pc)
-        if pc in self.connecting:
-            self.connecting.remove(pc)
+        self.connecting.pop(pc, None)
         pc.connecting = None
         if pc.idle is not None:
             pc.idle.clear()
