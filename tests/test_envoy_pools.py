@@ -14,7 +14,7 @@ from sim.execution.simulate import slots_independent
 from sim.facts.names import CONN_ID_STRIDE
 from sim.metrics.summary import summarize_one
 from sim.spec import Shortcuts
-from tests.test_shortcuts import assert_same_run, same
+from tests.test_shortcuts import _devices, assert_same_run, same
 
 HOP_S = 0.001
 
@@ -132,6 +132,30 @@ def test_a_pooled_fleet_is_simulated_whole():
     assert slots_independent(Scenario.model_validate(tcp))
     (_, whole), (_, chunked) = _run(raw, chunk_slots=0), _run(raw, chunk_slots=2)
     assert same(whole.columns, chunked.columns)  # NaN-aware: compiled, each NaN is a float of its own
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_a_pooled_fleet_runs_a_world_per_envoy_worker_with_the_records_of_the_whole(protocol):
+    """The slots of one worker share its pool, those of two workers share nothing: a pooled fleet
+    larger than a chunk runs as one world per worker (``worker_groups``) and gives the whole fleet's
+    records, while slots cut any other way do not (the pools couple them)."""
+    from sim.config.resolve import world_spec
+    from sim.model.groups import worker_groups
+    from sim.model.scenario import merge
+
+    raw = _raw(12, gap=7.0, ramp=12.0, service=1.0, duration=200.0,
+               envoy={"concurrency": 3}, upstream={"protocol": protocol, "max_concurrent_streams": 2})
+    sc = Scenario.model_validate(raw)
+    assert worker_groups(world_spec(sc), range(12)) == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    (_, whole), (_, grouped) = _run(raw, chunk_slots=0), _run(raw, chunk_slots=5)
+    assert grouped.run["events"] != whole.run["events"]  # three worlds ran, not one
+    for name in whole.columns:
+        assert same(whole.columns[name], grouped.columns[name]), name
+    assert whole.counters == grouped.counters
+    assert sorted(whole.flow_intervals) == sorted(grouped.flow_intervals)
+    assert same(_devices(whole.series), _devices(grouped.series))
+    halves = merge([run_one(sc, 1, slots=range(a, a + 6), chunk_slots=0) for a in (0, 6)])
+    assert not same(whole.columns, halves.columns)
 
 
 @pytest.mark.parametrize("protocol", ["http1", "http2"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -15,6 +15,7 @@ from sim.model.app import ClientSlot, Sampler, Server
 from sim.model.clock import Clock, make_scheduler
 from sim.model.faults import FaultedMiddlebox, device_faults, leg_faults, make_faults
 from sim.model.faults import counts as fault_counts
+from sim.model.groups import shares_flow_tables, worker_groups
 from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
@@ -327,26 +328,6 @@ def _legs_serving(conn: Conn) -> list[Conn]:
     return legs
 
 
-def shares_flow_tables(spec: WorldSpec) -> bool:
-    """Do the slots of ``spec`` share state? A device with a flow limit (``max_flows``), or a port
-    budget that several slots draw on: they compete for it; Envoy's upstream pools (an HTTP
-    listener): their requests share the pools' connections. Then the slots are not independent: the
-    fleet is simulated whole, never in chunks or pieces. A per-instance budget on the client's leg
-    with one machine per slot (and no terminating LB, whose back leg is one opener) is each slot's
-    own."""
-    own = spec.client.instances in (0,) or spec.client.instances >= spec.connections
-    alone = own and not any(m.terminating for m in spec.lb)
-    return any(m.max_flows is not None for m in spec.lb + spec.upstream_lb) or any(
-        m.ports_limit is not None for m in spec.upstream_lb) or any(
-        m.ports_limit is not None and not (alone and m.ports_per == "client_instance") for m in spec.lb) or \
-        shares_upstream_pools(spec)
-
-
-def shares_upstream_pools(spec: WorldSpec) -> bool:
-    """Does Envoy pool its upstream connections (an HTTP listener; a tcp_proxy one does not)?"""
-    return spec.envoy is not None and not spec.envoy.tcp_proxy
-
-
 def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
               slots: Iterable[int] | None = None, chunk_slots: int = CHUNK_SLOTS) -> Records:
     """Simulate one replication of ``spec`` with ``seed``. Pure: no files, no CLI, no executors.
@@ -354,15 +335,22 @@ def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
     only these client slots (the rest of the fleet is independent of them). A fleet of more than
     ``chunk_slots`` slots is simulated that many slots at a time, one chunk after another, and
     merged: the same records (0: never; nor with ``Shortcuts.chunking`` off, nor when a device has a
-    flow limit: ``shares_flow_tables``)."""
+    flow limit: ``shares_flow_tables``). When Envoy's upstream pools are all the slots share, such a
+    fleet is simulated one worker's slots at a time instead (``worker_groups``), also exactly."""
     chosen = range(spec.connections) if slots is None else list(slots)
-    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen) and not shares_flow_tables(spec):
-        t0 = time.perf_counter()
-        parts = [_run_world(spec, seed, trace_conn, chosen[a:a + chunk_slots])
-                 for a in range(0, len(chosen), chunk_slots)]
-        rec = merge(parts)
-        rec.run["wall_s"] = time.perf_counter() - t0
-        return rec
+    if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen):
+        groups = worker_groups(spec, chosen)
+        if groups is not None and len(groups) > 1:  # Envoy's pools: a world per worker
+            pieces: list[Sequence[int]] = list(groups)
+        elif not shares_flow_tables(spec):
+            pieces = [chosen[a:a + chunk_slots] for a in range(0, len(chosen), chunk_slots)]
+        else:
+            pieces = []
+        if pieces:
+            t0 = time.perf_counter()
+            rec = merge([_run_world(spec, seed, trace_conn, p) for p in pieces])
+            rec.run["wall_s"] = time.perf_counter() - t0
+            return rec
     return _run_world(spec, seed, trace_conn, slots)
 
 
