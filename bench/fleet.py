@@ -4,8 +4,8 @@
     python bench/fleet.py --coverage 40 --connections 100000 --sample 5000 [--duration 24h]
 
 The first form runs configs/nlb.yaml's traffic (without its sweep, with a tcp_proxy listener: a
-pooled HTTP listener is not sampled) for a sampled fleet and prints
-the wall time, the peak memory and the headline estimates with their 95 % intervals. The second
+pooled HTTP listener is sampled by whole Envoy workers, and nlb.yaml's 2 are the whole fleet) for a
+sampled fleet and prints the wall time, the peak memory and the headline estimates with their 95 % intervals. The second
 runs the whole fleet once, then draws ``--coverage`` samples of it (seeded 0, 1, ...) from the same
 traffic, and counts for each headline figure how many of the sampled intervals contain the full
 run's value (issue 17 asks at least 36 of 40).
@@ -41,8 +41,8 @@ HEADLINE = ("silent_drops", "failed_requests", "keepalive_pps", "new_flows", "lb
 
 
 def _scenario(args, sample: int | None):
-    # a tcp_proxy listener: an HTTP one pools its upstream connections per worker, and a fleet sharing
-    # pools is not sampled (docs/model.md#sampled-fleets)
+    # a tcp_proxy listener: an HTTP one pools its upstream connections per worker, a fleet sharing pools
+    # is sampled by whole workers, and 2 of nlb.yaml's 2 are the whole fleet (docs/model.md#sampled-fleets)
     sets = [f"connections={args.connections}", f"duration={args.duration}", "replications=1", "sweep={}",
             "envoy.listener.protocol=tcp_proxy"]
     if sample is not None:

@@ -14,7 +14,7 @@ from sim.config.validate import Source, validate_scenario
 from sim.errors import ConfigError
 from sim.execution import run_one
 from sim.execution.runner import run_scenario
-from sim.execution.sampling import fleet_slots
+from sim.execution.sampling import fleet_slots, sampling_clusters
 from sim.execution.seeds import replication_seed
 from sim.facts.names import CONN_ID_STRIDE
 
@@ -170,7 +170,7 @@ def test_a_sampled_sweep_shows_the_fleet_day_estimate_with_its_interval(tmp_path
 
     small = str(Path(__file__).with_name("sweep_small.yaml"))
     out = tmp_path / "o"
-    # a tcp_proxy listener: an HTTP one pools its upstream connections, and a pooled fleet is not sampled
+    # a tcp_proxy listener: an HTTP one pools its upstream connections, sampled by whole workers (2 here)
     code = main(["sweep", small, "--set", "connections=2000", "--set", "fleet.sample=40", "--set",
                  "envoy.listener.protocol=tcp_proxy", "--executor", "serial", "--quiet", "--out", str(out)])
     text = capsys.readouterr().out
@@ -181,7 +181,39 @@ def test_a_sampled_sweep_shows_the_fleet_day_estimate_with_its_interval(tmp_path
     assert "expected_drops_per_day_ci95" in report
 
 
-def test_a_sample_of_a_fleet_sharing_envoys_upstream_pools_is_refused():
-    raw = _raw(100, sample=10, envoy={})
+def test_a_pooled_fleet_is_sampled_by_whole_envoy_workers_with_exact_records():
+    """The slots of an Envoy worker share its upstream pool (issue 17 point 4): a sample takes whole
+    workers, whose rows (the pool connections' too) are exactly those of the full run, while a sample
+    of single slots would not be: the pools couple them."""
+    envoy = {"concurrency": 10}
+    full, sampled = _sc(_raw(200, envoy=envoy)), _sc(_raw(200, sample=40, envoy=envoy))
+    assert sampling_clusters(sampled) == 10
+    seed = replication_seed(1, 0)
+    slots = fleet_slots(sampled, seed)
+    workers = {s % 10 for s in slots}
+    assert len(workers) == 2 and sorted(slots) == sorted(s for s in range(200) if s % 10 in workers)
+    whole = run_one(full, seed).columns
+    part = run_one(sampled, seed).columns
+    assert "upstream" in part["leg"]
+    keep = [i for i, cid in enumerate(whole["conn_id"]) if cid // CONN_ID_STRIDE in set(slots)]
+    for name, values in part.items():
+        assert all(a == b or (a != a and b != b) for a, b in zip(values, [whole[name][i] for i in keep],
+                                                                strict=True)), name
+    # half the slots of those workers, the first ones: their pools miss the other half's traffic
+    alone = run_one(full, seed, slots=slots[:20]).columns
+    pick = [i for i, cid in enumerate(whole["conn_id"]) if cid // CONN_ID_STRIDE in set(slots[:20])]
+    assert any(alone[name] != [whole[name][i] for i in pick] for name in ("conn_id", "requests"))
+
+
+def test_a_sample_of_a_pooled_fleet_that_would_take_every_worker_is_refused():
+    raw = _raw(100, sample=10, envoy={})  # Envoy's default concurrency: 2 workers, each half the fleet
+    with pytest.raises(ConfigError, match="fleet.sample: 10 would take all 2 Envoy workers"):
+        run_scenario(_sc(raw))
+
+
+def test_a_sample_of_a_pooled_fleet_under_another_shared_limit_is_refused():
+    raw = _raw(100, sample=10, envoy={"concurrency": 10}, lb={"profile": "linux-conntrack", "max_flows": 50})
     with pytest.raises(ConfigError, match="fleet.sample: .*Envoy's upstream pools"):
         run_scenario(_sc(raw))
+
+

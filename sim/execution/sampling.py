@@ -5,8 +5,8 @@ Every slot has its own random streams and connection ids, so a slot simulates ex
 the whole fleet (tests/test_sampling.py). A seeded uniform sample of slot ids is therefore, exactly,
 those slots of the full run; totals scale to the fleet (sim.metrics.fleet). That holds only while the
 slots share no state. Slots that share a client instance's port budget are sampled by whole
-instances; slots competing for any other limit are not independent, and a sample of them would be
-silently wrong, so it is refused.
+instances, and slots that share an Envoy worker's upstream pool by whole workers; slots competing for
+any other limit are not independent, and a sample of them would be silently wrong, so it is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sim.execution import run_one
 from sim.execution.simulate import slots_independent
 from sim.metrics.fleet import batch_count, peak_profile
 from sim.metrics.summary import summarize_one
+from sim.model.groups import shares_upstream_pools, worker_groups
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
 
@@ -31,10 +32,17 @@ SAMPLE_STREAM = 0x5A3F1E
 
 
 def sampling_clusters(sc: Scenario) -> int:
-    """What a sample draws: 0 when the slots are independent (it draws slots); the number of client
-    instances when the only state slots share is a per-instance port budget on the client's leg (it
-    draws whole instances, each with every slot it runs: the stratified scheme of docs/model.md).
-    Any other shared limit refuses the sample (one line, exit 2)."""
+    """What a sample draws: 0 when the slots are independent (it draws slots); else the number of
+    clusters whose slots share state with each other and with no other cluster's, where slot ``s``
+    is in cluster ``s % clusters``, and the sample draws whole clusters, each with every slot it runs
+    (the stratified scheme of docs/model.md):
+
+    * client instances, when the only state slots share is a per-instance port budget on the
+      client's leg;
+    * Envoy workers (``envoy.concurrency``), when it is Envoy's upstream pools (one per worker).
+
+    Any other shared state refuses the sample (one line, exit 2), and so does a sample that would
+    take every cluster (the whole fleet, by surprise)."""
     if slots_independent(sc):
         return 0
     spec = world_spec(sc)
@@ -42,18 +50,39 @@ def sampling_clusters(sc: Scenario) -> int:
     by_instance = (clusters >= 2 and not any(m.max_flows is not None for m in spec.lb + spec.upstream_lb)
                    and not any(m.ports_limit is not None for m in spec.upstream_lb)
                    and not any(m.terminating for m in spec.lb)
-                   and all(m.ports_per == "client_instance" for m in spec.lb if m.ports_limit is not None))
-    if not by_instance:
+                   and all(m.ports_per == "client_instance" for m in spec.lb if m.ports_limit is not None)
+                   and not shares_upstream_pools(spec))
+    by_worker = worker_groups(spec, range(min(sc.connections, 2))) is not None
+    if by_worker:
+        assert spec.envoy is not None
+        clusters = spec.envoy.concurrency
+    if not (by_instance or by_worker) or clusters < 2:
         raise ConfigError("the fleet's slots share state (a flow table with max_flows, a port budget that "
-                          "several slots draw on beyond one client instance's, or Envoy's upstream pools), so a "
-                          "sample of them would not behave as they do in the whole fleet; sampling is refused "
-                          "rather than silently wrong",
+                          "several slots draw on beyond one client instance's, or Envoy's upstream pools "
+                          "together with another limit), so a sample of them would not behave as they do in "
+                          "the whole fleet; sampling is refused rather than silently wrong",
                           key="fleet.sample",
                           allowed="no sample (the fleet simulated whole), no shared state (an Envoy "
-                          "listener with protocol: tcp_proxy has no pools), or "
+                          "listener with protocol: tcp_proxy has no pools), Envoy's pools alone over "
+                          "envoy.concurrency 2 or more (whole workers are then sampled), or "
                           "port budgets per client_instance over 2 or more client.instances (whole instances "
                           "are then sampled)")
+    if sc.fleet is not None and is_sampled(sc.fleet) and _clusters_drawn(sc, clusters) >= clusters:
+        unit = "Envoy workers (envoy.concurrency)" if by_worker else "client instances (client.instances)"
+        raise ConfigError(f"{sc.fleet.sample} would take all {clusters} {unit}: slots "
+                          "sharing state are sampled by whole clusters, and at least 2 are drawn, so this "
+                          "sample is the whole fleet",
+                          key="fleet.sample",
+                          allowed=f"a sample of fewer slots than {clusters - 1} of the {clusters} clusters "
+                          "hold, more clusters, or no sample")
     return clusters
+
+
+def _clusters_drawn(sc: Scenario, clusters: int) -> int:
+    """How many whole clusters a sample of ``fleet.sample`` slots draws: as many as hold about that
+    many slots, at least 2."""
+    assert sc.fleet is not None
+    return min(clusters, max(2, round(sc.fleet.sample_size() / (sc.connections / clusters))))
 
 
 def check_sampling(sc: Scenario) -> None:
@@ -74,8 +103,7 @@ def fleet_slots(sc: Scenario, seed: int) -> Sequence[int]:
     if not clusters:
         ids = rng.choice(sc.connections, size=sc.fleet.sample_size(), replace=False)
     else:
-        per_instance = sc.connections / clusters
-        m = min(clusters, max(2, round(sc.fleet.sample_size() / per_instance)))
+        m = _clusters_drawn(sc, clusters)
         ids = np.concatenate([np.arange(k, sc.connections, clusters)
                               for k in rng.choice(clusters, size=m, replace=False)])
     ids.sort()
