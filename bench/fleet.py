@@ -37,7 +37,7 @@ from sim.metrics.summary import combine, summarize_one  # noqa: E402
 
 #: the figures whose intervals are reported and checked
 HEADLINE = ("silent_drops", "failed_requests", "keepalive_pps", "new_flows", "lb_active_flows_mean",
-            "lb_active_flows_peak", "new_flows_peak_per_s", "expected_drops_per_day")
+            "lb_active_flows_peak", "new_flows_peak_per_s", "expected_drops_per_day", "nlcu_mean", "nlcu_peak")
 
 
 def _scenario(args, sample: int | None):

@@ -156,7 +156,7 @@ def _flows_mean(intervals: list[tuple[float, float]], duration_s: float) -> floa
     return math.fsum(min(end, duration_s) - start for start, end in intervals if end > start) / duration_s
 
 
-def _nlcu_dimensions(dev: dict, duration_s: float, bucket_s: float) -> dict[str, np.ndarray] | None:
+def nlcu_dimensions(dev: dict, duration_s: float, bucket_s: float) -> dict[str, np.ndarray] | None:
     """NLB capacity units per bucket in each dimension (NLCU_DIMENSIONS), from the profile's units:
     new flows per second, flows in the table at the bucket's start, bytes per hour (an estimate)."""
     nlcu = dev["nlcu"]
@@ -173,7 +173,7 @@ def _nlcu_dimensions(dev: dict, duration_s: float, bucket_s: float) -> dict[str,
 
 def _nlcu_per_bucket(dev: dict, duration_s: float, bucket_s: float) -> np.ndarray | None:
     """NLB capacity units per bucket: the largest of its three dimensions (an estimate)."""
-    dims = _nlcu_dimensions(dev, duration_s, bucket_s)
+    dims = nlcu_dimensions(dev, duration_s, bucket_s)
     return None if dims is None else np.maximum.reduce(list(dims.values()))
 
 
@@ -202,7 +202,7 @@ def headroom_pct(fig: dict) -> float | None:
 
 def device_figures(dev: dict, duration_s: float, bucket_s: float) -> dict:
     """One middlebox's capacity figures for one run (DEVICE_FIELDS)."""
-    dims = _nlcu_dimensions(dev, duration_s, bucket_s)
+    dims = nlcu_dimensions(dev, duration_s, bucket_s)
     per_bucket = None if dims is None else np.maximum.reduce(list(dims.values()))
     limit = dev.get("flows_limit")
     seconds_full, exhausted_at_s = time_full(dev["intervals"], limit, duration_s)

@@ -11,8 +11,10 @@ fleet). The intervals, by the kind of figure:
 * durations (hang and zombie seconds, heavy-tailed): the percentile bootstrap over slots; null when
   none was observed (a duration has no rule of three);
 * figures the model counts per device rather than per connection (keepalive packets, new flows,
-  LB RSTs, bytes, mean flows, NLCU): the sample is simulated as ``B`` random batches of slots,
-  and the interval is Student's t on the batch totals (``B - 1`` degrees of freedom).
+  LB RSTs, bytes, mean flows): the sample is simulated as ``B`` random batches of slots,
+  and the interval is Student's t on the batch totals (``B - 1`` degrees of freedom);
+* NLCU (mean and peak): a bucket's NLCU is the largest of its dimensions, which add up over batches
+  and scale by N/n; the batches are resampled with replacement (``nlcu_intervals``).
 
 A finite-population correction is not applied: the intervals are slightly conservative when the
 sample is a large share of the fleet.
@@ -20,8 +22,8 @@ sample is a large share of the fleet.
 Peaks: the flow peak is the sample's peak times N/n, with a bootstrap over the batches for its
 interval (``peak_intervals``); the worst second of new flows and of failed requests is that of
 independent arrivals at the fleet's rate, estimated through windows that hold enough events to be a
-rate (``rate_peak``), since the sample's own worst second is mostly noise. NLCU and the per-device
-figures are scaled by N/n and carry no interval yet. Every figure not named here is the sample's.
+rate (``rate_peak``), since the sample's own worst second is mostly noise. The per-device figures
+are scaled by N/n and carry no interval. Every figure not named here is the sample's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim.facts.names import CONN_ID_STRIDE
-from sim.metrics.capacity import active_flows_at
+from sim.metrics.capacity import active_flows_at, nlcu_dimensions
 from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
 
 #: per-slot event counts: (summary field, the per-connection column, downstream rows only)
@@ -43,12 +45,15 @@ SLOT_DURATIONS = (("hang_s_total", ("hang_s",)), ("zombie_s_total", ("client_zom
 #: additive figures the model keeps per device: their intervals come from the batches
 BATCH_FIELDS = ("requests", "keepalive_packets", "keepalive_pps", "new_flows", "lb_rsts", "keepalive_bytes_per_s",
                 "lb_bytes_per_s", "lb_active_flows_mean", "new_flows_per_s", "lb_keepalive_pps", "keepalive_pps_steady")
-#: scaled by N/n without an interval: peaks, and NLCU (a maximum over its dimensions, which scale
-#: alike, so it scales too; but a batch's NLCU is not a share of the sample's)
+#: scaled by N/n: peaks (``peak_intervals`` gives their intervals), and NLCU (a maximum over its
+#: dimensions, which scale alike, so it scales too; a batch's NLCU is not a share of the sample's, so
+#: its interval comes from resampled batches: ``nlcu_intervals``)
 SCALED_FIELDS = ("lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_peak", "failed_requests_peak_per_s",
                  "nlcu_mean", "zombies_peak", "at_risk_gaps")
 #: each device's figures scaled by N/n (no intervals)
 DEVICE_SCALED = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean")
+#: relative float noise (sums of the same numbers in another order)
+FLOAT_SLACK = 1e-9
 #: bootstrap resamples (seeded: the intervals are reproducible)
 RESAMPLES = 2000
 #: the batches a sample is simulated in, at most (fewer for a small sample: at least 20 slots each)
@@ -132,7 +137,39 @@ def peak_profile(series: dict, duration_s: float) -> dict[str, np.ndarray]:
         dev = series["devices"][0]
         prof["lb_active_flows_peak"] = active_flows_at(dev["intervals"], marks).astype(float)
         prof["new_flows_peak_per_s"] = per_step(dev["new_flows_per_s"])
+        dims = nlcu_dimensions(dev, duration_s, series["bucket_s"])
+        if dims is not None:  # NLCU per bucket in each dimension: they add up over batches
+            prof.update({f"_nlcu_{d}": v for d, v in dims.items()})
     return prof
+
+
+def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
+                   rng: np.random.Generator) -> dict[str, list[float]]:
+    """95 % intervals of the fleet's ``nlcu_mean`` and ``nlcu_peak``. A bucket's NLCU is the largest
+    of its dimensions, each of which adds up over batches (the sample's dimension is the batches' sum)
+    and scales by N/n, so the fleet's NLCU per bucket is the largest scaled dimension. The batches of
+    a replication are resampled with replacement, as for the flow peak (``peak_intervals``), their
+    dimensions summed and scaled, and the mean and the peak over buckets taken; averaged (the mean)
+    and maxed (the peak) over replications as the summary does; the 2.5th to 97.5th percentile of
+    PEAK_RESAMPLES of them. Empty when the capacity LB has no NLCU profile."""
+    keys = sorted(k for k in profiles[0][0] if k.startswith("_nlcu_"))
+    if not keys:
+        return {}
+    means, peaks = [], []
+    for rep in profiles:
+        b = len(rep)
+        weights = rng.multinomial(b, np.full(b, 1.0 / b), size=PEAK_RESAMPLES)  # resamples x batches
+        per_bucket = np.max([weights @ np.stack([p[k] for p in rep]) for k in keys], axis=0) * ratio
+        means.append(per_bucket.mean(axis=1))
+        peaks.append(per_bucket.max(axis=1))
+    out = {}
+    for field, draws in (("nlcu_mean", np.mean(means, axis=0)), ("nlcu_peak", np.max(peaks, axis=0))):
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        # Widened by float noise: where every resample agrees (a ramp's first bucket, the same in every
+        # batch) the interval is one value, which the full run's sum, added in another order, may miss
+        # in its last bit.
+        out[field] = [float(lo) * (1 - FLOAT_SLACK), float(hi) * (1 + FLOAT_SLACK)]
+    return out
 
 
 #: per-second peaks: the window grows until the sample's busiest window holds this many events
@@ -278,6 +315,8 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
         out[field] = summary[field] * ratio
     for field, (est, ci) in peak_intervals(profiles, ratio, rng).items():
         out[field] = est
+        out[f"{field}_ci95"] = ci
+    for field, ci in nlcu_intervals(profiles, ratio, rng).items():
         out[f"{field}_ci95"] = ci
     out["connections"] = summary["connections"] * ratio
     for field in REASON_FIELDS + OTHER_FAILURE_FIELDS:  # the split of failed requests, scaled alike
