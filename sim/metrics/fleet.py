@@ -162,13 +162,13 @@ def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
         per_bucket = np.max([weights @ np.stack([p[k] for p in rep]) for k in keys], axis=0) * ratio
         means.append(per_bucket.mean(axis=1))
         peaks.append(per_bucket.max(axis=1))
-    out = {}
+    out: dict[str, list[float]] = {}
     for field, draws in (("nlcu_mean", np.mean(means, axis=0)), ("nlcu_peak", np.max(peaks, axis=0))):
-        lo, hi = np.percentile(draws, [2.5, 97.5])
+        lo, hi = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
         # Widened by float noise: where every resample agrees (a ramp's first bucket, the same in every
         # batch) the interval is one value, which the full run's sum, added in another order, may miss
         # in its last bit.
-        out[field] = [float(lo) * (1 - FLOAT_SLACK), float(hi) * (1 + FLOAT_SLACK)]
+        out[field] = [lo * (1 - FLOAT_SLACK), hi * (1 + FLOAT_SLACK)]
     return out
 
 
