@@ -164,7 +164,8 @@ def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
         peaks.append(per_bucket.max(axis=1))
     out: dict[str, list[float]] = {}
     for field, draws in (("nlcu_mean", np.mean(means, axis=0)), ("nlcu_peak", np.max(peaks, axis=0))):
-        lo, hi = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
+        bounds: list[float] = np.percentile(draws, [2.5, 97.5]).tolist()
+        lo, hi = bounds
         # Widened by float noise: where every resample agrees (a ramp's first bucket, the same in every
         # batch) the interval is one value, which the full run's sum, added in another order, may miss
         # in its last bit.
