@@ -69,13 +69,19 @@ def describe(sc: Scenario) -> str:
     if sc.envoy:
         chain.append("Envoy")
     chain += [c.profile for c in ulbs] + ["upstream"]
-    gap = describe_dist(sc.traffic.request_gap.spec())
-    svc = describe_dist(sc.traffic.service_time.spec())
-    return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections opened over "
-            f"{sc.traffic.ramp:g} s; the gap between a response and the next request is {gap}; server time "
-            f"{svc}. "
+    classes = sc.classes()
+    requests = (_requests(classes[0].traffic) if len(classes) == 1 else
+                "in classes: " + "; ".join(f"`{c.name}`, {c.share:.0%} of them, {_requests(c.traffic)}"
+                                           for c in classes))
+    return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections {requests}. "
             f"{sc.duration:g} s simulated per replication, {sc.replications} replication(s), seed {sc.seed}, "
             f"{sc.network.one_way_delay * 1000:g} ms per hop.")
+
+
+def _requests(t) -> str:
+    """One traffic mapping's (or class's) requests, as part of a sentence."""
+    return (f"opened over {t.ramp:g} s; the gap between a response and the next request is "
+            f"{describe_dist(t.request_gap.spec())}; server time {describe_dist(t.service_time.spec())}")
 
 
 def assumptions(sc: Scenario) -> str:

@@ -1,0 +1,194 @@
+"""Traffic classes (``traffic: [{name, share, ...}]``, issue 17 point 2): the config, each slot's class,
+the ``class`` column, and each class's own traffic and client settings in the model."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.config.load import load_config
+from sim.config.resolve import world_spec
+from sim.config.validate import Source, validate_scenario
+from sim.errors import ConfigError
+from sim.execution import run_one
+from sim.facts.names import CONN_ID_STRIDE
+from sim.spec import Shortcuts
+from sim.spec.classes import class_counts, class_slots, slot_class, slot_classes
+
+MOBILE = {"name": "mobile", "share": 0.7, "ramp": 60, "request_gap": {"exponential": 120}}
+STREAMS = {"name": "streams", "share": 0.3, "ramp": 60, "request_gap": {"fixed": 3600},
+           "client": {"keepalive": {"idle": 60, "interval": 10, "count": 3}}}
+
+
+def _raw(traffic, n: int = 40, **extra) -> dict:
+    raw = {"name": "mix", "duration": 900, "seed": 3, "connections": n, "traffic": traffic,
+           "lb": {"profile": "aws-nlb-tcp", "idle_timeout": 350}}
+    raw.update(extra)
+    return raw
+
+
+def _sc(raw: dict):
+    return validate_scenario(raw, Source("mix.yaml", {}))
+
+
+# ----------------------------------------------------------------------------- slot -> class
+def test_counts_are_largest_remainders_that_sum_to_the_fleet():
+    assert class_counts([0.7, 0.3], 10) == (7, 3)
+    assert class_counts([0.5, 0.5], 3) == (2, 1)  # a tie goes to the class listed first
+    assert class_counts([0.98, 0.02], 1000) == (980, 20)
+    assert sum(class_counts([1 / 3] * 3, 1001)) == 1001
+
+
+def test_each_slots_class_inverts_and_every_class_is_spread_over_the_ramp():
+    rnd = random.Random(5)
+    for _ in range(300):
+        shares = [rnd.random() + 0.01 for _ in range(rnd.randint(1, 4))]
+        n = rnd.randint(1, 400)
+        counts = class_counts(shares, n)
+        cls = [slot_class(i, counts) for i in range(n)]
+        assert list(slot_classes(np.arange(n), counts)) == cls
+        for h, c in enumerate(counts):
+            members = [i for i in range(n) if cls[i] == h]
+            assert len(members) == c
+            assert list(class_slots(h, np.arange(c), counts)) == members
+    # a rare class of a large fleet: its slots sit evenly over the ramp, never in one block
+    counts = class_counts([0.7, 0.28, 0.02], 10**6)
+    rare = class_slots(2, np.arange(counts[2]), counts)
+    assert rare[0] < 10**6 / counts[2] and rare[-1] > 10**6 - 10**6 / counts[2]
+    assert np.diff(rare).max() <= 2 * 10**6 / counts[2]
+    # a billion slots: no fleet in memory, the same answers
+    big = class_counts([0.6, 0.39, 0.01], 10**9)
+    for h in range(3):
+        for s in class_slots(h, [0, 12345, big[h] - 1], big):
+            assert slot_class(int(s), big) == h
+
+
+# ----------------------------------------------------------------------------- config
+def test_a_single_mapping_is_one_class_named_default():
+    sc = _sc(_raw({"request_gap": {"fixed": 60}}))
+    [only] = sc.classes()
+    assert (only.name, only.share) == ("default", 1.0)
+    assert set(run_one(sc, 1).columns["class"]) == {"default"}
+
+
+def test_a_class_client_overrides_the_top_level_key_by_key():
+    sc = _sc(_raw([MOBILE, {**STREAMS, "client": {**STREAMS["client"], "kernel": {"hz": 1000}}}],
+                  client={"user_timeout": 30, "kernel": {"sysctl": {"net.ipv4.tcp_retries2": 8}}}))
+    mobile, streams = sc.classes()
+    assert not mobile.client.keepalive.enabled and streams.client.keepalive.idle == 60
+    assert mobile.client.user_timeout == streams.client.user_timeout == 30  # not overridden: the top level's
+    assert streams.client.kernel.hz == 1000 and streams.client.kernel.sysctl == {"net.ipv4.tcp_retries2": 8}
+    spec = world_spec(sc)
+    assert [c.name for c in spec.classes] == ["mobile", "streams"] and spec.class_counts == (28, 12)
+    assert spec.classes[1].client.host.hz == 1000 and spec.classes[0].client.host.hz == 250
+
+
+@pytest.mark.parametrize(("traffic", "key", "says"), [
+    ([MOBILE, {**STREAMS, "share": 0.2}], "traffic", "the shares sum to 0.9"),
+    ([MOBILE, {**STREAMS, "name": "mobile"}], "traffic[1].name", "class 'mobile' is already traffic[0]"),
+    ([], "traffic", "an empty list of classes"),
+    ([MOBILE, {**STREAMS, "share": 0}], "traffic[1].share", "is not a share of the fleet"),
+    ([{**MOBILE, "share": 1.5}], "traffic[0].share", "is not a share of the fleet"),
+    ([MOBILE, {**STREAMS, "client": {"instances": 4}}], "traffic[1].client.instances", "fleet-wide"),
+    ([MOBILE, {**STREAMS, "client": {"reconnect": {"policy": "immediate"}}}], "traffic[1].client.reconnect",
+     "fleet-wide"),
+    ([MOBILE, {**STREAMS, "response_bytes": 100}], "traffic[1].response_bytes", "differs"),
+    ([MOBILE, {**STREAMS, "nmae": "x"}], "traffic[1].nmae", "unknown key"),
+    ([MOBILE, {k: v for k, v in STREAMS.items() if k != "share"}], "traffic[1].share", "required key is missing"),
+])
+def test_a_bad_list_of_classes_is_one_clear_error(traffic, key, says):
+    with pytest.raises(ConfigError) as err:
+        _sc(_raw(traffic))
+    assert err.value.key == key and says in err.value.problem
+    assert err.value.allowed or says == "required key is missing"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mix.yaml"
+    path.write_text(text)
+    return path
+
+
+MIX_YAML = """name: mix
+duration: 10m
+connections: 20
+traffic:
+  - {name: mobile, share: 0.7, request_gap: {exponential: 2m}}
+  - name: streams
+    share: 0.2
+    request_gap: {fixed: 1h}
+lb: aws-nlb-tcp
+"""
+
+
+def test_shares_that_do_not_sum_to_one_exit_2_with_file_and_line(tmp_path):
+    path = _write(tmp_path, MIX_YAML)
+    out = subprocess.run([sys.executable, "-m", "sim", "run", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (f"error: {path}:4: traffic: the shares sum to 0.9 (0.7 + 0.2) (allowed: shares "
+                                  "that sum to 1 (within 1e-06))")
+
+
+def test_set_addresses_a_class_by_name_and_refuses_an_unnamed_traffic_key(tmp_path):
+    path = _write(tmp_path, MIX_YAML.replace("share: 0.2", "share: 0.3"))
+    sc = load_config(path, ["traffic.streams.request_gap={fixed: 30m}", "traffic.mobile.share=0.6",
+                            "traffic.streams.share=0.4"]).scenario
+    assert [(c.name, c.share, c.traffic.request_gap.fixed) for c in sc.classes()] == [
+        ("mobile", 0.6, None), ("streams", 0.4, 1800.0)]
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["traffic.request_gap={fixed: 30m}"])
+    assert "say which class" in err.value.problem
+    assert err.value.allowed == "traffic.mobile.request_gap, traffic.streams.request_gap"
+
+
+def test_a_sweep_axis_on_a_class_key_runs_and_one_without_a_class_is_refused_at_its_line(tmp_path):
+    good = MIX_YAML.replace("share: 0.2", "share: 0.3") + "sweep:\n  traffic.streams.share: [0.3]\n" \
+        "  conditions:\n    traffic.streams.request_gap: [{fixed: 30m}, {fixed: 1h}]\n"
+    loaded = load_config(_write(tmp_path, good))
+    assert loaded.scenario.classes()[1].share == 0.3
+    bad = MIX_YAML.replace("share: 0.2", "share: 0.3") + "sweep:\n  traffic.ramp: [10s, 60s]\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, bad))
+    assert err.value.line == 11 and "say which class" in err.value.problem
+
+
+# ----------------------------------------------------------------------------- the model
+def test_records_carry_each_slots_class_and_each_class_its_own_settings():
+    sc = _sc(_raw([MOBILE, STREAMS]))
+    cols = run_one(sc, 7).columns
+    counts = class_counts([0.7, 0.3], 40)
+    classes = {cid // CONN_ID_STRIDE: c for cid, c in zip(cols["conn_id"], cols["class"], strict=True)}
+    assert classes == {s: ("mobile", "streams")[slot_class(s, counts)] for s in range(40)}
+    probes = {name: sum(p for p, c in zip(cols["keepalive_probes"], cols["class"], strict=True) if c == name)
+              for name in ("mobile", "streams")}
+    assert probes["mobile"] == 0 and probes["streams"] > 0  # only the streams class turned keepalive on
+    # a fixed one-hour gap in 15 minutes: each streams slot sends its first request only
+    reqs = [r for r, c in zip(cols["requests"], cols["class"], strict=True) if c == "streams"]
+    assert sum(reqs) == counts[1]
+
+
+def test_one_named_class_simulates_exactly_as_the_single_mapping():
+    single = {k: v for k, v in STREAMS.items() if k not in ("name", "share", "client")}
+    a = run_one(_sc(_raw(single, client=STREAMS["client"])), 5).columns
+    b = run_one(_sc(_raw([{**STREAMS, "share": 1.0}])), 5).columns
+    assert set(b.pop("class")) == {"streams"} and set(a.pop("class")) == {"default"}
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == b[k] or all(x == y or (x != x and y != y) for x, y in zip(a[k], b[k], strict=True)), k
+
+
+def test_classes_give_identical_records_on_the_reference_engine():
+    timeouts = {**MOBILE, "client": {"request_timeout": 5}, "service_time": {"uniform": [0, 10]}}
+    sc = _sc(_raw([timeouts, {**STREAMS, "requests_per_connection": 1}], n=30))
+    fast = run_one(sc, 2).columns
+    ref = run_one(sc, 2, shortcuts=Shortcuts.none()).columns
+    assert fast.keys() == ref.keys()
+    for k in fast:
+        assert fast[k] == ref[k] or all(x == y or (x != x and y != y)
+                                        for x, y in zip(fast[k], ref[k], strict=True)), k
+    assert sum(fast["client_timeouts"]) > 0  # the mobile class's own request timeout fired
