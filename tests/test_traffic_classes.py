@@ -192,3 +192,50 @@ def test_classes_give_identical_records_on_the_reference_engine():
         assert fast[k] == ref[k] or all(x == y or (x != x and y != y)
                                         for x, y in zip(fast[k], ref[k], strict=True)), k
     assert sum(fast["client_timeouts"]) > 0  # the mobile class's own request timeout fired
+
+
+# ----------------------------------------------------------------------------- summaries
+ADDITIVE = ("connections", "silent_drops", "requests", "failed_requests", "requests_in_flight_at_end",
+            "hang_s_total", "zombie_s_total", "at_risk_gaps", "connect_failures", "resets", "hung")
+
+
+def _drops_mix(n: int = 40, **extra) -> dict:
+    """Streams idle for an hour behind a 350 s NLB (they drop) beside mobile apps that keep it fresh."""
+    return _raw([{**MOBILE, "request_gap": {"uniform": [10, 120]}},
+                 {**STREAMS, "client": {}, "request_gap": {"fixed": 400}}], n=n, **extra)
+
+
+def test_the_summary_breaks_every_figure_down_by_class_and_the_classes_add_up():
+    from sim.execution.runner import run_scenario
+
+    sc = _sc(_drops_mix(replications=2))
+    summary = run_scenario(sc).summary
+    by = summary["by_class"]
+    assert list(by) == ["mobile", "streams"]
+    assert by["streams"]["silent_drops"] > 0 and by["mobile"]["silent_drops"] == 0
+    for field in ADDITIVE:
+        assert sum(by[c][field] for c in by) == pytest.approx(summary[field]), field
+    assert by["streams"]["connections"] >= 2 * class_counts([0.7, 0.3], 40)[1]  # every slot, both replications
+    for c in by.values():
+        assert set(c["outcomes"]) <= set(summary["outcomes"])
+        assert c["failure_reasons"]["reset"] == c["resets"]
+    one = run_scenario(_sc(_raw({"request_gap": {"fixed": 400}}))).summary
+    assert list(one["by_class"]) == ["default"]
+    assert {k: one["by_class"]["default"][k] for k in ADDITIVE} == {k: one[k] for k in ADDITIVE}
+
+
+def test_a_sweep_point_gives_each_class_its_figures_and_its_own_verdict(tmp_path, capsys):
+    import json
+
+    from sim.cli import main
+
+    path = _write(tmp_path, MIX_YAML.replace("share: 0.2", "share: 0.3").replace("request_gap: {fixed: 1h}",
+                                                                                   "request_gap: {fixed: 400s}")
+                  .replace("{exponential: 2m}", "{uniform: [10s, 2m]}")
+                  + "client: {keepalive: {interval: 10s, count: 3}}\nsweep:\n  client.keepalive.idle: [60s, 400s]\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet", "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    safe, unsafe = points
+    assert safe["by_class"]["streams"]["safe"] and safe["by_class"]["mobile"]["safe"]
+    assert not unsafe["by_class"]["streams"]["safe"] and unsafe["by_class"]["streams"]["silent_drops"] > 0
+    assert unsafe["by_class"]["mobile"]["safe"]  # requests every 2 min keep the mobile class's flows fresh

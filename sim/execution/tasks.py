@@ -142,6 +142,8 @@ def run_task(task: Task) -> TaskResult:
         summary = summarize_one(rec, sc.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
+    for figures in summary.get("by_class", {}).values():
+        figures.pop("_detects", None)
     summary["connections_opened"] = summary["connections"]  # a swept `connections` key takes the name
     summary, nested = nested_to_json(summary)
     params = {param_column(k): v for k, v in task.stored.items()}
