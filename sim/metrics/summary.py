@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 from sim.facts.names import CLASS_COLUMN, COLUMNS, CONNECT_OUTCOMES, FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
 from sim.metrics.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
@@ -140,7 +141,7 @@ def combine_classes(per_rep: list[dict[str, dict]]) -> dict[str, dict]:
 def _combine(per_rep: list[dict], keys: tuple[str, ...]) -> dict:
     out: dict = {}
     for key in keys:
-        vals = [math.nan if s[key] is None else s[key] for s in per_rep]  # JSON's null: a stored NaN
+        vals: list[Any] = [math.nan if s[key] is None else s[key] for s in per_rep]  # JSON's null: a stored NaN
         if key == "outcomes":
             total: Counter = Counter()
             for v in vals:
