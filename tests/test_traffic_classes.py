@@ -239,3 +239,53 @@ def test_a_sweep_point_gives_each_class_its_figures_and_its_own_verdict(tmp_path
     assert safe["by_class"]["streams"]["safe"] and safe["by_class"]["mobile"]["safe"]
     assert not unsafe["by_class"]["streams"]["safe"] and unsafe["by_class"]["streams"]["silent_drops"] > 0
     assert unsafe["by_class"]["mobile"]["safe"]  # requests every 2 min keep the mobile class's flows fresh
+
+
+# ----------------------------------------------------------------------------- stratified samples
+def _rare(sample=None, seed: int = 1) -> dict:
+    """6,000 slots: apps with lognormal gaps, and 2 % long-idle streams behind a 350 s NLB."""
+    return {"name": "rare", "duration": 1200, "seed": seed,
+            "fleet": {"connections": 6000, **({} if sample is None else {"sample": sample})},
+            "traffic": [{"name": "apps", "share": 0.98, "ramp": 30,
+                         "request_gap": {"lognormal": {"median": 200, "sigma": 1.0}}},
+                        {"name": "streams", "share": 0.02, "ramp": 30, "request_gap": {"uniform": [300, 500]}}],
+            "lb": {"profile": "aws-nlb-tcp", "idle_timeout": 350}}
+
+
+def test_each_class_is_sampled_apart_and_a_rare_class_gets_its_floor():
+    from sim.execution.sampling import MIN_CLASS_SAMPLE, class_allocation, fleet_slots
+
+    assert class_allocation([5880, 120], 300) == [294, MIN_CLASS_SAMPLE]  # proportional: 6; raised to the floor
+    assert class_allocation([5950, 50], 300) == [298, 50]  # a class smaller than the floor: all of it
+    sc = _sc(_rare(sample=300))
+    slots = fleet_slots(sc, 11)
+    counts = class_counts([0.98, 0.02], 6000)
+    assert len(slots) == 394 and list(slots) == sorted(set(slots))
+    assert list(np.bincount(slot_classes(slots, counts))) == [294, 100]
+    assert fleet_slots(sc, 12) != slots  # each replication samples afresh
+
+
+def test_a_stratified_sample_scales_each_class_by_its_own_weight_and_covers_the_full_run():
+    """Over 8 seeds, each interval from a 300-slot sample (the rare class at its floor, 100 of 120
+    slots) covers the full run's value at least 6 times (binomial(8, 0.95) falls below 6 with
+    probability 0.6 %; the seeds are fixed)."""
+    from sim.execution.runner import run_scenario
+
+    figures = ("silent_drops", "streams", "apps", "zombie_s_total", "new_flows", "lb_active_flows_peak")
+    covered = dict.fromkeys(figures, 0)
+    for seed in range(8):
+        full = run_scenario(_sc(_rare(seed=seed)), keep_records=False).summary
+        assert full["by_class"]["streams"]["silent_drops"] > 0 and full["by_class"]["apps"]["silent_drops"] > 0
+        est = run_scenario(_sc(_rare(sample=300, seed=seed)), keep_records=False).summary
+        streams = est["by_class"]["streams"]
+        assert streams["sampled_connections"] == 100 and streams["fleet_connections"] == 120
+        assert est["sampled_connections"] == 394
+        # the fleet total is the sum of the classes' totals, each scaled by N_h / n_h
+        assert est["silent_drops"] == pytest.approx(sum(c["silent_drops"] for c in est["by_class"].values()))
+        assert streams["silent_drops"] == pytest.approx(streams["observed"]["silent_drops"] * 120 / 100)
+        values = {"streams": (streams["silent_drops_ci95"], full["by_class"]["streams"]["silent_drops"]),
+                  "apps": (est["by_class"]["apps"]["silent_drops_ci95"], full["by_class"]["apps"]["silent_drops"]),
+                  **{f: (est[f"{f}_ci95"], full[f]) for f in figures[3:] + ("silent_drops",)}}
+        for f, (ci, value) in values.items():
+            covered[f] += ci[0] <= value <= ci[1]
+    assert all(c >= 6 for c in covered.values()), covered
