@@ -331,6 +331,7 @@ def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
 
 def _sweep_text(res, device: str = "the client-facing LB") -> str:
     """The verdict table and the recommendation; ``device``: the capacity LB that ka_pps/1k counts."""
+    from sim.report.classes import class_lines
     from sim.report.fmt import fmt, fmt_param, recommendation_text
     from sim.report.verdict import failure_split
 
@@ -359,7 +360,7 @@ def _sweep_text(res, device: str = "the client-facing LB") -> str:
     lines.append(f"ka_pps/1k: keepalive packets/s per 1,000 connections at {device}; why: failed requests by reason, "
                  "preceded by what made a setting unsafe: silent drops and/or rejected connects (a full table, "
                  "no port, connect_timeout, connect_refused)")
-    lines.append(recommendation_text(res.recommended, bool(res.knobs), device))
+    lines += [*class_lines(res.table, res.knobs), recommendation_text(res.recommended, bool(res.knobs), device)]
     return "\n".join(lines)
 
 

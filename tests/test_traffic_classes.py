@@ -289,3 +289,46 @@ def test_a_stratified_sample_scales_each_class_by_its_own_weight_and_covers_the_
         for f, (ci, value) in values.items():
             covered[f] += ci[0] <= value <= ci[1]
     assert all(c >= 6 for c in covered.values()), covered
+
+
+def test_a_sampled_slot_has_its_class_and_exactly_its_records_of_the_full_run():
+    from sim.execution.sampling import fleet_slots
+    from sim.execution.seeds import replication_seed
+
+    raw = _rare()
+    raw["fleet"]["connections"] = 1500
+    full = _sc(raw)
+    sampled = _sc({**raw, "fleet": {"connections": 1500, "sample": 150}})
+    seed = replication_seed(1, 0)
+    slots = set(fleet_slots(sampled, seed))
+    whole, part = run_one(full, seed).columns, run_one(sampled, seed).columns
+    keep = [i for i, cid in enumerate(whole["conn_id"]) if cid // CONN_ID_STRIDE in slots]
+    assert {c for c, cid in zip(part["class"], part["conn_id"], strict=True)} == {"apps", "streams"}
+    for name, values in part.items():
+        assert all(a == b or (a != a and b != b)
+                   for a, b in zip(values, [whole[name][i] for i in keep], strict=True)), name
+
+
+def test_the_verdict_table_and_the_report_show_each_class(tmp_path, capsys):
+    from sim.cli import main
+
+    path = _write(tmp_path, MIX_YAML.replace("share: 0.2", "share: 0.3").replace("request_gap: {fixed: 1h}",
+                                                                                   "request_gap: {fixed: 400s}")
+                  .replace("{exponential: 2m}", "{uniform: [10s, 2m]}")
+                  + "client: {keepalive: {interval: 10s, count: 3}}\nsweep:\n  client.keepalive.idle: [60s, 400s]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("by traffic class:"):].splitlines()
+    assert table[1].split() == ["client.keepalive.idle", "class", "safe", "drops", "failed"]
+    rows = {(r.split()[0], r.split()[1]): r.split()[2] for r in table[2:6]}
+    assert rows == {("60", "mobile"): "yes", ("60", "streams"): "yes", ("400", "mobile"): "yes",
+                    ("400", "streams"): "NO"}
+    report = (out / "report.md").read_text()
+    section = report[report.index("## By traffic class"):]
+    assert "| 400 | streams | **NO** |" in section and "| 60 | mobile | yes |" in section
+    one = _write(tmp_path, "name: one\nduration: 5m\nconnections: 4\nlb: aws-nlb-tcp\n"
+                           "sweep:\n  client.keepalive: ['off']\n")
+    assert main(["sweep", str(one), "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    assert "by traffic class" not in capsys.readouterr().out  # one class: no breakdown to show
+    assert "## By traffic class" not in (tmp_path / "one" / "report.md").read_text()

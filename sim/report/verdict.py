@@ -14,7 +14,8 @@ from sim.config.schema import KeepaliveCfg, KernelCfg, Scenario, lb_list
 from sim.facts.names import FAILURE_REASONS
 from sim.facts.wheel import wheel_granularity_j
 from sim.metrics.capacity import CAPACITY_FIELDS, combine_devices
-from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, combine_classes, failure_reasons
+from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+from sim.report.classes import fold_classes, point_classes
 
 Side = tuple[str, KeepaliveCfg, KernelCfg]
 
@@ -139,7 +140,7 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         out["connects_rejected"] = out["devices"].map(
             lambda ds: sum(int(d.get("connects_rejected") or 0) for d in ds or []))
     if "by_class" in ok:  # each traffic class's figures, and its own verdict (docs/outputs.md#traffic-classes)
-        classes = {pid: class_verdicts(combine_classes([_json(v) for v in g["by_class"]]))
+        classes = {pid: point_classes([_json(v) for v in g["by_class"]])
                    for pid, g in ok.groupby("point_id", sort=False)}
         out["by_class"] = out["point_id"].map(classes)
     _verdict(out)
@@ -154,13 +155,6 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
     out["ka_pps_per_1000"] = out["lb_keepalive_pps"] / fleet * 1000
     out["ka_pps_all_per_1000"] = out["keepalive_pps"] / fleet * 1000
     return out
-
-
-def class_verdicts(by_class: dict[str, dict]) -> dict[str, dict]:
-    """Each class's figures with its own ``safe``: none of its flows silently dropped and none of its
-    connects failed (the grid point's rule, on the class's rows)."""
-    return {name: {**f, "safe": f["silent_drops"] == 0 and not f.get("connect_failures")}
-            for name, f in by_class.items()}
 
 
 #: what makes a grid point or a knob setting unsafe, in the words of the ``why`` column
@@ -224,6 +218,8 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         table["expected_drops_per_day_ci95"] = list(g["expected_drops_per_day_ci95"].agg(
             lambda v: np.max(np.array(list(v)), axis=0).tolist()).values)
     table["failure_reasons"] = [failure_reasons(r) for _, r in table.iterrows()]
+    if "by_class" in pp:  # each class over the setting's conditions (same group order)
+        table["by_class"] = [fold_classes(list(group["by_class"])) for _, group in g]
     _verdict(table)
     # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
     # fewest drops first
