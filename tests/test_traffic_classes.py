@@ -332,3 +332,14 @@ def test_the_verdict_table_and_the_report_show_each_class(tmp_path, capsys):
     assert main(["sweep", str(one), "--out", str(tmp_path / "one"), "--quiet"]) == 0
     assert "by traffic class" not in capsys.readouterr().out  # one class: no breakdown to show
     assert "## By traffic class" not in (tmp_path / "one" / "report.md").read_text()
+
+
+def test_run_prints_a_line_per_class(tmp_path, capsys):
+    from sim.cli import main
+
+    path = _write(tmp_path, MIX_YAML.replace("share: 0.2", "share: 0.3"))
+    assert main(["run", str(path)]) in (0, 3)
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith("class ")]
+    assert [line.split(":")[0] for line in lines] == ["class mobile", "class streams"]
+    assert "14 connections" in lines[0] and "6 connections" in lines[1]  # 70 % and 30 % of 20 slots

@@ -93,3 +93,20 @@ def class_lines(table: pd.DataFrame, knobs: list[str]) -> list[str]:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
     return ["by traffic class:"] + ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
                                     for row in [heads, *rows]]
+
+
+def class_summary_lines(s: dict) -> list[str]:
+    """``run``'s lines for each traffic class (none for one class): its connections, drops, requests
+    and failures, and a sampled fleet's drops per fleet-day with their interval."""
+    from sim.report.fmt import fmt
+
+    by = s.get("by_class") or {}
+    if len(by) < 2:
+        return []
+    out = []
+    for name, f in by.items():
+        day = (f"; {fmt(f['expected_drops_per_day'])} {fmt(f.get('expected_drops_per_day_ci95'))} drops per "
+               "fleet-day" if "expected_drops_per_day" in f else "")
+        out.append(f"  class {name}: {fmt(f['connections'])} connections, {fmt(f['silent_drops'])} silent drops, "
+                   f"{fmt(f['requests'])} requests, {fmt(f['failed_requests'])} failed{day}")
+    return out
