@@ -343,3 +343,37 @@ def test_run_prints_a_line_per_class(tmp_path, capsys):
     lines = [line.strip() for line in out.splitlines() if line.strip().startswith("class ")]
     assert [line.split(":")[0] for line in lines] == ["class mobile", "class streams"]
     assert "14 connections" in lines[0] and "6 connections" in lines[1]  # 70 % and 30 % of 20 slots
+
+
+def test_classes_may_each_run_their_own_traffic_process(tmp_path):
+    (tmp_path / "procs.py").write_text(
+        "def every(env, conn, rng, period_s=60.0):\n"
+        "    while True:\n"
+        "        yield conn.request()\n"
+        "        yield env.timeout(period_s)\n")
+    path = _write(tmp_path, "name: procs\nduration: 30m\nconnections: 12\nlb: aws-nlb-tcp\ntraffic:\n"
+                            "  - {name: fast, share: 0.5, ramp: 0s, process: 'procs:every', params: {period_s: 60}}\n"
+                            "  - {name: slow, share: 0.25, ramp: 0s, process: 'procs:every', params: {period_s: 600}}\n"
+                            "  - {name: gaps, share: 0.25, request_gap: {fixed: 100s}}\n")
+    sc = load_config(path).scenario
+    fast, ref = run_one(sc, 1).columns, run_one(sc, 1, shortcuts=Shortcuts.none()).columns
+    assert fast == ref or all(fast[k] == ref[k] or all(x == y or (x != x and y != y)
+                                                       for x, y in zip(fast[k], ref[k], strict=True)) for k in fast)
+    per_class = {}
+    for c, r in zip(fast["class"], fast["requests"], strict=True):
+        per_class[c] = per_class.get(c, 0) + r
+    # one environment drives both processes: 30 and 3 requests per slot, and the gap slots 18 each
+    assert per_class == {"fast": 6 * 30, "slow": 3 * 3, "gaps": 3 * 18}
+
+
+def test_the_predicted_margin_is_the_worst_classs():
+    from sim.report.verdict import predicted_margin_s
+
+    client = {"keepalive": {"idle": 60, "interval": 10, "count": 3}}
+    alike = _sc(_raw([MOBILE, {**STREAMS, "client": {}}], client=client))
+    late = _sc(_raw([MOBILE, {**STREAMS, "client": {"keepalive": {"idle": 340, "interval": 10, "count": 3}}}],
+                    client=client))
+    bare = _sc(_raw([MOBILE, {**STREAMS, "client": {"keepalive": False}}], client=client))
+    assert predicted_margin_s(alike) == predicted_margin_s(_sc(_raw({}, client=client))) > 250
+    assert predicted_margin_s(late) < 10  # the streams class probes only after 340 s
+    assert predicted_margin_s(bare) is None  # a class with nothing probing: its safety depends on its traffic

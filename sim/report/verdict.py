@@ -20,9 +20,11 @@ from sim.report.classes import fold_classes, point_classes
 Side = tuple[str, KeepaliveCfg, KernelCfg]
 
 
-def keepalive_sides(sc: Scenario) -> list[Side]:
-    """The sockets on either side of the client-facing middlebox(es), with their kernels."""
-    sides = [("client", sc.client.keepalive, sc.kernel.merged(sc.client.kernel))]
+def keepalive_sides(sc: Scenario, client: Any = None) -> list[Side]:
+    """The sockets on either side of the client-facing middlebox(es), with their kernels;
+    ``client``: a traffic class's client (default: the top-level client section)."""
+    client = client if client is not None else sc.client
+    sides = [("client", client.keepalive, sc.kernel.merged(client.kernel))]
     if sc.envoy:
         sides.append(("envoy listener", sc.envoy.listener.keepalive, sc.kernel.merged(sc.envoy.kernel)))
     else:
@@ -55,8 +57,9 @@ def predicted_margin_s(sc: Scenario) -> float | None:
     refresh: I + worst wheel lateness + the hops between the LB and the prober, both ways; the
     smaller of the client's leg (``lb``) and Envoy's upstream leg (``upstream.lb``). ``None`` when no
     leg has a middlebox, or a leg with one has nothing sending keepalives through it (its safety
-    then depends on the traffic) or counts bytes (ALB, proxies: TCP keepalive cannot hold it)."""
-    legs = [(lb_list(sc.lb), keepalive_sides(sc))]
+    then depends on the traffic) or counts bytes (ALB, proxies: TCP keepalive cannot hold it). With
+    traffic classes the client's leg is each class's, with its own client: the smallest counts."""
+    legs = [(lb_list(sc.lb), keepalive_sides(sc, c.client)) for c in sc.classes()]
     if sc.upstream.lb is not None and sc.envoy is not None:
         legs.append((lb_list(sc.upstream.lb), upstream_sides(sc)))
     margins = [_leg_margin_s(sc, chain, sides) for chain, sides in legs if chain]
