@@ -95,8 +95,8 @@ def _row_figures(c: dict, rows: list[int]) -> dict:
 def summarize_one(rec, duration_s: float) -> dict:
     """Summary of one replication, with ``by_class``: each traffic class's CLASS_FIELDS (its rows')."""
     c = rec.columns
-    out = _row_figures(c, list(range(len(c["conn_id"]))))
-    del out["keepalive_probes"]
+    fleet = _row_figures(c, list(range(len(c["conn_id"]))))
+    out = {k: v for k, v in fleet.items() if k != "keepalive_probes"}
     ka = rec.counters["keepalive_packets"]
     out.update({
         "keepalive_packets": ka,
@@ -110,6 +110,10 @@ def summarize_one(rec, duration_s: float) -> dict:
         **capacity(rec.series, duration_s),
         "devices": devices(rec.series, duration_s),
     })
+    names = set(c[CLASS_COLUMN])
+    if len(names) == 1:  # one class: its figures are the fleet's (no second pass over the rows)
+        out["by_class"] = {names.pop(): fleet}
+        return out
     rows: dict[str, list[int]] = {}
     for i, name in enumerate(c[CLASS_COLUMN]):
         rows.setdefault(name, []).append(i)
