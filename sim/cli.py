@@ -11,21 +11,6 @@ from pathlib import Path
 
 from sim.errors import ConfigError, one_line
 
-OUTCOME_WORDS = {
-    "ok": "fine",
-    "closed_idle": "closed by an idle timeout before any drop",
-    "reset_on_send": "sent data into the forgotten flow and got an RST (request failed)",
-    "reset_on_probe": "its keepalive probe got an RST (detected, no request lost)",
-    "timeout_keepalive": "keepalive gave up (ETIMEDOUT)",
-    "timeout_retrans": "data hung until ETIMEDOUT",
-    "reset_on_expiry": "the LB announced the expiry",
-    "zombie": "still believes it is open (zombie)",
-    "reset_by_peer": "got an RST from the peer host",
-    "closed_after_drop": "closed it itself, after the LB had forgotten it",
-    "race_reset": "sent a request as the server closed the idle connection (503, race)",
-    "goaway": "was sent GOAWAY (too_many_pings) by the gRPC server",
-}
-
 
 def _parser() -> argparse.ArgumentParser:
     from sim import __version__
@@ -157,7 +142,8 @@ def _what_filled(d: dict) -> str:
 
 def _human(sc, result) -> str:
     from sim.config.schema import lb_list
-    from sim.report.fmt import NLCU_WORDS, fmt
+    from sim.report.classes import class_summary_lines
+    from sim.report.fmt import NLCU_WORDS, OUTCOME_WORDS, fmt
     from sim.report.verdict import failure_split, summary_why
 
     s = result.summary
@@ -215,6 +201,7 @@ def _human(sc, result) -> str:
     lines.append(f"  keepalive packets through middleboxes: {s['keepalive_packets']} "
                  f"({s['keepalive_pps']:.3f}/s); LB RSTs: {s['lb_rsts']}; smallest slack before expiry: "
                  f"{fmt(s['min_slack_s'])} s")
+    lines += class_summary_lines(s)  # each traffic class's own figures (two or more classes)
     why = summary_why(s)
     verdict = f"UNSAFE: {why}" if why else "SAFE: no silent drops, no rejected connects"
     if not why and "sample_fraction" in s:
@@ -331,6 +318,7 @@ def _analytic_text(loaded, as_json: bool, force: bool = False) -> int:
 
 def _sweep_text(res, device: str = "the client-facing LB") -> str:
     """The verdict table and the recommendation; ``device``: the capacity LB that ka_pps/1k counts."""
+    from sim.report.classes import class_lines
     from sim.report.fmt import fmt, fmt_param, recommendation_text
     from sim.report.verdict import failure_split
 
@@ -359,7 +347,7 @@ def _sweep_text(res, device: str = "the client-facing LB") -> str:
     lines.append(f"ka_pps/1k: keepalive packets/s per 1,000 connections at {device}; why: failed requests by reason, "
                  "preceded by what made a setting unsafe: silent drops and/or rejected connects (a full table, "
                  "no port, connect_timeout, connect_refused)")
-    lines.append(recommendation_text(res.recommended, bool(res.knobs), device))
+    lines += [*class_lines(res.table, res.knobs), recommendation_text(res.recommended, bool(res.knobs), device)]
     return "\n".join(lines)
 
 

@@ -52,11 +52,11 @@ def test_an_axis_mixing_off_and_a_keepalive_mapping_is_stored_and_read_back(tmp_
     stored = pd.read_parquet(out / "points.parquet")
     assert stored[key].map(type).eq(str).all()  # one Arrow type: canonical JSON text
     assert set(stored[key]) == {"false", KA_TEXT}
-    # (the nested summary fields connect_outcomes, devices, failure_reasons and fault_counts are JSON
-    # text too; summary.csv has no connect_outcomes)
+    # (the nested summary fields by_class, connect_outcomes, devices, failure_reasons and fault_counts
+    # are JSON text too; summary.csv has no connect_outcomes)
     assert json.loads((out / "sweep.json").read_text())["json_columns"] == {
-        "points.parquet": ["connect_outcomes", "devices", key, "failure_reasons", "fault_counts"],
-        "summary.csv": ["devices", key, "failure_reasons"]}
+        "points.parquet": ["by_class", "connect_outcomes", "devices", key, "failure_reasons", "fault_counts"],
+        "summary.csv": ["by_class", "devices", key, "failure_reasons"]}
     res = load_results(out)
     assert list(res.points[key]) == [False, False, KA_TEXT, KA_TEXT]
     assert list(res.points["kernel.hz"]) == [250, 1000, 250, 1000]
@@ -124,7 +124,9 @@ def test_nested_summary_fields_are_stored_as_json_and_read_back(tmp_path, capsys
     assert all(sum(r.values()) == f for r, f in zip(reasons, pts["failed_requests"], strict=True))
     assert list(pts["fault_counts"][0]) == []  # no faults in this config
     assert set(json.loads((out / "sweep.json").read_text())["json_columns"]["points.parquet"]) == {
-        "devices", "failure_reasons", "fault_counts", "connect_outcomes"}
+        "devices", "failure_reasons", "fault_counts", "connect_outcomes", "by_class"}
+    assert list(pts["by_class"][0]) == ["default"]  # one traffic mapping: one class
+    assert pts["by_class"][0]["default"]["silent_drops"] == pts["silent_drops"][0]
     opened = zip(pts["connect_outcomes"], pts["connections_opened"], strict=True)
     assert all(set(o) == {"ok"} and o["ok"] >= n for o, n in opened)  # every leg's connections
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BeforeValidator, Field, field_validator
 
 from sim.config.durations import config_duration, short_repr, whole_seconds
-from sim.config.fields import KeyedError, Strict, integer_among
+from sim.config.fields import Duration, KeyedError, Strict, integer_among
 from sim.facts.kernel import (
     DEFAULT_SYSCTL,
     MAX_TCP_KEEPCNT,
@@ -146,3 +146,10 @@ class KernelCfg(Strict):
     def resolved(self) -> tuple[int, bool, dict[str, int]]:
         """(hz, exact, full sysctl dict) with the kernel's defaults filled in (R2)."""
         return (self.hz or 250, (self.timers or "wheel") == "exact", {**DEFAULT_SYSCTL, **self.sysctl})
+
+
+class PoolCfg(Strict):
+    """The client's connection pool: close an idle connection, or any connection after a lifetime."""
+
+    idle_timeout: Duration = 0.0  # 0 = off; the next request then opens a new connection
+    max_lifetime: Duration = 0.0  # 0 = off; closed after its current request, replaced at once

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.config.classes import class_path
 from sim.config.listener_options import BASE as SOCKET_OPTIONS
 from sim.config.listener_options import decode_listener_options
 from sim.config.schema import Scenario
@@ -66,11 +67,14 @@ def split_key(key: str) -> tuple:
 
 
 def set_path(data: dict, path: tuple, value: Any) -> None:
-    """Set a nested key; a scalar on the way (``keepalive: off``) becomes a mapping."""
-    node = data
-    for p in path[:-1]:
-        nxt = node.get(p)
-        if not isinstance(nxt, dict):
+    """Set a nested key; a scalar on the way (``keepalive: off``) becomes a mapping. An integer
+    indexes a list on the way (a traffic class: ``class_path``)."""
+    node: Any = data
+    for k, p in enumerate(path[:-1]):
+        nxt = node[p] if isinstance(node, list) else node.get(p)
+        after = path[k + 1]
+        if not (isinstance(nxt, dict) or (isinstance(nxt, list) and isinstance(after, int)
+                                          and 0 <= after < len(nxt))):
             nxt = {}
             node[p] = nxt
         node = nxt
@@ -79,6 +83,9 @@ def set_path(data: dict, path: tuple, value: Any) -> None:
 
 def get_path(data: Any, path: tuple) -> Any:
     for p in path:
+        if isinstance(data, list) and isinstance(p, int) and 0 <= p < len(data):
+            data = data[p]
+            continue
         if not isinstance(data, dict) or p not in data:
             return None
         data = data[p]
@@ -153,6 +160,7 @@ def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Loa
     for item in sets:
         key_path, value = parse_set(item)
         label = "--set " + item.partition("=")[0].strip()
+        key_path = class_path(raw, key_path, label)
         where.record_set(key_path, label)
         options = apply_value(raw, key_path, value, where) or options
     scenario = validate_scenario(raw, where)
@@ -163,9 +171,10 @@ def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Loa
             trial = copy.deepcopy(raw)
             trial.pop("sweep", None)
             trial_where = where.copy()
-            trial_where.record_set(split_key(key), **where.at(axis))
             try:
-                apply_value(trial, split_key(key), value, trial_where)
+                at = class_path(trial, split_key(key))
+                trial_where.record_set(at, **where.at(axis))
+                apply_value(trial, at, value, trial_where)
                 validate_scenario(trial, trial_where)
             except ConfigError as exc:
                 inner = f"{exc.key}: " if exc.key and exc.key != key else ""
@@ -187,7 +196,7 @@ def with_values(loaded: Loaded, values: dict[str, Any]) -> Scenario:
     raw.pop("sweep", None)
     where = loaded.source
     for key, value in values.items():
-        path = split_key(key)
+        path = class_path(raw, split_key(key))
         axis = next((a for a in (("sweep", key), ("sweep", "conditions", key)) if a in where.lines), None)
         if axis is not None:
             where.record_set(path, **loaded.source.at(axis))

@@ -9,6 +9,7 @@ from sim.config.profiles import middlebox_spec
 from sim.config.schema import Scenario, lb_list
 from sim.config.storm_rules import reconnect_spec, storm_spec
 from sim.spec import (
+    ClassSpec,
     ClientSpec,
     DistSpec,
     EnvoySpec,
@@ -21,6 +22,7 @@ from sim.spec import (
     TrafficSpec,
     WorldSpec,
 )
+from sim.spec.classes import class_counts
 
 
 def socket_spec(ka: KeepaliveCfg, user_timeout_s: float, syncnt: int | None = None) -> SocketSpec:
@@ -65,8 +67,6 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
     """Everything the model needs for one replication of ``sc``; ``shortcuts``: the engine's
     work-saving shortcuts (default all on; ``Shortcuts.none()`` is the reference engine)."""
     base = sc.kernel
-    t = sc.traffic
-    client = sc.client
     envoy = None
     if sc.envoy:
         lst, ups = sc.envoy.listener, sc.envoy.upstream
@@ -82,16 +82,11 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
             upstream_h2_keepalive=_h2_keepalive(ups.http2_keepalive),
             listener_h2_keepalive=_h2_keepalive(lst.http2_keepalive))
     grpc = sc.upstream.grpc
+    classes = tuple(ClassSpec(c.name, c.share, _traffic(c.traffic, sc.config_dir), _client(base, c.client))
+                    for c in sc.classes())
     return WorldSpec(
         name=sc.name, duration_s=sc.duration, connections=sc.connections, hop_s=sc.network.one_way_delay,
-        traffic=TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes,
-                            t.process, tuple(sorted(t.params.items())), sc.config_dir if t.process else "",
-                            t.requests_per_connection or 0),
-        client=ClientSpec(host_spec("client", base, client.kernel),
-                          socket_spec(client.keepalive, client.user_timeout, client.syncnt),
-                          client.request_timeout, client.ping_interval, client.pool.idle_timeout,
-                          client.pool.max_lifetime, client.instances or 0,
-                          reconnect=reconnect_spec(client.reconnect)),
+        traffic=classes[0].traffic, client=classes[0].client,
         server=ServerSpec(host_spec("upstream", base, sc.upstream.kernel),
                           socket_spec(sc.upstream.keepalive, sc.upstream.user_timeout), sc.upstream.idle_timeout,
                           GrpcSpec(grpc.min_ping_interval, grpc.max_ping_strikes, grpc.permit_without_calls)
@@ -105,4 +100,20 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
         faults=tuple(FaultSpec(f.at, math.inf if f.for_ is None else f.at + f.for_, f.leg, f.direction, f.packets,
                                f.action) for f in sc.faults),
         storm=storm_spec(sc),
+        classes=classes, class_counts=class_counts([c.share for c in classes], sc.connections),
     )
+
+
+def _traffic(t, config_dir: str) -> TrafficSpec:
+    """One class's traffic (seconds, bytes)."""
+    return TrafficSpec(t.ramp, _dist(t.request_gap), _dist(t.service_time), t.request_bytes, t.response_bytes,
+                       t.process, tuple(sorted(t.params.items())), config_dir if t.process else "",
+                       t.requests_per_connection or 0)
+
+
+def _client(base: KernelCfg, client) -> ClientSpec:
+    """One class's client: its host, its sockets and its application timers."""
+    return ClientSpec(host_spec("client", base, client.kernel),
+                      socket_spec(client.keepalive, client.user_timeout, client.syncnt),
+                      client.request_timeout, client.ping_interval, client.pool.idle_timeout,
+                      client.pool.max_lifetime, client.instances or 0, reconnect=reconnect_spec(client.reconnect))

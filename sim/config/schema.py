@@ -12,8 +12,9 @@ import keyword
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from sim.config.classes import ClassClientCfg, TrafficClass, check_name, check_share, resolve_classes
 from sim.config.envoy_pool import (
     MAX_CONCURRENT_STREAMS,
     Concurrency,
@@ -24,7 +25,7 @@ from sim.config.envoy_pool import (
 )
 from sim.config.fields import Duration, KeyedError, Strict
 from sim.config.fleet import FleetCfg, fleet_sets_connections
-from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, SynCnt, UserTimeout
+from sim.config.hostcfg import Keepalive, KeepaliveCfg, KernelCfg, PoolCfg, SynCnt, UserTimeout
 from sim.config.ports import PortsCfg
 from sim.config.storm import ReconnectCfg, StormCfg
 
@@ -147,13 +148,6 @@ def _lb_in(v: Any) -> Any:
 
 
 LbChain = Annotated[Optional[Union[LbCfg, list[LbCfg]]], BeforeValidator(_lb_in)]
-
-
-class PoolCfg(Strict):
-    """The client's connection pool: close an idle connection, or any connection after a lifetime."""
-
-    idle_timeout: Duration = 0.0  # 0 = off; the next request then opens a new connection
-    max_lifetime: Duration = 0.0  # 0 = off; closed after its current request, replaced at once
 
 
 class ClientCfg(Strict):
@@ -313,6 +307,26 @@ class TrafficCfg(Strict):
         return self
 
 
+class TrafficClassCfg(TrafficCfg):
+    """One traffic class (sim.config.classes): a name, a share of the fleet, every traffic key and the
+    class's own client settings."""
+
+    name: Annotated[str, AfterValidator(check_name)]
+    share: Annotated[float, BeforeValidator(check_share)]
+    client: ClassClientCfg = ClassClientCfg()
+
+
+def _traffic_in(v: Any) -> Any:
+    if v is not None and not isinstance(v, (dict, list)):
+        raise ValueError(f"{v!r} is not traffic (allowed: a traffic mapping, or a list of classes "
+                         "{name, share, ...}")
+    for i, c in enumerate(v if isinstance(v, list) else ()):
+        if not isinstance(c, dict):
+            raise KeyedError(i, f"{c!r} should be a mapping (allowed: a class {{name, share, ...traffic keys, "
+                                "client})")
+    return v
+
+
 class NetworkCfg(Strict):
     one_way_delay: Duration = 0.001
 
@@ -359,7 +373,8 @@ class Scenario(Strict):
     replications: int = Field(default=1, ge=1, le=MAX_REPLICATIONS)
     seed: int = Field(default=1, ge=0, le=MAX_SEED)
     connections: int = Field(default=1, ge=1, le=MAX_CONNECTIONS)
-    traffic: TrafficCfg = TrafficCfg()
+    #: one mapping (one class, ``default``), or a list of classes (sim.config.classes)
+    traffic: Annotated[Union[TrafficCfg, list[TrafficClassCfg]], BeforeValidator(_traffic_in)] = TrafficCfg()
     network: NetworkCfg = NetworkCfg()
     kernel: KernelCfg = KernelCfg(hz=250, timers="wheel")
     client: ClientCfg = ClientCfg()
@@ -386,6 +401,10 @@ class Scenario(Strict):
         """This scenario, its ``config_dir`` set to ``folder``."""
         self._config_dir = folder
         return self
+
+    def classes(self) -> list[TrafficClass]:
+        """The traffic classes, each with its whole client (one, ``default``, for a single mapping)."""
+        return resolve_classes(self.traffic, self.client)
 
     @model_validator(mode="before")
     @classmethod

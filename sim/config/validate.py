@@ -11,6 +11,7 @@ from typing import Any, cast, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ValidationError
 
+from sim.config.classes import classes_problem
 from sim.config.durations import short_repr
 from sim.config.ports import MissingLimit
 from sim.config.profiles import all_profiles, middlebox_spec
@@ -65,7 +66,7 @@ class Source:
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The pydantic model class that owns the last key of ``loc``."""
     cur: Any = model
-    for part in loc[:-1]:
+    for k, part in enumerate(loc[:-1]):
         if isinstance(part, int):
             continue
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
@@ -73,10 +74,23 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
         f = cast(Any, cur).model_fields.get(part)  # pydantic is Any to mypy (pyproject.toml)
         if f is None:
             return None
-        cur = _first_model(f.annotation)
+        # an index next: the model of the union's list branch (a traffic class, not a traffic mapping)
+        listed = isinstance(loc[k + 1], int) and _first_model(_list_of(f.annotation))
+        cur = listed or _first_model(f.annotation)
         if cur is None:
             return None
     return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _list_of(tp: Any) -> Any:
+    """The item type of the first ``list[...]`` inside ``tp`` (None when there is none)."""
+    if get_origin(tp) is list:
+        return get_args(tp)[0]
+    for arg in get_args(tp):
+        found = _list_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _first_model(tp: Any) -> Any:
@@ -208,6 +222,10 @@ def validate_scenario(raw: dict, where: Source) -> Scenario:
                                   allowed=f"{rng[0]:g}..{rng[1]:g} s")
     check_port_limits(scenario, where)
     check_fault_legs(scenario, where)
+    classes = classes_problem(scenario.traffic)
+    if classes is not None:
+        loc, problem, allowed = classes
+        raise ConfigError(problem, **where.at(loc), key=_dotted(loc), allowed=allowed)
     storm = storm_problem(scenario)
     if storm is not None:
         loc, problem, allowed = storm

@@ -55,7 +55,7 @@ def _prober(sc: Scenario) -> tuple[str, int, int, int] | None | Literal[False]:
 
 def in_scope(sc: Scenario) -> bool:
     chain = lb_list(sc.lb)
-    if len(chain) != 1 or lb_list(sc.upstream.lb):
+    if len(chain) != 1 or lb_list(sc.upstream.lb) or isinstance(sc.traffic, list):  # classes: simulated
         return False
     spec = middlebox_spec(chain[0])
     kernels = [sc.kernel.merged(k) for k in (sc.client.kernel, sc.upstream.kernel)]
@@ -96,7 +96,7 @@ def analytic(sc: Scenario) -> Analytic | None:
     spec = middlebox_spec(lb_list(sc.lb)[0])
     timeout, d = spec.idle_timeout_s, sc.network.one_way_delay
     rtt = 4 * d
-    gap = sc.traffic.request_gap.spec()[1]
+    gap = sc.classes()[0].traffic.request_gap.spec()[1]  # one class: in_scope
     prober = _prober(sc)
     assert not isinstance(prober, bool)  # in_scope: keepalive on one side of the LB at most
     # what reaches the LB after its last refresh of a cycle, in order (seconds after that refresh)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sim.config.load import Loaded, sweep_axes, with_values
 from sim.config.profiles import middlebox_spec
@@ -145,48 +146,56 @@ class _Cost:
     output: float
 
 
-def _sockets(sc: Scenario) -> list[tuple[KeepaliveCfg, KernelCfg]]:
-    """(keepalive, kernel) of every socket that may send keepalive probes."""
+def _sockets(sc: Scenario, client: Any) -> list[tuple[KeepaliveCfg, KernelCfg]]:
+    """(keepalive, kernel) of every socket that may send keepalive probes (``client``: a class's)."""
     k = sc.kernel
-    out = [(sc.client.keepalive, k.merged(sc.client.kernel)), (sc.upstream.keepalive, k.merged(sc.upstream.kernel))]
+    out = [(client.keepalive, k.merged(client.kernel)), (sc.upstream.keepalive, k.merged(sc.upstream.kernel))]
     if sc.envoy:
         ek = k.merged(sc.envoy.kernel)
         out += [(sc.envoy.listener.keepalive, ek), (sc.envoy.upstream.keepalive, ek)]
     return out
 
 
-def point_cost(sc: Scenario) -> _Cost:
-    """The estimate for every replication of one scenario (see the module docstring)."""
-    specs = [middlebox_spec(c) for c in lb_list(sc.lb)]
-    legs = 1 + (1 if sc.envoy else 0) + (1 if any(s.terminating for s in specs) else 0)
+def _slot_cost(sc: Scenario, specs: list, legs: int, traffic: Any, client: Any) -> tuple[float, float]:
+    """(events, connections opened) of one slot of a class with ``traffic`` and ``client``."""
     hops = len(specs) + 1 + ((len(lb_list(sc.upstream.lb)) + 1) if sc.envoy else 0)
-    gap = mean_s(sc.traffic.request_gap)
-    service = mean_s(sc.traffic.service_time)
+    gap = mean_s(traffic.request_gap)
+    service = mean_s(traffic.service_time)
     # a request timeout (the client's, Envoy's route timeout) ends a long request, and its connection
-    cutoffs = [t for t in (sc.client.request_timeout, sc.envoy.listener.route_timeout if sc.envoy else 0.0) if t > 0]
+    cutoffs = [t for t in (client.request_timeout, sc.envoy.listener.route_timeout if sc.envoy else 0.0) if t > 0]
     cut = bool(cutoffs) and min(cutoffs) < service
     cycle = gap + (min(cutoffs) if cut else service) + 2 * hops * sc.network.one_way_delay
     probes = 0.0
-    for ka, kernel in _sockets(sc):
+    for ka, kernel in _sockets(sc, client):
         if ka.enabled:  # type: ignore[attr-defined]
             _, _, sysctl = kernel.resolved()  # type: ignore[attr-defined]
             probes += 1.0 / (ka.idle or sysctl["net.ipv4.tcp_keepalive_time"])  # type: ignore[attr-defined]
-    pings = 1.0 / sc.client.ping_interval if sc.client.ping_interval > 0 else 0.0
+    pings = 1.0 / client.ping_interval if client.ping_interval > 0 else 0.0
     lb_ka = sum(2.0 / s.keepalive_every_s for s in specs if s.keepalive_every_s > 0)
-    idle_closers = [sc.client.pool.idle_timeout, sc.upstream.idle_timeout]
+    idle_closers = [client.pool.idle_timeout, sc.upstream.idle_timeout]
     idle_closers += [s.idle_timeout_s for s in specs if s.refreshed_by == "payload"]  # ALB, proxies: FIN
     if sc.envoy:
         idle_closers += [sc.envoy.listener.idle_timeout, sc.envoy.upstream.idle_timeout]
-    lifetimes = [t for t in (sc.client.pool.max_lifetime,) if t > 0]
+    lifetimes = [t for t in (client.pool.max_lifetime,) if t > 0]
     if cut or any(0 < t < gap for t in idle_closers):
         lifetimes.append(cycle)
     opens = 1.0 + (sc.duration / min(lifetimes) if lifetimes else 0.0)
     per_second = legs * EVENTS_PER_REQUEST / cycle + EVENTS_PER_PROBE * probes + EVENTS_PER_PING * pings \
         + EVENTS_PER_LB_KEEPALIVE * lb_ka
+    return opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second, opens
+
+
+def point_cost(sc: Scenario) -> _Cost:
+    """The estimate for every replication of one scenario (see the module docstring): each traffic
+    class's events and connections per slot, weighted by its share."""
+    specs = [middlebox_spec(c) for c in lb_list(sc.lb)]
+    legs = 1 + (1 if sc.envoy else 0) + (1 if any(s.terminating for s in specs) else 0)
+    per_slot = [(c.share, _slot_cost(sc, specs, legs, c.traffic, c.client)) for c in sc.classes()]
     # a sampled fleet simulates its sample only (fleet.sample)
     n = float(sc.fleet.sample_size() if sc.fleet is not None else sc.connections)
     reps = float(sc.replications)
-    events = reps * n * (opens * legs * EVENTS_PER_CONNECTION + sc.duration * per_second)
+    events = reps * n * sum(share * ev for share, (ev, _) in per_slot)
+    opens = sum(share * op for share, (_, op) in per_slot)
     rows = n * opens * legs
     minutes = sc.duration / 60.0
     # slots that share a limited flow table, a port budget or Envoy's upstream pools are simulated all at once, never in

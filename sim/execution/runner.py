@@ -13,7 +13,7 @@ import pandas as pd
 from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.execution.sampling import fleet_slots, run_sampled, sampling_clusters
+from sim.execution.sampling import fleet_slots, run_sampled, sample_size, sampling_clusters, sampling_strata
 from sim.execution.seeds import replication_seed
 from sim.execution.simulate import slots_independent
 from sim.metrics.fleet import scale_to_fleet
@@ -115,7 +115,7 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     Unless ``quiet``, a fleet of more than PIECE_SLOTS slots reports its progress on stderr."""
     from sim.execution.progress import progress
 
-    simulated = sc.fleet.sample_size() if sc.fleet is not None else sc.connections
+    simulated = sample_size(sc)
     total = simulated * sc.replications
     bar = progress(total, quiet=quiet or simulated <= PIECE_SLOTS, label="run", unit="slot")
     per_rep, runs, recs = [], [], []
@@ -140,5 +140,5 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     summary = combine(per_rep, runs)
     if sampled:
         summary = scale_to_fleet(summary, sampled, batches, sc.connections, sc.duration, sc.seed,
-                                 sampling_clusters(sc))
+                                 sampling_clusters(sc), sampling_strata(sc))
     return ScenarioResult(summary=summary, records=recs)

@@ -26,9 +26,12 @@ from sim.metrics.summary import summarize_one
 from sim.model.groups import shares_upstream_pools, worker_groups
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
+from sim.spec.classes import class_counts, class_slots, slot_classes
 
 #: the spawn key of the sample's random stream, apart from every replication's model streams
 SAMPLE_STREAM = 0x5A3F1E
+#: the fewest slots a traffic class's sample has (all of a smaller class): ``class_allocation``
+MIN_CLASS_SAMPLE = 100
 
 
 def sampling_clusters(sc: Scenario) -> int:
@@ -91,16 +94,40 @@ def check_sampling(sc: Scenario) -> None:
         sampling_clusters(sc)
 
 
+def sampling_strata(sc: Scenario) -> list[tuple[str, int]]:
+    """The strata of a sample of slots: each traffic class, (name, slots in the fleet), in config
+    order; [] when the sample is not stratified (one class, or whole client instances are drawn)."""
+    classes = sc.classes()
+    if len(classes) < 2 or sampling_clusters(sc):
+        return []
+    counts = class_counts([c.share for c in classes], sc.connections)
+    return [(c.name, n) for c, n in zip(classes, counts, strict=True)]
+
+
+def class_allocation(counts: Sequence[int], sample: int) -> list[int]:
+    """Each class's sample: its share of ``sample`` proportional to its slots (largest remainders),
+    raised to MIN_CLASS_SAMPLE slots (the whole class when it is smaller), so that a rare class still
+    has slots enough for an interval. The floors may make the sample larger than ``sample``."""
+    return [max(min(n, MIN_CLASS_SAMPLE), k) for n, k in zip(counts, class_counts(counts, sample), strict=True)]
+
+
 def fleet_slots(sc: Scenario, seed: int) -> Sequence[int]:
     """The slots one replication simulates: all of them, or a uniform sample without replacement
     drawn from ``seed`` (the replication's seed, so each replication samples afresh), sorted: of
-    slots, or of whole client instances (``sampling_clusters``: as many instances as hold about
-    ``fleet.sample`` slots, at least 2), each with every slot it runs."""
+    slots (of each traffic class apart when there are several: ``sampling_strata``), or of whole
+    client instances (``sampling_clusters``: as many instances as hold about ``fleet.sample`` slots,
+    at least 2), each with every slot it runs."""
     if sc.fleet is None or not is_sampled(sc.fleet):
         return range(sc.connections)
     clusters = sampling_clusters(sc)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLE_STREAM,)))
-    if not clusters:
+    strata = sampling_strata(sc)
+    if strata:  # a uniform sample of each traffic class (class_allocation), found by rank in its class
+        counts = [n for _, n in strata]
+        ids = np.concatenate([class_slots(h, rng.choice(n, size=k, replace=False), counts)
+                              for h, (n, k) in enumerate(zip(counts, class_allocation(counts, sc.fleet.sample_size()),
+                                                              strict=True))])
+    elif not clusters:
         ids = rng.choice(sc.connections, size=sc.fleet.sample_size(), replace=False)
     else:
         m = _clusters_drawn(sc, clusters)
@@ -110,9 +137,20 @@ def fleet_slots(sc: Scenario, seed: int) -> Sequence[int]:
     return ids.tolist()
 
 
+def sample_size(sc: Scenario) -> int:
+    """The slots one replication simulates: ``fleet.sample``'s, or more when the traffic classes'
+    floors raise it (``class_allocation``)."""
+    if sc.fleet is None or not is_sampled(sc.fleet):
+        return sc.connections
+    strata = sampling_strata(sc)
+    if strata:
+        return sum(class_allocation([n for _, n in strata], sc.fleet.sample_size()))
+    return sc.fleet.sample_size()
+
+
 def sample_fraction(sc: Scenario) -> float:
     """Simulated slots over the fleet's slots (1.0 without a sample)."""
-    return 1.0 if sc.fleet is None else sc.fleet.sample_size() / sc.connections
+    return sample_size(sc) / sc.connections
 
 
 def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None = None,
@@ -128,15 +166,25 @@ def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None =
     # A batch holds whole sampling units (slots, or client instances), dealt out in a seeded random
     # order: dealt in slot order, every batch would get a slice of the ramp (a systematic sample),
     # and the batches would agree more than random subsamples do, so the intervals would be too narrow.
-    units = sorted({s % clusters for s in slots}) if clusters else list(slots)
-    n_batches = batch_count(len(units), bool(clusters))
-    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLE_STREAM, 1))).permutation(len(units))
-    turn = {units[k]: i % n_batches for i, k in enumerate(order)}
-    batches = [[s for s in slots if turn[s % clusters if clusters else s] == b] for b in range(n_batches)]
+    # A stratified sample is batched class by class: a batch's device figures (keepalive packets, new
+    # flows) are then one class's, which its stratum's weight scales (sim.metrics.fleet).
+    strata = sampling_strata(sc)
+    stratum = (slot_classes(slots, [n for _, n in strata]).tolist() if strata else [0] * len(slots))
+    batches: list[tuple[int, list[int]]] = []
+    for h in range(max(1, len(strata))):
+        mine = [s for s, k in zip(slots, stratum, strict=True) if k == h]
+        units = sorted({s % clusters for s in mine}) if clusters else mine
+        if not units:
+            continue
+        n_batches = min(batch_count(len(units), bool(clusters)), len(units))
+        key = (SAMPLE_STREAM, 1) if h == 0 else (SAMPLE_STREAM, 1, h)
+        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)).permutation(len(units))
+        turn = {units[k]: i % n_batches for i, k in enumerate(order)}
+        batches += [(h, [s for s in mine if turn[s % clusters if clusters else s] == b]) for b in range(n_batches)]
     parts = []
-    for batch in batches:
+    for _, batch in batches:
         parts.append(run_one(sc, seed, slots=batch, shortcuts=shortcuts))
         if bar is not None:
             bar.update(len(batch))
-    return merge(parts), slots, [{**summarize_one(p, sc.duration), "_profile": peak_profile(p.series, sc.duration)}
-                                 for p in parts]
+    return merge(parts), slots, [{**summarize_one(p, sc.duration), "_profile": peak_profile(p.series, sc.duration),
+                                  "_stratum": h} for p, (h, _) in zip(parts, batches, strict=True)]

@@ -16,7 +16,7 @@ import pandas as pd
 from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
-from sim.execution.sampling import run_sampled, sampling_clusters
+from sim.execution.sampling import run_sampled, sampling_clusters, sampling_strata
 from sim.execution.simulate import slots_independent
 from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
@@ -136,12 +136,14 @@ def run_task(task: Task) -> TaskResult:
     if sc.fleet is not None and is_sampled(sc.fleet):  # figures scaled to the fleet (sim/metrics/fleet.py)
         rec, slots, batches = run_sampled(sc, task.seed, shortcuts=task.shortcuts)
         summary = scale_to_fleet(summarize_one(rec, sc.duration), [(rec.columns, slots)], batches, sc.connections,
-                                 sc.duration, task.seed, sampling_clusters(sc))
+                                 sc.duration, task.seed, sampling_clusters(sc), sampling_strata(sc))
     else:
         rec = run_one(sc, task.seed, shortcuts=task.shortcuts)
         summary = summarize_one(rec, sc.duration)
     outcomes = summary.pop("outcomes")
     summary.pop("_detects")
+    for figures in summary.get("by_class", {}).values():
+        figures.pop("_detects", None)
     summary["connections_opened"] = summary["connections"]  # a swept `connections` key takes the name
     summary, nested = nested_to_json(summary)
     params = {param_column(k): v for k, v in task.stored.items()}

@@ -108,8 +108,13 @@ class ConnRecord:
     time_wait_s: float
 
 
-#: The per-connection record columns (docs/outputs.md), in order: ConnRecord's fields.
-COLUMNS: Final = tuple(f.name for f in fields(ConnRecord))
+#: The columns a connection's own record holds (ConnRecord's fields), in order.
+RECORD_COLUMNS: Final = tuple(f.name for f in fields(ConnRecord))
+#: The traffic class of the slot a connection served (its name; ``default`` for a single traffic
+#: mapping): the world fills it in from the slot, as a Python keyword cannot be a record field.
+CLASS_COLUMN: Final = "class"
+#: The per-connection record columns (docs/outputs.md), in order: ConnRecord's fields, then ``class``.
+COLUMNS: Final = RECORD_COLUMNS + (CLASS_COLUMN,)
 
 
 #: Connection ids are ``slot * CONN_ID_STRIDE + n`` for the n-th connection a slot (and Envoy on its

@@ -36,6 +36,7 @@ import numpy as np
 from sim.facts.names import CONN_ID_STRIDE
 from sim.metrics.capacity import active_flows_at, nlcu_dimensions
 from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+from sim.spec.classes import slot_classes
 
 #: per-slot event counts: (summary field, the per-connection column, downstream rows only)
 SLOT_EVENTS = (("silent_drops", "silent_drop", False), ("failed_requests", "failed_requests", True),
@@ -267,18 +268,40 @@ def peak_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
     return out
 
 
+def combine_strata(parts: list[tuple[float, list[float] | None]]) -> tuple[float, list[float] | None]:
+    """A stratified total and its interval from each stratum's (estimate, interval): the estimates
+    add up, and each side's half-widths add in quadrature (independent strata); one stratum is
+    returned as it is. None when a stratum has no interval."""
+    if len(parts) == 1:
+        return parts[0]
+    est = float(sum(e for e, _ in parts))
+    if any(ci is None for _, ci in parts):
+        return est, None
+    low = math.sqrt(sum((e - ci[0]) ** 2 for e, ci in parts if ci is not None))
+    high = math.sqrt(sum((ci[1] - e) ** 2 for e, ci in parts if ci is not None))
+    return est, [max(0.0, est - low), est + high]
+
+
+#: a traffic class's figures that add up over slots (``by_class``): scaled by its stratum's weight
+CLASS_ADDITIVE = ("connections", "requests", "requests_in_flight_at_end", "hang_s_open_total", "keepalive_probes",
+                  "at_risk_gaps", "zombies_peak", *REASON_FIELDS, *OTHER_FAILURE_FIELDS)
+
+
 def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
-                   fleet_slots: int, duration_s: float, seed: int, clusters: int = 0) -> dict:
+                   fleet_slots: int, duration_s: float, seed: int, clusters: int = 0,
+                   strata: Sequence[tuple[str, int]] = ()) -> dict:
     """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
     slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
     it sampled; ``batches``: every batch's summary, over all replications, in replication order,
-    each with its ``peak_profile`` as ``_profile`` (sim.execution.sampling.run_sampled). ``clusters``:
-    the client instances when whole instances were sampled (slot i runs on instance i mod
-    ``clusters``), else 0: the sampling unit is then the slot. Counts are summed per unit, and the
-    fleet's total is (units in the fleet / units sampled) × the sample's (the cluster estimator)."""
+    each with its ``peak_profile`` as ``_profile`` and its stratum as ``_stratum``
+    (sim.execution.sampling.run_sampled). ``clusters``: the client instances when whole instances
+    were sampled (slot i runs on instance i mod ``clusters``), else 0: the sampling unit is then the
+    slot. ``strata``: (traffic class, its slots in the fleet) when each class was sampled apart
+    (stratified), else empty. Counts are summed per unit, and each stratum's total is (its units in
+    the fleet / its units sampled) × its sample's (the cluster estimator); the strata's totals add
+    up, their intervals in quadrature (``combine_strata``). ``by_class`` gets each class's own."""
     rng = np.random.default_rng(seed)
     per_rep = len(batches) // len(replications)  # every replication has the same number of batches
-    profiles = [[b["_profile"] for b in batches[i:i + per_rep]] for i in range(0, len(batches), per_rep)]
     sampled = sum(len(s) for _, s in replications)
     reps = len(replications)
     # each sampled slot's unit, distinct across replications (every one is a sample of its own)
@@ -287,42 +310,84 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     _, unit = np.unique(keys, return_inverse=True)
     units_sampled = int(unit.max()) + 1
     scale = (clusters or fleet_slots) * reps  # the summary sums replications: so does its estimate
+    ratio = scale / units_sampled  # N / n, or instances / instances sampled
+    # the strata: each unit's, and each stratum's units in the fleet (times replications) and sampled
+    counts = [n for _, n in strata] if strata else [clusters or fleet_slots]
+    unit_stratum: np.ndarray = np.zeros(units_sampled, dtype=np.int64)
+    if strata:
+        unit_stratum[unit] = np.concatenate([slot_classes(s, counts) for _, s in replications])
+    n_h = np.bincount(unit_stratum, minlength=len(counts))
+    scale_h = [n * reps for n in counts]
+    ratio_h = [sh / k if k else 0.0 for sh, k in zip(scale_h, n_h, strict=True)]
 
     def per_unit(per_slot: np.ndarray) -> np.ndarray:
         return np.bincount(unit, weights=per_slot, minlength=units_sampled)
 
+    def stratified(per: np.ndarray, interval) -> list[tuple[float, list[float] | None]]:
+        """Each stratum's (total, interval); a stratum sampled whole (a census) has no sampling error."""
+        out = []
+        for h, (sh, k) in enumerate(zip(scale_h, n_h, strict=True)):
+            v = per[unit_stratum == h] if strata else per
+            est = float(v.sum()) * sh / k if k else 0.0
+            out.append((est, [est, est] if k == sh or not k else interval(v, sh)))
+        return out
+
     out = dict(summary)
     observed = {}
+    by_parts: dict[str, list] = {}
     for field, column, down in SLOT_EVENTS:
         per = per_unit(np.concatenate([_per_slot(c, s, field, column, down) for c, s in replications]))
         observed[field] = summary[field]
-        out[field] = float(per.sum()) * scale / units_sampled
-        out[f"{field}_ci95"] = count_interval(per, scale, rng)
+        by_parts[field] = stratified(per, lambda v, sh: count_interval(v, sh, rng))
+        out[field], out[f"{field}_ci95"] = combine_strata(by_parts[field])
     for field, cols in SLOT_DURATIONS:
         per = per_unit(sum(np.concatenate([_per_slot(c, s, field, col, False) for c, s in replications])
                            for col in cols))
         observed[field] = summary[field]
-        out[field] = float(per.sum()) * scale / units_sampled
-        out[f"{field}_ci95"] = _bootstrap(per, scale, rng) if per.any() else None
-    ratio = scale / units_sampled  # N / n, or instances / instances sampled
+        by_parts[field] = stratified(per, lambda v, sh: _bootstrap(v, sh, rng) if v.any() else None)
+        out[field], out[f"{field}_ci95"] = combine_strata(by_parts[field])
+        if not per.any():
+            out[f"{field}_ci95"] = None
     for field in BATCH_FIELDS:
         observed[field] = summary[field]
-        out[field] = summary[field] * ratio
         # a rate is averaged over replications, and the batches of all of them sum to reps x the rate
-        per_rep = field.endswith(("_per_s", "_pps", "_mean"))
-        out[f"{field}_ci95"] = batch_interval([b[field] for b in batches], ratio / reps if per_rep else ratio)
+        per_rep_field = field.endswith(("_per_s", "_pps", "_mean"))
+        if not strata:
+            out[field] = summary[field] * ratio
+            out[f"{field}_ci95"] = batch_interval([b[field] for b in batches], ratio / reps if per_rep_field else ratio)
+            continue
+        parts: list[tuple[float, list[float] | None]] = []
+        for h, r in enumerate(ratio_h):
+            values = [b[field] for b in batches if b["_stratum"] == h]
+            w = r / reps if per_rep_field else r
+            est = float(sum(values)) * w
+            parts.append((est, [est, est] if n_h[h] == scale_h[h] else batch_interval(values, w)))
+        out[field], out[f"{field}_ci95"] = combine_strata(parts)
     for field in SCALED_FIELDS:
         observed[field] = summary[field]
         out[field] = summary[field] * ratio
+    # a stratified sample's batches are each one class's: a batch's peak profile carries its weight
+    weight = [1.0] * len(counts) if not strata else [r / ratio for r in ratio_h]
+    profiles = [[_weighted(b["_profile"], weight[b.get("_stratum", 0)]) for b in batches[i:i + per_rep]]
+                for i in range(0, len(batches), per_rep)]
     for field, (est, ci) in peak_intervals(profiles, ratio, rng).items():
         out[field] = est
         out[f"{field}_ci95"] = ci
     for field, ci in nlcu_intervals(profiles, ratio, rng).items():
         out[f"{field}_ci95"] = ci
-    out["connections"] = summary["connections"] * ratio
+    names = [name for name, _ in strata]
+    by_class = summary.get("by_class", {})
+
+    def additive(field: str) -> float:
+        """A row figure's fleet total: each class's scaled by its own weight when stratified."""
+        if not strata:
+            return summary[field] * ratio
+        return sum(by_class[name][field] * r for name, r in zip(names, ratio_h, strict=True) if name in by_class)
+
+    out["connections"] = additive("connections")
     for field in REASON_FIELDS + OTHER_FAILURE_FIELDS:  # the split of failed requests, scaled alike
         if field not in ("hung",):
-            out[field] = summary[field] * ratio
+            out[field] = additive(field)
     out["failure_reasons"] = failure_reasons(out)
     # the LB's price is a fixed hourly part plus the NLCUs': not proportional, and not known here
     out["lb_cost_per_hour_usd"] = math.nan
@@ -336,4 +401,39 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     out["fleet_connections"] = fleet_slots
     out["sampled_connections"] = sampled // reps
     out["observed"] = observed
+    out["by_class"] = _scaled_classes(by_class, names, by_parts, ratio_h, n_h, counts, reps, per_day) if strata \
+        else {name: {**f, **{k: f[k] * ratio for k in CLASS_ADDITIVE + ("silent_drops", "failed_requests",
+                                                                          "hang_s_total", "zombie_s_total",
+                                                                          "connect_failures")}}
+              for name, f in by_class.items()}
+    return out
+
+
+def _weighted(profile: dict[str, np.ndarray], w: float) -> dict[str, np.ndarray]:
+    """A batch's peak profile times its stratum's weight relative to the whole sample's (1: as it is)."""
+    if w == 1.0:
+        return profile
+    return {k: v if k == "step_s" else v * w for k, v in profile.items()}
+
+
+def _scaled_classes(by_class: dict[str, dict], names: list[str], parts: dict[str, list], ratio_h: list[float],
+                    n_h: np.ndarray, counts: list[int], reps: int, per_day: float) -> dict[str, dict]:
+    """Each class's figures scaled to its share of the fleet by its own stratum, with the intervals of
+    the per-slot counts and durations, its expected drops per fleet-day and its sample fraction."""
+    out = {}
+    for h, name in enumerate(names):
+        f = dict(by_class.get(name, {}))
+        if not f:
+            continue
+        observed = {k: f[k] for k in parts}
+        f.update({k: f[k] * ratio_h[h] for k in CLASS_ADDITIVE})
+        for field, each in parts.items():
+            f[field], f[f"{field}_ci95"] = each[h]
+        f["expected_drops_per_day"] = f["silent_drops"] * per_day
+        f["expected_drops_per_day_ci95"] = [x * per_day for x in f["silent_drops_ci95"]]
+        f["sample_fraction"] = float(n_h[h]) / (counts[h] * reps)
+        f["fleet_connections"] = counts[h]
+        f["sampled_connections"] = int(n_h[h]) // reps
+        f["observed"] = observed
+        out[name] = f
     return out

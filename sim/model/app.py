@@ -16,8 +16,9 @@ from sim.model.records import CONNECT_CAUSES, Conn, failure_reason
 from sim.model.segment import ESTABLISHED, Seg
 from sim.model.storm import Backoff, hold
 
-if TYPE_CHECKING:  # for types only: scenario imports this module
+if TYPE_CHECKING:  # for types only: scenario and slot_classes import this module
     from sim.model.scenario import World
+    from sim.model.slot_classes import SlotClass
 
 class Sampler:
     """Draws from one distribution with its own generator, in blocks (cheap per draw)."""
@@ -59,13 +60,15 @@ class ClientSlot:
     connection dies."""
 
     __slots__ = ("world", "index", "conn", "gaps", "pending", "req_ids", "outstanding", "server", "conn_seq",
-                 "pool_idle", "cfg", "backoff", "held")
+                 "pool_idle", "cfg", "backoff", "held", "kind")
 
-    def __init__(self, world: World, index: int, gaps: Sampler, server: Server, cfg: Any) -> None:
+    def __init__(self, world: World, index: int, gaps: Sampler, server: Server, kind: SlotClass) -> None:
         self.world = world
         self.index = index
         self.server = server
-        self.cfg = cfg  # ClientSpec
+        #: its traffic class (sim.model.slot_classes), and that class's client (ClientSpec)
+        self.kind = kind
+        cfg = self.cfg = kind.cfg
         self.conn_seq = 0
         self.conn: Conn | None = None
         self.gaps = gaps
@@ -115,8 +118,9 @@ class ClientSlot:
         conn.start_request(now)
         if self.pool_idle is not None:
             self.pool_idle.clear()
-        if self.world.request_timeouts is not None:
-            self.world.request_timeouts.add(now, self, msg)
+        timeouts = self.kind.request_timeouts
+        if timeouts is not None:
+            timeouts.add(now, self, msg)
         conn.cs.send(msg)
 
     # -- what a traffic process (process_slot.ProcessSlot) does differently
@@ -176,7 +180,8 @@ class ClientSlot:
 
     # -- timers
     def _request_timed_out(self) -> None:
-        """The client's request timeout (World.request_timeouts) ran out on the outstanding request."""
+        """The client's request timeout (its class's queue, SlotClass.request_timeouts) ran out on the
+        outstanding request."""
         if self.conn is not None:
             self._fail_outstanding("client_timeout")
             self._close_and("client_timeout", reopen=True)  # HTTP/1.1 cannot reuse it
@@ -233,7 +238,7 @@ class ClientSlot:
     def _idle_or_done(self, conn: Conn) -> None:
         """An answer came: the connection is idle, or, after traffic.requests_per_connection answers,
         closed (the next request opens a new one)."""
-        limit = self.world.requests_per_conn
+        limit = self.kind.requests_per_conn
         if 0 < limit <= conn.requests:
             self._close_and("max_requests", reopen=False)
         else:

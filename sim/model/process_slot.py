@@ -26,8 +26,8 @@ class ProcessSlot(ClientSlot):
 
     __slots__ = ("procs", "reply", "called_s", "size_bytes", "service_s")
 
-    def __init__(self, world: World, index: int, server: Server, cfg: Any, procs: Any) -> None:
-        super().__init__(world, index, _NO_GAPS, server, cfg)
+    def __init__(self, world: World, index: int, server: Server, kind: Any, procs: Any) -> None:
+        super().__init__(world, index, _NO_GAPS, server, kind)
         self.pending = False  # the process sends the first request, when it wants to
         #: the run's traffic processes (user_process.UserProcesses)
         self.procs = procs

@@ -9,10 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-import numpy as np
-
-from sim.facts.names import COLUMNS
-from sim.model.app import ClientSlot, Sampler, Server
+from sim.facts.names import CLASS_COLUMN, CONN_ID_STRIDE, RECORD_COLUMNS
+from sim.model.app import ClientSlot, Server
 from sim.model.clock import Clock, make_scheduler
 from sim.model.faults import FaultedMiddlebox, device_faults, leg_faults, make_faults
 from sim.model.faults import counts as fault_counts
@@ -22,20 +20,19 @@ from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
 from sim.model.pool import PoolConn, UpstreamPool
-from sim.model.process_slot import ProcessSlot
 from sim.model.proxy import EnvoyConn, EnvoySettings
 from sim.model.records import Conn
+from sim.model.slot_classes import build_slots, first_class, make_classes
+from sim.model.slot_classes import slot_rng as _rng
 from sim.model.storm import arm as arm_storm
 from sim.model.terminating import TermProxyConn
 from sim.model.timeouts import FifoTimeouts
 from sim.model.tracing import Trace
-from sim.model.user_process import UserProcesses, load_process
 from sim.spec import HostSpec, MiddleboxSpec, SocketSpec, WorldSpec
 
 # Named random streams: spawn keys under the run's seed. A slot's gaps depend only on
-# (seed, slot), so every grid point replays the same traffic (common random numbers).
-STREAM_GAPS: Final = 1
-STREAM_SERVICE: Final = 2
+# (seed, slot), so every grid point replays the same traffic (common random numbers); the gaps' and
+# service times' keys are STREAM_GAPS and STREAM_SERVICE (sim.model.slot_classes).
 STREAM_WHEEL: Final = 3
 #: Fleets of more client slots than this are simulated a chunk of slots at a time (run_one). Slots
 #: are independent (run_split relies on the same), so the records are the same; but a chunk's state
@@ -44,8 +41,8 @@ STREAM_WHEEL: Final = 3
 #: state (docs/performance.md). Measured on 100,000 connections x 2 h of configs/nlb.yaml: chunks of
 #: 10,000 slots 35.8 s, 5,000 30.8 s, 2,500 26.7 s, 1,000 22.8 s, 500 22.3 s (whole fleet: 48 s).
 CHUNK_SLOTS: Final = 1_000
-#: A record's values in COLUMNS order.
-_ROW_VALUES: Final = operator.attrgetter(*COLUMNS)
+#: A record's values in RECORD_COLUMNS order.
+_ROW_VALUES: Final = operator.attrgetter(*RECORD_COLUMNS)
 #: Wheel phases are drawn below the largest granularity any timer here can use (level 7).
 _PHASE_SPAN_J: Final = 8**7
 
@@ -68,10 +65,6 @@ def sock_opts(socket: SocketSpec) -> SockOpts:
     """The runtime socket options of a socket spec (R1: a 0 falls back to the netns sysctl)."""
     return SockOpts(keepalive=socket.keepalive, idle_s=socket.idle_s, intvl_s=socket.intvl_s, count=socket.count,
                     user_timeout_ms=socket.user_timeout_ms, syncnt=socket.syncnt)
-
-
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 class World:
@@ -131,12 +124,8 @@ class World:
             self.listener_spec = sock_opts(spec.envoy.listener_socket)
             self.envoy_up_spec = sock_opts(spec.envoy.upstream_socket)
         self.conns: list[Conn] = []
-        #: traffic.requests_per_connection (0: unlimited), read at every answer
-        self.requests_per_conn = spec.traffic.requests_per_connection
-        # Fixed-length request timeouts, one queue each for the whole fleet (FifoTimeouts).
-        c = spec.client
-        self.request_timeouts = (FifoTimeouts(self.sched, c.request_timeout_s, "outstanding",
-                                              ClientSlot._request_timed_out) if c.request_timeout_s > 0 else None)
+        # Fixed-length request timeouts, one queue each for the whole fleet (FifoTimeouts); the
+        # client's, one per traffic class (sim.model.slot_classes)
         self.route_timeouts = None
         if spec.envoy and spec.envoy.request_timeout_s > 0:
             self.route_timeouts = FifoTimeouts(self.sched, spec.envoy.request_timeout_s, "active",
@@ -160,37 +149,11 @@ class World:
         #: failed requests per simulated second, sparse (the burst of a reconnect storm)
         self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
-        # slots simulates exactly as it would within the whole fleet (see run_split).
-        sv, gp = t.service, t.gap
-        server = spec.server
-        n = spec.connections
-        self.slots: list[ClientSlot] = []
-        # A fixed distribution has no state, so its sampler (and a server that only uses that) is
-        # shared by the whole fleet instead of costing memory per connection.
-        fixed_gaps = Sampler(gp.kind, gp.a, gp.b, None) if gp.kind == "fixed" else None
-        fixed_server = (Server(self, Sampler(sv.kind, sv.a, sv.b, None), server.idle_timeout_s, server.grpc,
-                               server.close_on_fin) if sv.kind == "fixed" else None)
-        # A traffic process (traffic.process) sends the requests instead of the gaps: its slots run it
-        # on a SimPy environment, and get the gaps' random stream as their own.
-        procs = None
-        if t.process is not None:
-            procs = UserProcesses(self.sched, t.process, load_process(t.process, t.process_path), dict(t.params))
-            self.sched.procs = procs
-            for mb in self.ds_mbs + self.us_mbs:
-                mb.message_sizes = True
-        for i in (range(n) if slots is None else slots):
-            srv = fixed_server or Server(self, Sampler(sv.kind, sv.a, sv.b, _rng(seed, STREAM_SERVICE, i)),
-                                         server.idle_timeout_s, server.grpc, server.close_on_fin)
-            if procs is not None:
-                slot: ClientSlot = ProcessSlot(self, i, srv, c, procs)
-                procs.start(slot, i * t.ramp_s / n, _rng(seed, STREAM_GAPS, i))
-            else:
-                gaps = fixed_gaps or Sampler(gp.kind, gp.a, gp.b, _rng(seed, STREAM_GAPS, i))
-                slot = ClientSlot(self, i, gaps, srv, c)
-                self.sched.call_at(i * t.ramp_s / n, slot.open)
-            self.slots.append(slot)
-        if procs is not None:
-            self.sched.watch_env()
+        # slots simulates exactly as it would within the whole fleet (see run_split). Each slot is of
+        # a traffic class (sim.model.slot_classes); further classes' hosts draw their phases last.
+        first = first_class(self, spec, self.client_host, self.client_spec)
+        self.classes = make_classes(self, spec, host, sock_opts, first)
+        self.slots: list[ClientSlot] = build_slots(self, self.classes, seed, slots)
         if spec.storm is not None:
             arm_storm(self, spec.storm, seed)
 
@@ -233,11 +196,11 @@ class World:
     def open_downstream(self, slot: ClientSlot) -> Conn:
         """The client opens a connection: to a terminating LB, to Envoy, or to the upstream."""
         if self.term is not None:
-            conn = self._connect(slot, "downstream", self.front_mbs, self.client_host, slot, self.client_spec,
+            conn = self._connect(slot, "downstream", self.front_mbs, slot.kind.host, slot, slot.kind.opts,
                                  self.lb_host, None, SockOpts(), ends=(True, False))
             conn.ss.owner = TermProxyConn(self, slot, conn, self.term.spec)
             return conn
-        return self._to_server(slot, "downstream", self.ds_mbs, self.client_host, slot, self.client_spec)
+        return self._to_server(slot, "downstream", self.ds_mbs, slot.kind.host, slot, slot.kind.opts)
 
     def open_lb_backend(self, proxy: TermProxyConn) -> Conn:
         """A terminating LB opens its back leg, to Envoy or to the upstream."""
@@ -276,15 +239,21 @@ class World:
         conns = self.conns
         conns.sort(key=lambda c: c.conn_id)  # rows by id, however the fleet ran
         # Columns of their final length, filled a row at a time: no row objects are kept.
-        cols: list[list] = [[None] * len(conns) for _ in COLUMNS]
+        cols: list[list] = [[None] * len(conns) for _ in RECORD_COLUMNS]
         for conn in conns:
             conn.path.finish(end)
         self._hung_at_end(end)
         for i, conn in enumerate(conns):
-            # a named record (ConnRecord), read in COLUMNS order by one C call
+            # a named record (ConnRecord), read in RECORD_COLUMNS order by one C call
             for col, value in zip(cols, _ROW_VALUES(conn.row(end)), strict=True):
                 col[i] = value
-        columns = dict(zip(COLUMNS, cols, strict=True))
+        columns = dict(zip(RECORD_COLUMNS, cols, strict=True))
+        # every leg of a slot's connection is of the slot's traffic class
+        if len(self.classes) == 1:
+            columns[CLASS_COLUMN] = [self.classes[0].name] * len(conns)
+        else:
+            names = {slot.index: slot.kind.name for slot in self.slots}
+            columns[CLASS_COLUMN] = [names[c.conn_id // CONN_ID_STRIDE] for c in conns]
         mbs = self.ds_mbs + self.us_mbs
         counters: dict[str, int] = {
             "keepalive_packets": sum(m.keepalive_packets for m in mbs),

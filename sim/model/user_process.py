@@ -125,8 +125,10 @@ def delay_to(now_s: float, t_s: float) -> float:
 class UserProcesses:
     """One world's traffic processes: their SimPy environment, and the glue to the scheduler."""
 
-    def __init__(self, sched: Any, target: str, fn: Callable[..., Any], params: dict[str, Any]) -> None:
-        self.env = simpy.Environment()
+    def __init__(self, sched: Any, target: str, fn: Callable[..., Any], params: dict[str, Any],
+                 env: simpy.Environment | None = None) -> None:
+        #: one environment for the world: traffic classes with processes of their own share it
+        self.env = env if env is not None else simpy.Environment()
         self.sched = sched
         self.target = target
         self.fn = fn

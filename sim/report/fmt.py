@@ -99,3 +99,20 @@ def recommendation_text(rec: dict | None, has_knobs: bool, device: str = "the cl
 
 #: the NLCU dimensions (sim.metrics.capacity.NLCU_DIMENSIONS) in words
 NLCU_WORDS = {"new_flows": "new flows", "active_flows": "active flows", "bytes": "processed bytes"}
+
+
+#: each outcome in the words of ``run``'s summary (docs/outputs.md#outcomes)
+OUTCOME_WORDS = {
+    "ok": "fine",
+    "closed_idle": "closed by an idle timeout before any drop",
+    "reset_on_send": "sent data into the forgotten flow and got an RST (request failed)",
+    "reset_on_probe": "its keepalive probe got an RST (detected, no request lost)",
+    "timeout_keepalive": "keepalive gave up (ETIMEDOUT)",
+    "timeout_retrans": "data hung until ETIMEDOUT",
+    "reset_on_expiry": "the LB announced the expiry",
+    "zombie": "still believes it is open (zombie)",
+    "reset_by_peer": "got an RST from the peer host",
+    "closed_after_drop": "closed it itself, after the LB had forgotten it",
+    "race_reset": "sent a request as the server closed the idle connection (503, race)",
+    "goaway": "was sent GOAWAY (too_many_pings) by the gRPC server",
+}

@@ -13,6 +13,7 @@ from sim.config.schema import Scenario, lb_list
 from sim.metrics.packets import lane_events, lines, stored_entries
 from sim.output import atomic_write
 from sim.report import plots
+from sim.report.classes import class_table, several_classes
 from sim.report.fmt import describe_dist, fmt, fmt_param, point_label, short_keys
 from sim.report.limits import limits_section, row_devices
 from sim.report.verdict import failure_split, per_knob
@@ -69,13 +70,19 @@ def describe(sc: Scenario) -> str:
     if sc.envoy:
         chain.append("Envoy")
     chain += [c.profile for c in ulbs] + ["upstream"]
-    gap = describe_dist(sc.traffic.request_gap.spec())
-    svc = describe_dist(sc.traffic.service_time.spec())
-    return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections opened over "
-            f"{sc.traffic.ramp:g} s; the gap between a response and the next request is {gap}; server time "
-            f"{svc}. "
+    classes = sc.classes()
+    requests = (_requests(classes[0].traffic) if len(classes) == 1 else
+                "in classes: " + "; ".join(f"`{c.name}`, {c.share:.0%} of them, {_requests(c.traffic)}"
+                                           for c in classes))
+    return (f"Topology: {' → '.join(chain)}. {sc.connections} long-lived client connections {requests}. "
             f"{sc.duration:g} s simulated per replication, {sc.replications} replication(s), seed {sc.seed}, "
             f"{sc.network.one_way_delay * 1000:g} ms per hop.")
+
+
+def _requests(t) -> str:
+    """One traffic mapping's (or class's) requests, as part of a sentence."""
+    return (f"opened over {t.ramp:g} s; the gap between a response and the next request is "
+            f"{describe_dist(t.request_gap.spec())}; server time {describe_dist(t.service_time.spec())}")
 
 
 def assumptions(sc: Scenario) -> str:
@@ -157,6 +164,7 @@ def build_report(root: Path, timeline: bool = True) -> Path:
                  "LB timeout minus the latest a probe can arrive; `p_drop_upper` = 3/N over N at-risk idle gaps; "
                  "`ka_pps_per_1000` = keepalive packets/s per 1,000 connections.\n")
     parts.append(markdown_table(table, (knobs or ["point_id"]) + VERDICT_COLUMNS + sampled_columns(table), knobs))
+    parts += _by_class(table, pp, knobs, conds)
     if cap_text:
         parts.append("## Capacity\n")
         parts.append(cap_text)
@@ -177,6 +185,22 @@ def build_report(root: Path, timeline: bool = True) -> Path:
     path = root / "report.md"
     atomic_write(path, "\n".join(parts))
     return path
+
+
+def _by_class(table: pd.DataFrame, pp: pd.DataFrame, knobs: list[str], conds: list[str]) -> list[str]:
+    """The By traffic class section: each class's verdict per knob setting and per grid point (none
+    for a fleet of one class)."""
+    if not several_classes(table):
+        return []
+    keys = knobs or ["point_id"]
+    per_setting, per_point = class_table(table, keys), class_table(pp, knobs + conds)
+    return ["## By traffic class\n",
+            "Each class's own connections (docs/config.md#traffic-classes): `safe` = none of its flows silently "
+            "dropped and none of its connects failed, under every condition; counts summed over replications "
+            "(and conditions). A sampled fleet's figures are each class's, scaled by its own stratum.\n",
+            markdown_table(per_setting, [c for c in per_setting.columns], keys),
+            "Every grid point:\n",
+            markdown_table(per_point, [c for c in per_point.columns], knobs + conds)]
 
 
 def _timeline(loaded, pp, traces: pd.DataFrame, keys, plot_dir, figures) -> str:

@@ -15,13 +15,16 @@ from sim.facts.names import FAILURE_REASONS
 from sim.facts.wheel import wheel_granularity_j
 from sim.metrics.capacity import CAPACITY_FIELDS, combine_devices
 from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+from sim.report.classes import fold_classes, point_classes
 
 Side = tuple[str, KeepaliveCfg, KernelCfg]
 
 
-def keepalive_sides(sc: Scenario) -> list[Side]:
-    """The sockets on either side of the client-facing middlebox(es), with their kernels."""
-    sides = [("client", sc.client.keepalive, sc.kernel.merged(sc.client.kernel))]
+def keepalive_sides(sc: Scenario, client: Any = None) -> list[Side]:
+    """The sockets on either side of the client-facing middlebox(es), with their kernels;
+    ``client``: a traffic class's client (default: the top-level client section)."""
+    client = client if client is not None else sc.client
+    sides = [("client", client.keepalive, sc.kernel.merged(client.kernel))]
     if sc.envoy:
         sides.append(("envoy listener", sc.envoy.listener.keepalive, sc.kernel.merged(sc.envoy.kernel)))
     else:
@@ -54,8 +57,9 @@ def predicted_margin_s(sc: Scenario) -> float | None:
     refresh: I + worst wheel lateness + the hops between the LB and the prober, both ways; the
     smaller of the client's leg (``lb``) and Envoy's upstream leg (``upstream.lb``). ``None`` when no
     leg has a middlebox, or a leg with one has nothing sending keepalives through it (its safety
-    then depends on the traffic) or counts bytes (ALB, proxies: TCP keepalive cannot hold it)."""
-    legs = [(lb_list(sc.lb), keepalive_sides(sc))]
+    then depends on the traffic) or counts bytes (ALB, proxies: TCP keepalive cannot hold it). With
+    traffic classes the client's leg is each class's, with its own client: the smallest counts."""
+    legs = [(lb_list(sc.lb), keepalive_sides(sc, c.client)) for c in sc.classes()]
     if sc.upstream.lb is not None and sc.envoy is not None:
         legs.append((lb_list(sc.upstream.lb), upstream_sides(sc)))
     margins = [_leg_margin_s(sc, chain, sides) for chain, sides in legs if chain]
@@ -138,6 +142,10 @@ def per_point(points: pd.DataFrame, param_keys: list[str], connections: int) -> 
         # SYNs a full table or an empty port budget refused, every device (a retry may have got through)
         out["connects_rejected"] = out["devices"].map(
             lambda ds: sum(int(d.get("connects_rejected") or 0) for d in ds or []))
+    if "by_class" in ok:  # each traffic class's figures, and its own verdict (docs/outputs.md#traffic-classes)
+        classes = {pid: point_classes([_json(v) for v in g["by_class"]])
+                   for pid, g in ok.groupby("point_id", sort=False)}
+        out["by_class"] = out["point_id"].map(classes)
     _verdict(out)
     # a sampled fleet's counts are fleet estimates: the rule of three counts the gaps actually seen
     seen = out["sample_fraction"] if "sample_fraction" in out else pd.Series(1.0, index=out.index)
@@ -213,6 +221,8 @@ def per_knob(pp: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
         table["expected_drops_per_day_ci95"] = list(g["expected_drops_per_day_ci95"].agg(
             lambda v: np.max(np.array(list(v)), axis=0).tolist()).values)
     table["failure_reasons"] = [failure_reasons(r) for _, r in table.iterrows()]
+    if "by_class" in pp:  # each class over the setting's conditions (same group order)
+        table["by_class"] = [fold_classes(list(group["by_class"])) for _, group in g]
     _verdict(table)
     # safe settings cheapest first (at the capacity LB, then at every middlebox); unsafe ones after,
     # fewest drops first

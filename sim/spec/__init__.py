@@ -6,6 +6,7 @@ explicit; ``sim.config.resolve.world_spec`` makes it, ``sim.model`` reads it and
 
 from sim.spec.storm import ReconnectSpec, StormSpec
 from sim.spec.world import (
+    ClassSpec,
     ClientSpec,
     DistSpec,
     EnvoySpec,
@@ -21,5 +22,6 @@ from sim.spec.world import (
     WorldSpec,
 )
 
-__all__ = ["ClientSpec", "DistSpec", "EnvoySpec", "FaultSpec", "GrpcSpec", "HostSpec", "MiddleboxSpec", "NlcuSpec",
-           "ReconnectSpec", "ServerSpec", "Shortcuts", "SocketSpec", "StormSpec", "TrafficSpec", "WorldSpec"]
+__all__ = ["ClassSpec", "ClientSpec", "DistSpec", "EnvoySpec", "FaultSpec", "GrpcSpec", "HostSpec",
+           "MiddleboxSpec", "NlcuSpec", "ReconnectSpec", "ServerSpec", "Shortcuts", "SocketSpec", "StormSpec",
+           "TrafficSpec", "WorldSpec"]

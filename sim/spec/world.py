@@ -123,6 +123,17 @@ class ClientSpec:
 
 
 @dataclass(frozen=True)
+class ClassSpec:
+    """One traffic class: its name, its share of the fleet, its traffic and its client (the
+    top-level client with the class's overrides)."""
+
+    name: str
+    share: float
+    traffic: TrafficSpec
+    client: ClientSpec
+
+
+@dataclass(frozen=True)
 class GrpcSpec:
     """gRPC server keepalive enforcement (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS ...)."""
 
@@ -230,3 +241,7 @@ class WorldSpec:
     faults: tuple[FaultSpec, ...] = ()
     #: a storm with a cause (``storm``), or None
     storm: StormSpec | None = None
+    #: the traffic classes (sim.spec.classes), in config order, and their slots in this fleet
+    #: (summing to ``connections``); empty: one class of ``traffic`` and ``client``, named "default"
+    classes: tuple[ClassSpec, ...] = ()
+    class_counts: tuple[int, ...] = ()

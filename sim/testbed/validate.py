@@ -201,7 +201,7 @@ def run_kernel_case(run: _Run, sc: Scenario, tag: str) -> tuple[str, float, int,
     """(outcome, client error time after connect, probes sent by both ends, note)."""
     lb = middlebox_spec(lb_list(sc.lb)[0])
     late = "rst" if lb.late_from_client == "rst_to_sender" else "drop"
-    gap = sc.traffic.request_gap.spec()[1]
+    gap = sc.classes()[0].traffic.request_gap.spec()[1]  # a kernel case has one class
     bed = Testbed(tag, int(lb.idle_timeout_s), late,
                   client_sysctl=dict(sc.client.kernel.sysctl), server_sysctl=dict(sc.upstream.kernel.sysctl))
     server_args = [_keepalive_arg(sc.upstream.keepalive), str(int(sc.upstream.user_timeout * 1000))]
