@@ -53,8 +53,6 @@ SCALED_FIELDS = ("lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_peak", "f
                  "nlcu_mean", "zombies_peak", "at_risk_gaps")
 #: each device's figures scaled by N/n (no intervals)
 DEVICE_SCALED = ("flows_peak", "flows_mean", "new_flows_peak_per_s", "keepalive_pps", "nlcu_mean")
-#: relative float noise (sums of the same numbers in another order)
-FLOAT_SLACK = 1e-9
 #: bootstrap resamples (seeded: the intervals are reproducible)
 RESAMPLES = 2000
 #: the batches a sample is simulated in, at most (fewer for a small sample: at least 20 slots each)
@@ -144,7 +142,7 @@ def peak_profile(series: dict, duration_s: float) -> dict[str, np.ndarray]:
     return prof
 
 
-def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
+def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float, units: int,
                    rng: np.random.Generator) -> dict[str, list[float]]:
     """95 % intervals of the fleet's ``nlcu_mean`` and ``nlcu_peak``. A bucket's NLCU is the largest
     of its dimensions, each of which adds up over batches (the sample's dimension is the batches' sum)
@@ -152,25 +150,34 @@ def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
     a replication are resampled with replacement, as for the flow peak (``peak_intervals``), their
     dimensions summed and scaled, and the mean and the peak over buckets taken; averaged (the mean)
     and maxed (the peak) over replications as the summary does; the 2.5th to 97.5th percentile of
-    PEAK_RESAMPLES of them. Empty when the capacity LB has no NLCU profile."""
+    PEAK_RESAMPLES of them.
+
+    That interval is one value where every batch agrees, as every open flow and every ramp's new
+    flow do; yet a few slots of the fleet that no sampled slot resembles (the last of a 60 s ramp,
+    whose SYN reaches the LB in the second minute) move the fleet's figure. So the interval spans at
+    least ±3/n of the estimate (``units``: n, the units sampled): a share of the fleet that none of
+    n sampled units showed is below 3/n at 95 % (the rule of three). Empty when the capacity LB has
+    no NLCU profile."""
     keys = sorted(k for k in profiles[0][0] if k.startswith("_nlcu_"))
     if not keys:
         return {}
-    means, peaks = [], []
+    means, peaks, est_means, est_peaks = [], [], [], []
     for rep in profiles:
         b = len(rep)
+        stacks = [np.stack([p[k] for p in rep]) for k in keys]  # per dimension: batches x buckets
         weights = rng.multinomial(b, np.full(b, 1.0 / b), size=PEAK_RESAMPLES)  # resamples x batches
-        per_bucket = np.max([weights @ np.stack([p[k] for p in rep]) for k in keys], axis=0) * ratio
+        per_bucket = np.max([weights @ st for st in stacks], axis=0) * ratio
         means.append(per_bucket.mean(axis=1))
         peaks.append(per_bucket.max(axis=1))
+        sample = np.max([st.sum(axis=0) for st in stacks], axis=0) * ratio
+        est_means.append(float(sample.mean()))
+        est_peaks.append(float(sample.max()))
     out: dict[str, list[float]] = {}
-    for field, draws in (("nlcu_mean", np.mean(means, axis=0)), ("nlcu_peak", np.max(peaks, axis=0))):
+    floor = 3.0 / max(units, 1)
+    for field, draws, est in (("nlcu_mean", np.mean(means, axis=0), float(np.mean(est_means))),
+                              ("nlcu_peak", np.max(peaks, axis=0), max(est_peaks))):
         bounds: list[float] = np.percentile(draws, [2.5, 97.5]).tolist()
-        lo, hi = bounds
-        # Widened by float noise: where every resample agrees (a ramp's first bucket, the same in every
-        # batch) the interval is one value, which the full run's sum, added in another order, may miss
-        # in its last bit.
-        out[field] = [lo * (1 - FLOAT_SLACK), hi * (1 + FLOAT_SLACK)]
+        out[field] = [min(bounds[0], est * (1 - floor)), max(bounds[1], est * (1 + floor))]
     return out
 
 
@@ -373,7 +380,7 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     for field, (est, ci) in peak_intervals(profiles, ratio, rng).items():
         out[field] = est
         out[f"{field}_ci95"] = ci
-    for field, ci in nlcu_intervals(profiles, ratio, rng).items():
+    for field, ci in nlcu_intervals(profiles, ratio, units_sampled, rng).items():
         out[f"{field}_ci95"] = ci
     names = [name for name, _ in strata]
     by_class = summary.get("by_class", {})
