@@ -67,11 +67,16 @@ Regenerate this page with `python bench/run_all.py` (last run {date.today().isof
 
 `configs/nlb.yaml` (Istio gateway behind an NLB, keepalive 300/20/4, exponential 10-minute request
 gaps, HZ=250 wheel timers) over 24 h simulated, one process on one core. Core: {core['core']}.
-`run_one` simulates a fleet {CHUNK_SLOTS:,} client slots at a time, one chunk after another, and
-merges the records: slots are independent, so the records are the same as with the whole fleet at
-once (`tests/test_scenarios.py::test_a_fleet_simulated_in_chunks_gives_the_same_records`), but a
-chunk's state stays in the CPU caches (`CHUNK_SLOTS` in `sim/model/scenario.py` gives the
-measurements behind the size).
+`run_one` simulates a fleet of independent slots {CHUNK_SLOTS:,} client slots at a time, one chunk
+after another, and merges the records: the records are the same as with the whole fleet at once
+(`tests/test_scenarios.py::test_a_fleet_simulated_in_chunks_gives_the_same_records`), but a chunk's
+state stays in the CPU caches (`CHUNK_SLOTS` in `sim/model/scenario.py` gives the measurements
+behind the size). `configs/nlb.yaml`'s HTTP listener pools Envoy's upstream connections, one pool
+per worker (`envoy.concurrency`, 2), so its slots are independent only across workers: it runs as
+one world per worker, {core['connections'] // 2:,} slots each
+(`tests/test_envoy_pools.py::test_a_pooled_fleet_runs_a_world_per_envoy_worker_with_the_records_of_the_whole`),
+and an event costs more than in a chunk of {CHUNK_SLOTS:,}: the state of thousands of slots no
+longer fits in the caches (docs/model.md, "Envoy upstream pools").
 
 | connections | wall time | events | events/s (model) | events/s, bare SimPy loop with as many processes | \
 ratio | events per connection-hour | events per essential event |
