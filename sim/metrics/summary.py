@@ -6,12 +6,11 @@ import math
 from collections import Counter
 
 from sim.facts.names import CONNECT_OUTCOMES, FAILURE_REASONS, OUTCOMES, REASON_COLUMNS
-from sim.metrics.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices, peak_overlap
+from sim.metrics.capacity import CAPACITY_FIELDS, capacity, combine_devices, devices
+from sim.metrics.totals import OTHER_FAILURE_FIELDS, RowTotals, median
 
 #: failed requests by reason, as the client saw them (downstream leg): they sum to failed_requests
 REASON_FIELDS = REASON_COLUMNS
-#: counts on the downstream leg besides the reasons: GOAWAY frames, Envoy's 503 answers
-OTHER_FAILURE_FIELDS = ("goaways", "envoy_503s")
 
 SUMMARY_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
@@ -21,8 +20,6 @@ SUMMARY_FIELDS = (
     *REASON_FIELDS, *OTHER_FAILURE_FIELDS, *CAPACITY_FIELDS,
     "failure_reasons", "devices", "outcomes", "connect_failures", "connect_outcomes",
 )
-#: connect outcomes that are failures (kernel-lifecycle.md R43, R44; Envoy's connect_timeout)
-CONNECT_FAILURES = ("connect_timeout", "connect_refused")
 
 
 def failure_reasons(row) -> dict[str, int]:
@@ -30,61 +27,34 @@ def failure_reasons(row) -> dict[str, int]:
     return {r: int(row[f]) for r, f in zip(FAILURE_REASONS, REASON_FIELDS, strict=True)}
 
 
-def _median(values: list[float]) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
 def summarize_one(rec, duration_s: float) -> dict:
     """Summary of one replication."""
-    c = rec.columns
-    n = len(c["conn_id"])
-    down = [i for i in range(n) if c["leg"][i] == "downstream"]
-    silent = sum(1 for x in c["silent_drop"] if x)
-    requests = sum(c["requests"][i] for i in down)
-    failed = sum(c["failed_requests"][i] for i in down)
-    detects = [x for key in ("client_detect_s", "server_detect_s") for x in c[key] if not math.isnan(x)]
-    peaks = []
-    for side in ("client_zombie_s", "server_zombie_s"):
-        ivs = [(c["drop_at_s"][i], c["drop_at_s"][i] + c[side][i]) for i in range(n) if c[side][i] > 0]
-        peaks.append(peak_overlap(ivs))
-    slack = [x for x in c["min_slack_s"] if not math.isinf(x)]
-    ka = rec.counters["keepalive_packets"]
+    return summary_from(RowTotals().add(rec.columns), rec.counters, rec.series, duration_s)
+
+
+def summary_from(totals: RowTotals, counters: dict, series: dict, duration_s: float) -> dict:
+    """Summary of one replication from its rows' totals (RowTotals: of every row, or merged over
+    chunks), its counters and its series (merged over chunks: sim.model.scenario.merge)."""
+    t = totals.fields()
+    ka = counters["keepalive_packets"]
     out = {
-        "connections": len(down),
-        "silent_drops": silent,
-        "silent_drop_rate": silent / n if n else 0.0,
-        "requests": requests,
-        "failed_requests": failed,
-        "failed_request_rate": failed / requests if requests else 0.0,
-        "requests_in_flight_at_end": sum(c["requests_in_flight_at_end"][i] for i in down),
-        "hang_s_total": sum(c["hang_s"][i] for i in down),
-        "hang_s_open_total": sum(c["hang_s_open"][i] for i in down),
-        "zombie_s_total": sum(c["client_zombie_s"]) + sum(c["server_zombie_s"]),
-        "zombies_peak": max(peaks) if peaks else 0,
-        "detect_s_p50": _median(detects),
-        "detect_s_max": max(detects) if detects else math.nan,
+        **{f: t[f] for f in ("connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests",
+                             "failed_request_rate", "requests_in_flight_at_end", "hang_s_total", "hang_s_open_total",
+                             "zombie_s_total", "zombies_peak", "detect_s_p50", "detect_s_max")},
         "keepalive_packets": ka,
         "keepalive_pps": ka / duration_s,
-        "lb_rsts": rec.counters["lb_rsts"],
-        "new_flows": rec.counters["new_flows"],
-        "fault_drops": rec.counters["fault_drops"],
-        "fault_rsts": rec.counters["fault_rsts"],
+        "lb_rsts": counters["lb_rsts"],
+        "new_flows": counters["new_flows"],
+        "fault_drops": counters["fault_drops"],
+        "fault_rsts": counters["fault_rsts"],
         "fault_counts": [{"fault": f"faults[{i}]", "drops": d, "rsts": r}
-                         for i, (d, r) in enumerate(rec.series["faults"])],
-        "min_slack_s": min(slack) if slack else math.nan,
-        "at_risk_gaps": sum(c["at_risk_gaps"]),
-        **{f: sum(c[f][i] for i in down) for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
-        **capacity(rec.series, duration_s),
-        "devices": devices(rec.series, duration_s),
-        "outcomes": dict(sorted(Counter(c["outcome"]).items())),
-        # every leg's connections: a failed upstream connect is a connect failure too
-        "connect_failures": sum(1 for o in c["connect_outcome"] if o in CONNECT_FAILURES),
-        "connect_outcomes": dict(sorted(Counter(c["connect_outcome"]).items())),
-        "_detects": detects,
+                         for i, (d, r) in enumerate(series["faults"])],
+        "min_slack_s": t["min_slack_s"],
+        "at_risk_gaps": t["at_risk_gaps"],
+        **{f: t[f] for f in REASON_FIELDS + OTHER_FAILURE_FIELDS},
+        **capacity(series, duration_s),
+        "devices": devices(series, duration_s),
+        **{f: t[f] for f in ("outcomes", "connect_failures", "connect_outcomes", "_detects")},
     }
     out["failure_reasons"] = failure_reasons(out)
     return out
@@ -123,7 +93,7 @@ def combine(per_rep: list[dict], runs: list[dict]) -> dict:
             finite = [v for v in vals if not math.isnan(v)]
             out[key] = min(finite) if finite else math.nan
         elif key == "detect_s_p50":  # over every detection time of every replication
-            out[key] = _median([d for s in per_rep for d in s.get("_detects", [])])
+            out[key] = median([d for s in per_rep for d in s.get("_detects", [])])
         else:
             out[key] = sum(vals)
     out["failure_reasons"] = failure_reasons(out)
