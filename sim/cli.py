@@ -130,7 +130,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from sim.execution.dask_run import part_files, run_on_dask
 
         parts = out / "parts" if out is not None else None
-        result = run_on_dask(sc, parts, args.workers, args.scheduler, args.quiet, _shortcuts(args))
+        # a LocalCluster's processes, at most the cores (a scheduler's cluster has its own workers)
+        workers = args.workers if args.scheduler or args.workers is None else cap_workers(
+            args.workers, sc.connections, "run", "slot")
+        result = run_on_dask(sc, parts, workers, args.scheduler, args.quiet, _shortcuts(args))
         if out is not None:
             write_run(out, part_files(out / "parts"), result.summary, sc, loaded.raw.get("sweep"))
     else:
