@@ -295,11 +295,14 @@ def dask_exact_section(fig: dict | None) -> str:
             return f"\n{DASK_HEADING}\n\nNot measured yet: `python bench/run_all.py --dask-exact`.\n"
         end = old.find("\n## ", start + 1)
         return "\n" + old[start:] if end < 0 else "\n" + old[start:end + 1]
+    d = fig["duration_s"]
+    duration = f"{d / 3600:g}h" if d % 3600 == 0 else f"{d:g}"
     workers = ", ".join(f"{mb:,} MB" for mb in fig["worker_peak_rss_mb"])
     at_start = ", ".join(f"{mb:,} MB" for mb in fig["worker_rss_at_start_mb"])
     return f"""
-{DASK_HEADING}: `python bench/dask_exact.py --connections {fig['slots']} --duration {fig['duration_s']:g}`
+{DASK_HEADING}
 
+`python bench/dask_exact.py --connections {fig['slots']} --duration {duration}`:
 `python -m sim run --executor dask --out DIR` (issue 17,
 [outputs.md](outputs.md#exact-runs-on-a-dask-cluster-run---executor-dask)) on {fig['slots']:,} slots
 of `configs/nlb.yaml`'s traffic for {fig['duration_s'] / 3600:g} h (one replication, with a tcp_proxy
