@@ -256,7 +256,8 @@ output = connection rows x {c.OUTPUT_BYTES_PER_ROW} B + minutes x {c.OUTPUT_BYTE
 ```
 
 `legs` counts the TCP connections per client connection (the client's, Envoy's upstream one, a
-terminating LB's back end); a `run` holds the records of every replication, a sweep's memory is its
+terminating LB's back end); a `run` holds the records of every replication (`run --executor dask`:
+one chunk of at most 10,000 slots per worker, its memory scaled down to that), a sweep's memory is its
 largest run times the runs at once. A sweep is estimated without expanding its grid: with c(v) the
 cost of the config with one axis set to v, the total is c(config) × the product over the axes of
 (sum over v of c(v) / c(config)), exact when the cost is a product of per-axis factors; the grid's

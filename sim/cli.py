@@ -122,7 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         check_splittable(sc)  # before anything else: one line, exit 2
     if not args.force:
-        check(estimate_run(sc), file=loaded.file)
+        check(estimate_run(sc, streamed=args.executor == "dask"), file=loaded.file)
     out = Path(args.out) if args.out else None
     if out is not None:  # before simulating: a folder that cannot take the results is refused now
         claim_folder(out, "run", sc.name, args.overwrite)
