@@ -190,3 +190,29 @@ def test_an_unreachable_scheduler_exits_2_with_one_line(capsys, monkeypatch):
     assert main(["run", SMALL, *SPLITTABLE, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
                  "--quiet"]) == 2
     assert "cannot reach the Dask scheduler within 1 s" in _one_line(capsys)
+
+
+def test_a_long_dask_run_reports_progress_by_finished_chunks(monkeypatch, capsys):
+    import sim.execution.dask_run as dr
+    import sim.execution.progress
+
+    _serially(monkeypatch)
+    monkeypatch.setattr(sim.execution.progress, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(dr, "PIECE_SLOTS", 10)  # a "large" fleet: more slots than a piece
+    assert main(["run", SMALL, *SPLITTABLE, "--executor", "dask", "--workers", "2", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "run: 10/80 slots done" in err and "run: 80/80 slots done in" in err
+
+
+def test_serial_runs_one_process_whatever_workers_says(monkeypatch, capsys):
+    import sim.execution.runner
+    import sim.execution.sweep
+
+    monkeypatch.setattr(sim.execution.sweep, "available_cores", lambda: 4)  # as on any machine
+    asked = []
+    real = sim.execution.runner.run_scenario
+    monkeypatch.setattr(sim.execution.runner, "run_scenario", lambda sc, **kw: asked.append(kw["workers"]) or
+                        real(sc, **kw))
+    for executor in ("serial", "process"):
+        assert main(["run", SMALL, *SPLITTABLE, "--executor", executor, "--workers", "2", "--quiet"]) == 0
+    assert asked == [1, 2]
