@@ -29,6 +29,8 @@ def what_filled(d: dict) -> str:
 
 
 def run_text(sc, result) -> str:
+    """What ``run`` prints for ``result`` (a ScenarioResult, with records or with per-leg outcome
+    counts: ``outcomes_by_leg``) of scenario ``sc``."""
     from sim.config.schema import lb_list
     from sim.report.fmt import NLCU_WORDS, fmt
     from sim.report.verdict import failure_split, summary_why
