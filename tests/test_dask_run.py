@@ -216,3 +216,23 @@ def test_serial_runs_one_process_whatever_workers_says(monkeypatch, capsys):
     for executor in ("serial", "process"):
         assert main(["run", SMALL, *SPLITTABLE, "--executor", executor, "--workers", "2", "--quiet"]) == 0
     assert asked == [1, 2]
+
+
+def test_a_fleet_with_a_port_budget_per_own_client_instance_is_split_with_the_same_summary(monkeypatch):
+    """One client instance per slot: each budget is its slot's own, so the fleet is split, and the
+    budgets' figures (held as arrays per chunk) come out as from the whole fleet."""
+    from sim.config.validate import Source, validate_scenario
+    from sim.execution.runner import run_scenario
+
+    _serially(monkeypatch)
+    raw = {"duration": 600, "connections": 12, "replications": 2, "kernel": {"hz": 250, "timers": "exact"},
+           "lb": {"profile": "aws-nat-gateway", "idle_timeout": 100, "ports": {"limit": 1, "per": "client_instance"}},
+           "traffic": {"ramp": 0, "request_gap": {"exponential": 150}}}
+    sc = validate_scenario(raw, Source("<test>", {}))
+    import sim.execution.dask_run as dr
+
+    split = dr.run_on_dask(sc, workers=2, chunk_slots=4).summary
+    whole = run_scenario(sc).summary
+    assert split["devices"][0]["ports_limit"] == 1 and split["devices"][0]["ports_peak"] == 1
+    split.pop("run"), whole.pop("run")
+    assert json.dumps(split, sort_keys=True, default=str) == json.dumps(whole, sort_keys=True, default=str)
