@@ -325,7 +325,7 @@ Its summary: {fig['silent_drops']} silent drops, {fig['failed_requests']} failed
 {fig['lb_active_flows_peak']:,}, mean {fig['lb_active_flows_mean']:,} flows, worst second
 {fig['new_flows_peak_per_s']:g} new flows. A worker's peak is that of one chunk's simulation and
 rows; the client's is the scheduler's, the per-second series and two float64 per flow (for the exact
-flow peak), not the rows.
+flow peak), not the rows. The wall time includes waiting for a CPU when other processes run.
 """
 
 
