@@ -1,6 +1,9 @@
 """Run every benchmark and regenerate docs/performance.md.
 
-    python bench/run_all.py            # about 13 minutes on the 2-core reference machine
+    python bench/run_all.py               # about 13 minutes on the 2-core reference machine
+    python bench/run_all.py --dask-exact  # also the exact 1,000,000-connection day on Dask (python
+                                          # bench/dask_exact.py: about 20 CPU-minutes more); without
+                                          # the flag, that section of docs/performance.md is kept as is
 
 Each figure in docs/performance.md comes from this command; nothing there is typed by hand.
 """
@@ -151,6 +154,7 @@ The analytic screening (`sweep --method analytic`) is checked against the simula
 deterministic test case by `pytest tests/test_analytic.py`, not here: it is a correctness claim.
 """
     text += pcap_targets(pcap, pcap_open)
+    text += dask_exact_section(_bench("dask_exact.py") if "--dask-exact" in sys.argv[1:] else None)
     (ROOT / "docs" / "performance.md").write_text(text)
     print(text)
     return 0
@@ -257,7 +261,8 @@ output = connection rows x {c.OUTPUT_BYTES_PER_ROW} B + minutes x {c.OUTPUT_BYTE
 ```
 
 `legs` counts the TCP connections per client connection (the client's, Envoy's upstream one, a
-terminating LB's back end); a `run` holds the records of every replication, a sweep's memory is its
+terminating LB's back end); a `run` holds the records of every replication (`run --executor dask`:
+one chunk of at most 10,000 slots per worker, its memory scaled down to that), a sweep's memory is its
 largest run times the runs at once. A sweep is estimated without expanding its grid: with c(v) the
 cost of the config with one axis set to v, the total is c(config) × the product over the axes of
 (sum over v of c(v) / c(config)), exact when the cost is a product of per-axis factors; the grid's
@@ -280,6 +285,52 @@ of each shipped config with {cost['connections']} connections for {cost['duratio
 | config | measured events | estimated | ratio |
 |---|---|---|---|
 {rows}
+"""
+
+
+DASK_HEADING = "## Exact runs on Dask"
+
+
+def dask_exact_section(fig: dict | None) -> str:
+    """The exact Dask run's section, from ``bench/dask_exact.py``'s figures; without them (no
+    ``--dask-exact``), the section docs/performance.md has now, kept as it is."""
+    if fig is None:
+        old = (ROOT / "docs" / "performance.md").read_text()
+        start = old.find(DASK_HEADING)
+        if start < 0:
+            return f"\n{DASK_HEADING}\n\nNot measured yet: `python bench/run_all.py --dask-exact`.\n"
+        end = old.find("\n## ", start + 1)
+        return "\n" + old[start:] if end < 0 else "\n" + old[start:end + 1]
+    d = fig["duration_s"]
+    duration = f"{d / 3600:g}h" if d % 3600 == 0 else f"{d:g}"
+    workers = ", ".join(f"{mb:,} MB" for mb in fig["worker_peak_rss_mb"])
+    at_start = ", ".join(f"{mb:,} MB" for mb in fig["worker_rss_at_start_mb"])
+    return f"""
+{DASK_HEADING}
+
+`python bench/dask_exact.py --connections {fig['slots']} --duration {duration}`:
+`python -m sim run --executor dask --out DIR` (issue 17,
+[outputs.md](outputs.md#exact-runs-on-a-dask-cluster-run---executor-dask)) on {fig['slots']:,} slots
+of `configs/nlb.yaml`'s traffic for {fig['duration_s'] / 3600:g} h (one replication, with a tcp_proxy
+listener: an HTTP one pools its upstream connections, so its slots are not independent and the fleet
+is not split), over a LocalCluster of {fig['workers']} worker processes
+with one thread each, on this machine's cores. {fig['chunks']} chunks of at most 10,000 slots; each
+chunk's rows are written as a Parquet part as it arrives, then the parts are streamed into
+connections.parquet. Core: {fig['core']}.
+
+| slots × time | wall time (simulate + merge) | events | connection rows | connections.parquet | \
+peak RSS per worker | worker RSS at start | client peak RSS (with the scheduler) |
+|---|---|---|---|---|---|---|---|
+| {fig['slots']:,} × {fig['duration_s'] / 3600:g} h | {fig['wall_s']} s ({fig['simulate_wall_s']} s + \
+{fig['merge_wall_s']} s) | {fig['events']:,} | {fig['connection_rows']:,} | {fig['connections_parquet_mb']} MB | \
+{workers} | {at_start} | {fig['client_peak_rss_mb']:,} MB |
+
+Its summary: {fig['silent_drops']} silent drops, {fig['failed_requests']} failed requests,
+{fig['keepalive_pps']} keepalive packets/s, {fig['new_flows']:,} new flows, flow peak
+{fig['lb_active_flows_peak']:,}, mean {fig['lb_active_flows_mean']:,} flows, worst second
+{fig['new_flows_peak_per_s']:g} new flows. A worker's peak is that of one chunk's simulation and
+rows; the client's is the scheduler's, the per-second series and two float64 per flow (for the exact
+flow peak), not the rows. The wall time includes waiting for a CPU when other processes run.
 """
 
 

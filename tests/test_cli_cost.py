@@ -33,6 +33,16 @@ def test_a_million_connections_for_a_day_of_nlb_traffic_is_allowed():
     assert 1e9 < est.events < cost.MAX_EVENTS  # measured: 56.1 events per connection-hour (docs/performance.md)
 
 
+def test_a_dask_run_is_estimated_a_chunk_per_worker_in_memory():
+    """``run --executor dask`` holds one chunk's rows per worker, not the fleet's: the fleet that is
+    refused for its memory in one process is not refused for it on Dask."""
+    sc = load_config("configs/nlb.yaml", ["connections=10000000", "envoy.listener.protocol=tcp_proxy"]).scenario
+    assert any("of memory" in o for o in cost.estimate_run(sc).over())
+    streamed = cost.estimate_run(sc, streamed=True)
+    assert not any("of memory" in o for o in streamed.over())
+    assert streamed.memory_bytes == pytest.approx(cost.point_cost(sc).memory / 1000)  # 10,000 of 10,000,000 slots
+
+
 def test_the_estimate_is_near_the_measured_event_count():
     from sim.execution import run_one
 

@@ -377,3 +377,31 @@ def test_the_predicted_margin_is_the_worst_classs():
     assert predicted_margin_s(alike) == predicted_margin_s(_sc(_raw({}, client=client))) > 250
     assert predicted_margin_s(late) < 10  # the streams class probes only after 340 s
     assert predicted_margin_s(bare) is None  # a class with nothing probing: its safety depends on its traffic
+
+
+def test_row_totals_of_chunks_merged_give_each_classs_figures_of_the_whole_run():
+    """A fleet split in chunks (run --executor dask) folds each chunk's rows apart and merges the
+    totals: every class's figures are those of the whole run, whether a chunk holds one class or
+    several, and wherever a second class first shows up."""
+    from sim.metrics.summary import summarize_one, summary_from
+    from sim.metrics.totals import RowTotals
+    from sim.model.scenario import merge
+    from tests.test_shortcuts import same
+
+    sc = _sc(_drops_mix(n=40))
+    whole = run_one(sc, 5)
+    expected = summarize_one(whole, sc.duration)["by_class"]
+    assert sorted(expected) == ["mobile", "streams"] and expected["streams"]["silent_drops"] > 0
+    # slot ranges of one class and of both, in orders where the second class comes first and last
+    for pieces in ([range(0, 3), range(3, 40)], [range(0, 40, 2), range(1, 40, 2)], [range(39, 40), range(0, 39)]):
+        parts = [run_one(sc, 5, slots=p) for p in pieces]
+        totals = RowTotals()
+        for part in parts:
+            totals.merge(RowTotals().add(part.columns))
+        merged = merge(parts)
+        got = summary_from(totals, merged.counters, merged.series, sc.duration)["by_class"]
+        assert list(got) == list(expected)
+        for name, figures in expected.items():
+            want = dict(figures)
+            assert sorted(got[name].pop("_detects")) == sorted(want.pop("_detects"))
+            assert same(got[name], want), name

@@ -211,9 +211,16 @@ def _finite(x: float) -> float:
     return math.inf if math.isnan(x) else x
 
 
-def estimate_run(sc: Scenario) -> Estimate:
-    """``run``: every replication, whose records are all held until the summary is printed."""
+def estimate_run(sc: Scenario, streamed: bool = False) -> Estimate:
+    """``run``: every replication, whose records are all held until the summary is printed; or,
+    ``streamed`` (``run --executor dask``), a chunk of at most PIECE_SLOTS slots at a time per worker,
+    its rows written out and dropped (sim/execution/dask_run.py)."""
     c = point_cost(sc)
+    if streamed:
+        from sim.execution.runner import PIECE_SLOTS
+
+        n = sc.fleet.sample_size() if sc.fleet is not None else sc.connections
+        return Estimate(c.events, c.tasks, 1, c.memory * min(1.0, PIECE_SLOTS / max(n, 1)), c.output)
     return Estimate(c.events, c.tasks, 1, c.memory * c.tasks, c.output)
 
 

@@ -218,13 +218,18 @@ def _run_dask(fn: Callable, tasks: list, workers: int | None, scheduler: str | N
         cluster = LocalCluster(n_workers=workers or available_cores(), threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
-    futures = []
+    pending: set = set()
     try:
-        futures = [client.submit(_safe, fn, t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+        pending = {client.submit(_safe, fn, t, pure=False) for t in tasks}
+        for fut in as_completed(list(pending)):
+            result = fut.result()
+            # forgotten once taken: the cluster holds no finished result (run --executor dask streams
+            # each chunk's rows to disk; memory stays that of the chunks in flight)
+            pending.discard(fut)
+            fut.release()
+            yield result
     finally:
-        client.cancel(futures)
+        client.cancel(list(pending))
         client.close()
         if cluster is not None:
             cluster.close()

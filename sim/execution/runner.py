@@ -31,6 +31,18 @@ PIECE_SLOTS = 10_000
 class ScenarioResult:
     summary: dict
     records: list[Records]
+    #: ``{(leg, side column): Counter of outcomes}`` of a run that kept no records (``run --executor
+    #: dask``: sim/execution/dask_run.py); None: count them from ``records``
+    leg_outcomes: dict | None = None
+
+    def outcomes_by_leg(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Every leg's outcome counts per side (``client_outcome``, ``server_outcome``), the most
+        frequent first."""
+        if self.leg_outcomes is not None:
+            return {k: dict(c.most_common()) for k, c in self.leg_outcomes.items()}
+        df = self.connections_frame()
+        return {(leg, side): dict(rows[side].value_counts()) for leg, rows in df.groupby("leg", sort=False)
+                for side in ("client_outcome", "server_outcome")}
 
     def connections_frame(self) -> pd.DataFrame:
         """Every connection row of every replication, with a ``replication`` column."""
@@ -42,13 +54,15 @@ class ScenarioResult:
         return pd.concat(frames, ignore_index=True)
 
 
-def slot_pieces(slots: Sequence[int], workers: int) -> list[Sequence[int]]:
+def slot_pieces(slots: Sequence[int], workers: int, most: int | None = None) -> list[Sequence[int]]:
     """Contiguous runs of ``slots`` (the fleet's, or its sample's): one when they are few and one
-    worker runs them, else pieces of at most PIECE_SLOTS, at least one per worker."""
+    worker runs them, else pieces of at most ``most`` slots (default PIECE_SLOTS), at least one per
+    worker."""
+    most = PIECE_SLOTS if most is None else most
     n = len(slots)
-    if workers <= 1 and n <= PIECE_SLOTS:
+    if workers <= 1 and n <= most:
         return [slots]
-    size = max(1, min(PIECE_SLOTS, math.ceil(n / max(workers, 1))))
+    size = max(1, min(most, math.ceil(n / max(workers, 1))))
     return [slots[a:a + size] for a in range(0, n, size)]
 
 

@@ -34,19 +34,25 @@ LIMIT_KINDS = ("flows", "ports")
 DEVICE_COUNTS = ("keepalive_packets", "new_flows", "lb_rsts", "connects_rejected")
 
 
-def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
-    """The most intervals [start, end) open at one instant."""
-    events = []
-    for start, end in intervals:
-        if end > start:
-            events.append((start, 1))
-            events.append((end, -1))
-    events.sort()
-    cur = best = 0
-    for _, delta in events:
-        cur += delta
-        best = max(best, cur)
-    return best
+def pairs(intervals: Iterable[tuple[float, float]] | np.ndarray) -> np.ndarray:
+    """Intervals ``(start, end)`` as an array of shape (n, 2): a list of pairs, or an array already
+    (a chunk's flows, compacted: sim/execution/dask_run.py)."""
+    if isinstance(intervals, np.ndarray):
+        return intervals.reshape(-1, 2)
+    return np.array(list(intervals), dtype=float).reshape(-1, 2)
+
+
+def peak_overlap(intervals: Iterable[tuple[float, float]] | np.ndarray) -> int:
+    """The most intervals [start, end) open at one instant (an interval that ends when another
+    starts is not open with it)."""
+    iv = pairs(intervals)
+    iv = iv[iv[:, 1] > iv[:, 0]]
+    if not len(iv):
+        return 0
+    t = np.concatenate((iv[:, 0], iv[:, 1]))
+    delta = np.concatenate((np.ones(len(iv), dtype=np.int64), np.full(len(iv), -1, dtype=np.int64)))
+    order = np.lexsort((delta, t))  # by time; at one instant, ends before starts
+    return max(0, int(np.cumsum(delta[order]).max()))
 
 
 def time_full(intervals: Iterable[tuple[float, float]], limit: int | None,
@@ -123,9 +129,9 @@ def union_time(spans: list[tuple[float, float]]) -> tuple[float, float | None]:
 
 def active_flows_at(intervals: list[tuple[float, float]], marks: np.ndarray) -> np.ndarray:
     """Flows in the table at each mark (the NLB samples active flows once a minute)."""
-    if not intervals:
+    if not len(intervals):
         return np.zeros(len(marks), dtype=int)
-    iv = np.asarray(intervals, dtype=float)
+    iv = pairs(intervals)
     starts = np.sort(iv[:, 0])
     ends = np.sort(iv[:, 1])
     return np.searchsorted(starts, marks, side="right") - np.searchsorted(ends, marks, side="right")
@@ -151,9 +157,11 @@ def _new_per_bucket(per_s: dict[int, int], n: int, bucket_s: float) -> np.ndarra
     return out
 
 
-def _flows_mean(intervals: list[tuple[float, float]], duration_s: float) -> float:
+def _flows_mean(intervals: list[tuple[float, float]] | np.ndarray, duration_s: float) -> float:
     # fsum: exact, so the figure does not depend on the order the flows were recorded in
-    return math.fsum(min(end, duration_s) - start for start, end in intervals if end > start) / duration_s
+    iv = pairs(intervals)
+    iv = iv[iv[:, 1] > iv[:, 0]]
+    return math.fsum((np.minimum(iv[:, 1], duration_s) - iv[:, 0]).tolist()) / duration_s
 
 
 def nlcu_dimensions(dev: dict, duration_s: float, bucket_s: float) -> dict[str, np.ndarray] | None:

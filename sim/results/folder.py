@@ -3,6 +3,7 @@ resolved config written into it, and the folder of ``run --out``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -78,8 +79,18 @@ def resolved_config_yaml(scenario, raw_sweep: Any = None) -> str:
 
 
 def write_run(out: Path, connections: Any, summary: dict, scenario: Any, raw_sweep: Any = None) -> None:
-    """A ``run --out`` folder: connections.parquet (a DataFrame, every replication), summary.json and
-    config.resolved.yaml."""
-    write_parquet(connections, out / "connections.parquet")
+    """A ``run --out`` folder: connections.parquet (a DataFrame, every replication, or a list of
+    Parquet part files streamed into it one at a time and then removed: ``run --executor dask``),
+    summary.json and config.resolved.yaml."""
+    if isinstance(connections, list):
+        from sim.results.store import stream_merge
+
+        stream_merge(connections, out / "connections.parquet")
+        for f in connections:
+            f.unlink()
+        with contextlib.suppress(OSError, IndexError):
+            connections[0].parent.rmdir()  # unless someone else's files are in it
+    else:
+        write_parquet(connections, out / "connections.parquet")
     atomic_write(out / "summary.json", dumps(summary) + "\n")
     atomic_write(out / "config.resolved.yaml", resolved_config_yaml(scenario, raw_sweep))
