@@ -355,9 +355,6 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 #: the figures bench/fleet.py reports with their intervals
 FLEET_FIGURES = ("silent_drops", "failed_requests", "keepalive_pps", "new_flows", "lb_active_flows_mean",
@@ -406,3 +403,7 @@ three; intervals of observed drops are checked on fleets that drop, in CI (`test
 |---|---|---|---|
 {rows}
 """
+
+
+if __name__ == "__main__":
+    sys.exit(main())
