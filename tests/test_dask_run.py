@@ -63,6 +63,32 @@ def test_a_dask_run_on_a_local_cluster_gives_the_serial_runs_records_and_summary
     assert "silent drops: 124" in text and "zombie" in text
 
 
+def test_a_pooled_fleet_runs_on_dask_one_envoy_worker_a_chunk_with_the_serial_runs_records(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """An HTTP listener's slots share their Envoy worker's upstream pool: a chunk is one worker's
+    slots, which give exactly their rows of the whole run."""
+    import sim.execution.dask_run as dr
+
+    seen = []
+
+    def spy(fn, tasks, executor, workers, scheduler):
+        seen.extend(t.slots for t in tasks)
+        return real_run_all(fn, tasks, "serial")
+
+    monkeypatch.setattr(dr, "run_all", spy)
+    pooled = ["--set", "envoy.concurrency=3", "--set", "envoy.listener.keepalive.idle=345", "--set", "connections=30",
+              "--set", "replications=1"]
+    assert main(["run", SMALL, *pooled, "--executor", "serial", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["run", SMALL, *pooled, "--executor", "dask", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert sorted(list(s) for s in seen) == [list(range(k, 30, 3)) for k in range(3)]
+    serial = pd.read_parquet(tmp_path / "s" / "connections.parquet")
+    dask = pd.read_parquet(tmp_path / "d" / "connections.parquet")
+    assert serial["silent_drop"].sum() > 5 and (serial["leg"] == "upstream").sum() > 0
+    pd.testing.assert_frame_equal(serial, dask)
+    assert _summary(tmp_path / "s") == _summary(tmp_path / "d")
+
+
 def test_chunk_totals_merged_give_the_summary_of_all_rows():
     sc = load_config(SMALL, SPLITTABLE[1::2] + ["replications=1"]).scenario
     whole = run_one(sc, 11)
@@ -172,7 +198,7 @@ def test_the_client_keeps_no_rows(monkeypatch):
 
 
 @pytest.mark.parametrize(("sets", "says"), [
-    ([], "share state"),  # an HTTP listener: Envoy's upstream pools
+    (["envoy.concurrency=1"], "share state"),  # an HTTP listener: one Envoy worker's pool for every slot
     (["envoy.listener.protocol=tcp_proxy", "lb.max_flows=10"], "share state"),
     (["envoy.listener.protocol=tcp_proxy", "fleet.sample=10"], "sampled fleet"),
 ])

@@ -158,6 +158,52 @@ def test_a_pooled_fleet_runs_a_world_per_envoy_worker_with_the_records_of_the_wh
     assert not same(whole.columns, halves.columns)
 
 
+def test_a_pooled_fleet_over_two_processes_runs_a_worker_each_with_the_records_of_the_whole(monkeypatch):
+    """``run --workers 2`` (fleet_pieces) and ``run_split`` hand each Envoy worker's slots to a process."""
+    from sim.execution import runner
+    from sim.model.scenario import merge
+
+    raw = _raw(12, gap=7.0, ramp=12.0, service=1.0, duration=200.0, envoy={"concurrency": 3})
+    sc = Scenario.model_validate(raw)
+    assert runner.fleet_pieces(sc, range(12), 2) == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    assert runner.fleet_pieces(sc, range(12), 1) == [range(12)]  # one process, a small fleet: one piece
+    (_, whole) = _run(raw, chunk_slots=0)
+    pieces = []
+    from sim.execution import executors
+
+    real = executors.run_all
+
+    def spy(fn, tasks, executor, workers, *rest):
+        pieces.extend(t[2] for t in tasks)
+        return real(fn, tasks, "serial")
+
+    monkeypatch.setattr("sim.execution.executors.run_all", spy)
+    for rec in (runner.run_replication(sc, 1, workers=2), runner.run_split(sc, 1, workers=2)):
+        assert same(whole.columns, rec.columns)
+        assert whole.counters == rec.counters
+    assert len(pieces) == 3
+    assert not same(whole.columns, merge([run_one(sc, 1, slots=range(a, a + 6)) for a in (0, 6)]).columns)
+
+
+def test_a_pooled_slots_trace_runs_its_envoy_workers_slots_again(monkeypatch):
+    from sim.execution import tasks
+    from sim.execution.simulate import slots_with
+
+    raw = _raw(12, gap=7.0, ramp=12.0, service=1.0, duration=200.0, envoy={"concurrency": 3})
+    sc = Scenario.model_validate(raw)
+    assert slots_with(sc, 4) == [1, 4, 7, 10]
+    limited = _raw(12)
+    limited["lb"] = {"profile": "linux-conntrack", "idle_timeout": 25, "max_flows": 5}
+    assert slots_with(Scenario.model_validate(limited), 4) is None
+    runs = []
+    real = tasks.run_one
+    monkeypatch.setattr(tasks, "run_one", lambda *a, **k: runs.append(k["slots"]) or real(*a, **k))
+    events = tasks.trace_one(sc, 1, 4 * CONN_ID_STRIDE)
+    assert runs == [[1, 4, 7, 10]]
+    whole = run_one(sc, 1, trace_conn=4 * CONN_ID_STRIDE, chunk_slots=0).trace
+    assert events and events == whole
+
+
 @pytest.mark.parametrize("protocol", ["http1", "http2"])
 def test_the_reference_engine_gives_the_same_records_for_a_pool(protocol):
     raw = _raw(6, gap=40.0, ramp=5.0, service=3.0, duration=400.0,

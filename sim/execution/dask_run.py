@@ -1,6 +1,6 @@
 """``run --executor dask``: one fleet's slots spread over a Dask cluster, with bounded memory.
 
-Each replication's slots are cut into chunks of at most PIECE_SLOTS (sim.execution.runner.slot_pieces);
+Each replication's slots are cut into chunks of at most PIECE_SLOTS (sim.execution.runner.fleet_pieces);
 a worker simulates one chunk (``run_one`` with those slots: the same records as in the whole fleet,
 tests/test_dask_run.py) and hands back, instead of its records,
 * with ``--out``, the chunk's rows as Parquet bytes, which the client writes at once, atomically, as
@@ -13,9 +13,12 @@ never holds rows at all. At the end the parts are streamed into ``connections.pa
 and removed. What the client keeps grows with the fleet only as the flow peak and the median detection
 time need: two float64 per flow and middlebox, one per detection time and two per zombie.
 
-Only a fleet whose slots are independent is split (``slots_independent``); one sharing a flow table,
-a port budget or Envoy's pools is refused with one line: it must be simulated whole, in one process
-(``--executor process`` or ``serial``). A sampled fleet is refused too: a sample is small by design.
+Only a fleet whose slots are independent is split so (``slots_independent``). When Envoy's upstream
+pools are all the slots share, a chunk is one Envoy worker's slots, however many (``fleet_pieces``:
+the workers' pools are apart, so each worker's slots give exactly their rows of the whole run). One
+sharing a flow table, a port budget or a single worker's pool is refused with one line: it must be
+simulated whole, in one process (``--executor process`` or ``serial``). A sampled fleet is refused
+too: a sample is small by design.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ from sim.config.schema import Scenario
 from sim.errors import ConfigError
 from sim.execution import run_one
 from sim.execution.executors import available_cores, run_all
-from sim.execution.runner import PIECE_SLOTS, ScenarioResult, slot_pieces
+from sim.execution.runner import PIECE_SLOTS, ScenarioResult, fleet_pieces
 from sim.execution.sampling import fleet_slots
 from sim.execution.seeds import replication_seed
-from sim.execution.simulate import slots_independent
+from sim.execution.simulate import slot_groups, slots_independent
 from sim.metrics.capacity import pairs
 from sim.metrics.summary import combine, summary_from
 from sim.metrics.totals import RowTotals
@@ -139,12 +142,15 @@ def check_splittable(sc: Scenario) -> None:
         raise ConfigError("a sampled fleet is simulated in one process (it is small by design); the dask "
                           "executor is for exact runs of the whole fleet", file="<command line>", key="--executor",
                           allowed="--executor process or serial with fleet.sample, or no fleet.sample")
-    if not slots_independent(sc):
+    if not slots_independent(sc) and len(slot_groups(sc, range(min(sc.connections, 2))) or ()) < 2:
         raise ConfigError("the fleet's slots share state (a flow table with max_flows, a port budget that several "
-                          "slots draw on, or Envoy's upstream pools), so they cannot be split over a cluster and stay "
-                          "exact; such a fleet is simulated whole, in one process", file="<command line>",
-                          key="--executor", allowed="--executor process or serial for this config; dask for fleets "
-                          "without shared state (e.g. envoy.listener.protocol: tcp_proxy, no max_flows)")
+                          "slots draw on, or the upstream pool of a single Envoy worker), so they cannot be split "
+                          "over a cluster and stay exact; such a fleet is simulated whole, in one process",
+                          file="<command line>", key="--executor",
+                          allowed="--executor process or serial for this config; dask for fleets without shared "
+                          "state (e.g. envoy.listener.protocol: tcp_proxy, no max_flows) or whose slots share only "
+                          "Envoy's upstream pools over envoy.concurrency 2 or more (a chunk is then one worker's"
+                          " slots)")
 
 
 def part_name(replication: int, index: int) -> str:
@@ -157,7 +163,8 @@ def run_on_dask(sc: Scenario, parts: Path | None = None, workers: int | None = N
     """Every replication of ``sc`` over a Dask cluster (``scheduler``'s, or a LocalCluster of
     ``workers`` processes, default the cores), combined per DESIGN §3: the summary ``run_scenario``
     gives. ``parts``: write each chunk's rows there as it arrives (None: keep no rows). A chunk has at
-    most ``chunk_slots`` slots (default PIECE_SLOTS), and there are at least two per worker. The
+    most ``chunk_slots`` slots (default PIECE_SLOTS), and there are at least two per worker, except
+    that a pooled fleet's chunk is one Envoy worker's slots (``fleet_pieces``). The
     result holds no records; its ``leg_outcomes`` has the per-leg outcome counts."""
     from sim.execution.progress import progress
 
@@ -169,7 +176,8 @@ def run_on_dask(sc: Scenario, parts: Path | None = None, workers: int | None = N
     chunks = []
     for rep in range(sc.replications):
         seed = replication_seed(sc.seed, rep)
-        for k, slots in enumerate(slot_pieces(fleet_slots(sc, seed), 2 * (workers or available_cores()), chunk_slots)):
+        for k, slots in enumerate(fleet_pieces(sc, fleet_slots(sc, seed), 2 * (workers or available_cores()),
+                                               chunk_slots)):
             chunks.append(Chunk(sc, seed, rep, k, slots, shortcuts, parts is not None))
     reps = [_Replication() for _ in range(sc.replications)]
     bar = progress(sc.connections * sc.replications, quiet=quiet or sc.connections <= PIECE_SLOTS, label="run",

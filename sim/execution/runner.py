@@ -15,7 +15,7 @@ from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.execution.sampling import fleet_slots, run_sampled, sample_size, sampling_clusters, sampling_strata
 from sim.execution.seeds import replication_seed
-from sim.execution.simulate import slots_independent
+from sim.execution.simulate import slot_groups, slots_independent
 from sim.metrics.fleet import scale_to_fleet
 from sim.metrics.summary import combine, summarize_one
 from sim.model.scenario import Records, merge
@@ -66,6 +66,17 @@ def slot_pieces(slots: Sequence[int], workers: int, most: int | None = None) -> 
     return [slots[a:a + size] for a in range(0, n, size)]
 
 
+def fleet_pieces(sc: Scenario, slots: Sequence[int], workers: int, most: int | None = None) -> list[Sequence[int]]:
+    """``slots`` cut into pieces that can be simulated apart and merged into exactly the whole
+    run's records: ``slot_pieces`` when the slots are independent; each Envoy worker's slots when
+    the upstream pools are all they share (a piece may then hold more than ``most`` slots); else
+    one piece, the whole fleet."""
+    if slots_independent(sc):
+        return slot_pieces(slots, workers, most)
+    groups = slot_groups(sc, slots)
+    return list(groups) if groups is not None and (workers > 1 or len(slots) > (most or PIECE_SLOTS)) else [slots]
+
+
 def _run_piece(args: tuple) -> Records:
     sc, seed, slots, shortcuts = args
     return run_one(sc, seed, slots=slots, shortcuts=shortcuts)
@@ -78,14 +89,20 @@ def _run_strided(args: tuple) -> Records:
 
 def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = None) -> Records:
     """``run_one`` with the fleet's slots split over ``workers`` processes, every ``workers``-th slot
-    to one process (bench/core.py --workers); the same records."""
+    to one process, or each Envoy worker's slots to one when the upstream pools are what slots share
+    (bench/core.py --workers); the same records."""
     slots = fleet_slots(sc, seed)
-    if workers <= 1 or len(slots) < 2 * workers or not slots_independent(sc):
+    if workers <= 1 or len(slots) < 2 * workers:
         return run_one(sc, seed, trace_conn)
+    if slots_independent(sc):
+        chunks: list[Sequence[int]] = [slots[i::workers] for i in range(workers)]
+    else:  # each Envoy worker's slots when its pool is all they share (else the whole fleet)
+        chunks = list(slot_groups(sc, slots) or [])
+        if len(chunks) < 2:
+            return run_one(sc, seed, trace_conn)
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
-    chunks = [slots[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(_run_strided, [(sc, seed, trace_conn, c) for c in chunks]))
     rec = merge(parts)
@@ -99,7 +116,7 @@ def run_replication(sc: Scenario, seed: int, workers: int = 1, bar=None,
     ``run_one``); ``bar``: a progress reporter, advanced by the slots of each finished piece;
     ``shortcuts``: the engine's (``Shortcuts.none()``: the reference engine)."""
     slots = fleet_slots(sc, seed)
-    pieces = slot_pieces(slots, workers) if slots_independent(sc) else [slots]
+    pieces = fleet_pieces(sc, slots, workers)
     if len(pieces) == 1:
         rec = run_one(sc, seed, shortcuts=shortcuts)
         if bar is not None:

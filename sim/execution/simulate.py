@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sim.config.resolve import world_spec
 from sim.config.schema import Scenario
+from sim.model.groups import worker_groups
 from sim.model.scenario import Records, run_world, shares_flow_tables
 from sim.spec import Shortcuts
 
@@ -32,3 +33,23 @@ def slots_independent(sc: Scenario) -> bool:
     several slots draw on: the slots compete for its table (``lb.max_flows``) or its ports
     (``lb.ports``)."""
     return not shares_flow_tables(world_spec(sc))
+
+
+def slot_groups(sc: Scenario, slots: Sequence[int]) -> list[list[int]] | None:
+    """``slots`` cut into groups that share no state with each other, when Envoy's upstream pools are
+    all the fleet's slots share: each Envoy worker's slots (``worker_groups``), which give exactly
+    their rows of the whole fleet's run when simulated apart. None when the slots are independent
+    (any subset will do: ``slots_independent``) or share a limit (only the whole fleet will do)."""
+    return worker_groups(world_spec(sc), slots)
+
+
+def slots_with(sc: Scenario, slot: int) -> list[int] | None:
+    """The slots that must be simulated with ``slot`` for its rows to be those of the whole fleet's
+    run: itself when slots are independent, its Envoy worker's slots when the pools are all they
+    share, None (the whole fleet) when they share a limit."""
+    if slots_independent(sc):
+        return [slot]
+    groups = slot_groups(sc, range(sc.connections))
+    if groups is None:
+        return None
+    return next(g for g in groups if slot in g)

@@ -17,7 +17,7 @@ from sim.config.fleet import is_sampled
 from sim.config.schema import Scenario
 from sim.execution import run_one
 from sim.execution.sampling import run_sampled, sampling_clusters, sampling_strata
-from sim.execution.simulate import slots_independent
+from sim.execution.simulate import slots_with
 from sim.facts.names import CONN_ID_STRIDE, TRACE_FIELDS
 from sim.metrics.capacity import series_frame
 from sim.metrics.fleet import scale_to_fleet
@@ -102,8 +102,9 @@ def trace_one(sc: Scenario, seed: int, conn_id: int, shortcuts: Shortcuts | None
     """The packet trace of connection ``conn_id`` (sim.facts.names.TRACE_FIELDS): only its client
     slot is simulated again, with tracing on. Slots are independent and the model is deterministic
     for a seed, so these are the packets it had in the whole fleet's run (tests/test_layers.py).
-    With a flow limit they are not (``slots_independent``), and the whole fleet runs again."""
-    slots = [conn_id // CONN_ID_STRIDE] if slots_independent(sc) else None
+    When Envoy's upstream pools are what slots share, the slot's worker's slots run again; with a
+    flow limit, the whole fleet (``slots_with``)."""
+    slots = slots_with(sc, conn_id // CONN_ID_STRIDE)
     rec = run_one(sc, seed, trace_conn=conn_id, slots=slots, shortcuts=shortcuts)
     return rec.trace or []
 

@@ -18,7 +18,7 @@ from sim.errors import ConfigError
 from sim.execution import run_one
 from sim.execution.cost import check, estimate_run
 from sim.execution.seeds import replication_seed
-from sim.execution.simulate import slots_independent
+from sim.execution.simulate import slots_with
 from sim.execution.tasks import first_drop, trace_one
 from sim.facts.names import CONN_ID_STRIDE
 from sim.integrations.pcap_out import NAT_IP, VIP_IP, address_plan, write_pcap
@@ -91,9 +91,9 @@ def choose(loaded, conn: str | None, first: bool, leg: str | None, replication: 
     if not 0 <= slot < sc.connections:
         raise _usage(f"no connection {conn_id}: its slot {slot} is not in the run", "--conn",
                      f"ids slot * {CONN_ID_STRIDE} + n, slot 0 to {sc.connections - 1}")
-    alone = slots_independent(sc)
-    cols = run_one(sc, seed, slots=[slot] if alone else None).columns
-    if not alone:  # a flow limit: the slot's rows come from the whole fleet's run
+    group = slots_with(sc, slot)
+    cols = run_one(sc, seed, slots=group).columns
+    if group != [slot]:  # the slot's rows from its Envoy worker's run, or the whole fleet's (a limit)
         keep = [i for i, c in enumerate(cols["conn_id"]) if int(c) // CONN_ID_STRIDE == slot]
         cols = {k: [v[i] for i in keep] for k, v in cols.items()}
     ids = [int(c) for c in cols["conn_id"]]

@@ -85,7 +85,8 @@ def write_run(out: Path, connections: Any, summary: dict, scenario: Any, raw_swe
     if isinstance(connections, list):
         from sim.results.store import stream_merge
 
-        stream_merge(connections, out / "connections.parquet")
+        # a pooled fleet's chunks (Envoy workers' slots) interleave: rows are put back in id order
+        stream_merge(connections, out / "connections.parquet", key="conn_id", by="replication")
         for f in connections:
             f.unlink()
         with contextlib.suppress(OSError, IndexError):

@@ -190,15 +190,23 @@ def conform(table: pa.Table, schema: pa.Schema, as_text: set[str],
     return pa.Table.from_arrays(cols, schema=schema.remove_metadata())
 
 
-def stream_merge(files: list[Path], path: Path) -> None:
-    """Concatenate Parquet ``files`` into ``path``, one file at a time, atomically."""
+def stream_merge(files: list[Path], path: Path, key: str | None = None, by: str | None = None) -> None:
+    """Concatenate Parquet ``files`` into ``path``, one file at a time, atomically. ``key``: each
+    file is sorted by that column, and so is ``path`` within each value of ``by`` (a column with one
+    value per file); overlapping files are merged a batch of each at a time (sim.results.ordered)."""
     schema, as_text = unify([pq.read_schema(f) for f in files])
     schema = schema.remove_metadata()
     tmp = path.with_name(f".{path.name}.merging")
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
-            for f in files:
-                writer.write_table(conform(pq.read_table(f), schema, as_text, _json_columns(pq.read_schema(f))))
+            if key is None:
+                for f in files:
+                    writer.write_table(conform(pq.read_table(f), schema, as_text, _json_columns(pq.read_schema(f))))
+            else:
+                from sim.results.ordered import merged_tables
+
+                for table in merged_tables(files, key, by):
+                    writer.write_table(conform(table, schema, as_text, _json_columns(table.schema)))
         tmp.replace(path)
     except OSError as exc:
         raise output_error(exc, path) from None
