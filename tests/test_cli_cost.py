@@ -43,6 +43,12 @@ def test_a_dask_run_is_estimated_a_chunk_per_worker_in_memory():
     assert streamed.memory_bytes == pytest.approx(cost.point_cost(sc).memory / 1000)  # 10,000 of 10,000,000 slots
 
 
+def test_a_pooled_dask_run_is_estimated_an_envoy_workers_slots_per_worker_in_memory():
+    sc = load_config("configs/nlb.yaml", ["connections=1000000", "envoy.concurrency=4"]).scenario
+    streamed = cost.estimate_run(sc, streamed=True)
+    assert streamed.memory_bytes == pytest.approx(cost.point_cost(sc).memory / 4)  # a worker's 250,000 slots
+
+
 def test_the_estimate_is_near_the_measured_event_count():
     from sim.execution import run_one
 

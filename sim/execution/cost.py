@@ -213,14 +213,16 @@ def _finite(x: float) -> float:
 
 def estimate_run(sc: Scenario, streamed: bool = False) -> Estimate:
     """``run``: every replication, whose records are all held until the summary is printed; or,
-    ``streamed`` (``run --executor dask``), a chunk of at most PIECE_SLOTS slots at a time per worker,
-    its rows written out and dropped (sim/execution/dask_run.py)."""
+    ``streamed`` (``run --executor dask``), a chunk of at most PIECE_SLOTS slots at a time per worker
+    (a pooled fleet's chunk: one Envoy worker's slots), its rows written out and dropped
+    (sim/execution/dask_run.py)."""
     c = point_cost(sc)
     if streamed:
         from sim.execution.runner import PIECE_SLOTS
 
         n = sc.fleet.sample_size() if sc.fleet is not None else sc.connections
-        return Estimate(c.events, c.tasks, 1, c.memory * min(1.0, PIECE_SLOTS / max(n, 1)), c.output)
+        chunk = PIECE_SLOTS if slots_independent(sc) or sc.envoy is None else math.ceil(n / sc.envoy.concurrency)
+        return Estimate(c.events, c.tasks, 1, c.memory * min(1.0, chunk / max(n, 1)), c.output)
     return Estimate(c.events, c.tasks, 1, c.memory * c.tasks, c.output)
 
 
