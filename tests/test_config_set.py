@@ -133,3 +133,25 @@ def test_a_user_cannot_write_the_old_private_marker():
     with pytest.raises(ConfigError, match="unknown key") as exc:
         load_config(NLB, ["envoy.listener._socket_options=[]"])
     assert exc.value.key == "envoy.listener._socket_options"
+
+
+def test_a_set_of_a_swept_key_pins_its_axis_to_that_value():
+    """``--set connections=6`` on a sweep of fleet sizes (configs/reconnect-storm.yaml) scales it
+    down, instead of being replaced by the axis's values at every point."""
+    plain = expand(load_config("configs/reconnect-storm.yaml"))[0]
+    assert sorted({p.scenario.connections for p in plain}) == [1000, 5000, 20000]
+    loaded = load_config("configs/reconnect-storm.yaml", ["connections=6", "envoy.listener.keepalive=off"])
+    assert loaded.raw["sweep"]["conditions"]["connections"] == [6]
+    assert loaded.raw["sweep"]["envoy.listener.keepalive"] == ["off"]  # a knob axis too
+    points = expand(loaded)[0]
+    assert len(points) == 1 and points[0].scenario.connections == 6
+    assert not points[0].scenario.envoy.listener.keepalive.enabled
+    # a key inside an axis's value is left to the axis (run uses it; the sweep's values replace it)
+    inner = load_config("configs/reconnect-storm.yaml", ["envoy.listener.keepalive.idle=320"])
+    assert inner.raw["sweep"]["envoy.listener.keepalive"] == plain_axis("configs/reconnect-storm.yaml")
+    assert load_config(NLB, ["envoy.listener.keepalive.idle=320"]).raw["sweep"]["envoy.listener.keepalive.idle"] == [
+        320]
+
+
+def plain_axis(path: str) -> list:
+    return load_config(path).raw["sweep"]["envoy.listener.keepalive"]

@@ -130,6 +130,20 @@ def apply_value(raw: dict, path: tuple, value: Any, where: Source | None = None)
     return decode_listener_options(raw, where or Source("--set " + _dotted(path), {}))
 
 
+def pin_swept(raw: dict, key: str, value: Any) -> None:
+    """A ``--set`` of a key the sweep block also sweeps (a knob or a condition): the command line
+    wins, so that axis is pinned to the one value. Else the axis's values would replace it at every
+    point and the ``--set`` would silently do nothing (``--set connections=6`` on a sweep of fleet
+    sizes)."""
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, dict):
+        return
+    conds = sweep.get("conditions")
+    for block in (sweep, conds if isinstance(conds, dict) else {}):
+        if key in block and key != "conditions":
+            block[key] = [copy.deepcopy(value)]
+
+
 # ----------------------------------------------------------------------------- entry point
 def _read(path: str | Path, file: str) -> str:
     try:
@@ -163,6 +177,8 @@ def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Loa
         key_path = class_path(raw, key_path, label)
         where.record_set(key_path, label)
         options = apply_value(raw, key_path, value, where) or options
+        if key_path[0] != "sweep":
+            pin_swept(raw, item.partition("=")[0].strip(), value)
     scenario = validate_scenario(raw, where)
     knobs, conds = sweep_axes(raw.get("sweep"), file, lines, where)
     for key, values in itertools.chain(knobs.items(), conds.items()):
