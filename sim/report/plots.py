@@ -28,7 +28,11 @@ def heatmap(pp: pd.DataFrame, x: str, others: list[str]) -> plt.Figure:
     grid = np.full((len(ys), len(xs)), np.nan)
     for _, r in df.iterrows():
         grid[ys.index(r["_y"]), xs.index(r["_x"])] = r["_v"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(xs) + 3), max(2.2, 0.45 * len(ys) + 1.6)))
+    # room for the labels: a row label of 8-point text is about 0.07 in a character, a column
+    # label (10-point, at 45 degrees) about 0.06 in of height a character
+    label_w = 0.07 * max((len(y) for y in ys), default=0)
+    label_h = 0.06 * max((len(x) for x in xs), default=0)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(xs) + 3 + label_w), max(2.2, 0.45 * len(ys) + 1.6 + label_h)))
     im = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
     ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right")
     ax.set_yticks(range(len(ys)), ys, fontsize=8)
