@@ -21,6 +21,10 @@ MAX_CONCURRENT_STREAMS = 2**31 - 1
 #: Worker threads: Envoy's --concurrency (default: the hardware threads). Every worker has a pool of
 #: its own; beyond 1024 the model would only hold empty pools.
 MAX_CONCURRENCY = 1024
+#: Envoy instances (gateway pods) behind the client's LB, each with ``concurrency`` workers. An NLB
+#: target group takes up to 1,000 targets by IP (AWS "Quotas for your Network Load Balancers"); ten
+#: times that bounds the hosts the model draws.
+MAX_REPLICAS = 10_000
 
 #: protocol.proto's KeepaliveSettings: interval and timeout are required, each at least 1 ms.
 KeepaliveDuration = Annotated[Duration, Field(ge=0.001)]
@@ -38,6 +42,7 @@ class Http2KeepaliveCfg(Strict):
 #: ``envoy.upstream.http2_keepalive`` / ``envoy.listener.http2_keepalive``: null = off
 Http2Keepalive = Optional[Http2KeepaliveCfg]
 Concurrency = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
+Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
 ConcurrentStreams = Annotated[int, Field(ge=1, le=MAX_CONCURRENT_STREAMS)]
 
 

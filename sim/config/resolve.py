@@ -78,6 +78,7 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
             us_idle_s=ups.idle_timeout, tcp_proxy=lst.protocol == "tcp_proxy", retry_on_reset=ups.retry_on_reset,
             request_timeout_s=limit_s, request_timeout_reason=reason, connect_timeout_s=ups.connect_timeout,
             max_requests_per_connection=ups.max_requests_per_connection or 0, concurrency=sc.envoy.concurrency,
+            replicas=sc.envoy.replicas,
             protocol=ups.protocol, max_concurrent_streams=ups.max_concurrent_streams,
             upstream_h2_keepalive=_h2_keepalive(ups.http2_keepalive),
             listener_h2_keepalive=_h2_keepalive(lst.http2_keepalive))
@@ -93,8 +94,8 @@ def world_spec(sc: Scenario, shortcuts: Shortcuts | None = None) -> WorldSpec:
                           if grpc else None, sc.upstream.close_on_fin),
         lb=tuple(middlebox_spec(c, client_instances(sc)) for c in lb_list(sc.lb)),
         envoy=envoy,
-        # Envoy is the one client instance of the upstream leg
-        upstream_lb=tuple(middlebox_spec(c) for c in lb_list(sc.upstream.lb)),
+        # each Envoy instance is a client instance of the upstream leg
+        upstream_lb=tuple(middlebox_spec(c, sc.envoy.replicas if sc.envoy else 1) for c in lb_list(sc.upstream.lb)),
         lb_host=host_spec("lb", base, KernelCfg()),
         shortcuts=shortcuts or Shortcuts(),
         faults=tuple(FaultSpec(f.at, math.inf if f.for_ is None else f.at + f.for_, f.leg, f.direction, f.packets,

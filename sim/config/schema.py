@@ -20,6 +20,7 @@ from sim.config.envoy_pool import (
     Concurrency,
     ConcurrentStreams,
     Http2Keepalive,
+    Replicas,
     UpstreamProtocol,
     check_http2_keepalive,
 )
@@ -229,6 +230,8 @@ class EnvoyCfg(Strict):
     upstream: EnvoyUpstreamCfg = EnvoyUpstreamCfg()
     kernel: KernelCfg = KernelCfg()
     concurrency: Concurrency = 2  # worker threads, each with its own upstream pool
+    #: Envoy instances (gateway pods) behind the LB, each its own host with ``concurrency`` workers
+    replicas: Replicas = 1
 
     @model_validator(mode="before")
     @classmethod

@@ -221,7 +221,8 @@ def estimate_run(sc: Scenario, streamed: bool = False) -> Estimate:
         from sim.execution.runner import PIECE_SLOTS
 
         n = sc.fleet.sample_size() if sc.fleet is not None else sc.connections
-        chunk = PIECE_SLOTS if slots_independent(sc) or sc.envoy is None else math.ceil(n / sc.envoy.concurrency)
+        chunk = PIECE_SLOTS if slots_independent(sc) or sc.envoy is None else max(
+            PIECE_SLOTS, math.ceil(n / (sc.envoy.concurrency * sc.envoy.replicas)))
         return Estimate(c.events, c.tasks, 1, c.memory * min(1.0, chunk / max(n, 1)), c.output)
     return Estimate(c.events, c.tasks, 1, c.memory * c.tasks, c.output)
 

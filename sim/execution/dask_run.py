@@ -149,8 +149,8 @@ def check_splittable(sc: Scenario) -> None:
                           file="<command line>", key="--executor",
                           allowed="--executor process or serial for this config; dask for fleets without shared "
                           "state (e.g. envoy.listener.protocol: tcp_proxy, no max_flows) or whose slots share only "
-                          "Envoy's upstream pools over envoy.concurrency 2 or more (a chunk is then one worker's"
-                          " slots)")
+                          "Envoy's upstream pools over 2 or more Envoy workers (envoy.concurrency × envoy.replicas; "
+                          "a chunk is then whole workers' slots)")
 
 
 def part_name(replication: int, index: int) -> str:

@@ -18,6 +18,7 @@ from sim.execution.seeds import replication_seed
 from sim.execution.simulate import slot_groups, slots_independent
 from sim.metrics.fleet import scale_to_fleet
 from sim.metrics.summary import combine, summarize_one
+from sim.model.groups import packed
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
 
@@ -68,13 +69,16 @@ def slot_pieces(slots: Sequence[int], workers: int, most: int | None = None) -> 
 
 def fleet_pieces(sc: Scenario, slots: Sequence[int], workers: int, most: int | None = None) -> list[Sequence[int]]:
     """``slots`` cut into pieces that can be simulated apart and merged into exactly the whole
-    run's records: ``slot_pieces`` when the slots are independent; each Envoy worker's slots when
-    the upstream pools are all they share (a piece may then hold more than ``most`` slots); else
-    one piece, the whole fleet."""
+    run's records: ``slot_pieces`` when the slots are independent; whole Envoy workers' slots when
+    the upstream pools are all they share, packed into pieces of at most ``most`` slots (one
+    worker's may be more), at least one per process; else one piece, the whole fleet."""
     if slots_independent(sc):
         return slot_pieces(slots, workers, most)
     groups = slot_groups(sc, slots)
-    return list(groups) if groups is not None and (workers > 1 or len(slots) > (most or PIECE_SLOTS)) else [slots]
+    most = PIECE_SLOTS if most is None else most
+    if groups is None or (workers <= 1 and len(slots) <= most):
+        return [slots]
+    return list(packed(groups, max(1, min(most, math.ceil(len(slots) / max(workers, 1))))))
 
 
 def _run_piece(args: tuple) -> Records:
@@ -96,10 +100,11 @@ def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = No
         return run_one(sc, seed, trace_conn)
     if slots_independent(sc):
         chunks: list[Sequence[int]] = [slots[i::workers] for i in range(workers)]
-    else:  # each Envoy worker's slots when its pool is all they share (else the whole fleet)
-        chunks = list(slot_groups(sc, slots) or [])
-        if len(chunks) < 2:
+    else:  # whole Envoy workers' slots when their pools are all they share (else the whole fleet)
+        groups = slot_groups(sc, slots) or []
+        if len(groups) < 2:
             return run_one(sc, seed, trace_conn)
+        chunks = list(packed(groups, math.ceil(len(slots) / workers)))
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()

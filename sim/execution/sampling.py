@@ -23,7 +23,7 @@ from sim.execution import run_one
 from sim.execution.simulate import slots_independent
 from sim.metrics.fleet import batch_count, peak_profile
 from sim.metrics.summary import summarize_one
-from sim.model.groups import shares_upstream_pools, worker_groups
+from sim.model.groups import pool_count, shares_upstream_pools, worker_groups
 from sim.model.scenario import Records, merge
 from sim.spec import Shortcuts
 from sim.spec.classes import class_counts, class_slots, slot_classes
@@ -42,7 +42,8 @@ def sampling_clusters(sc: Scenario) -> int:
 
     * client instances, when the only state slots share is a per-instance port budget on the
       client's leg;
-    * Envoy workers (``envoy.concurrency``), when it is Envoy's upstream pools (one per worker).
+    * Envoy workers (``envoy.concurrency`` of each of ``envoy.replicas`` instances), when it is Envoy's
+      upstream pools (one per worker).
 
     Any other shared state refuses the sample (one line, exit 2), and so does a sample that would
     take every cluster (the whole fleet, by surprise)."""
@@ -57,8 +58,7 @@ def sampling_clusters(sc: Scenario) -> int:
                    and not shares_upstream_pools(spec))
     by_worker = worker_groups(spec, range(min(sc.connections, 2))) is not None
     if by_worker:
-        assert spec.envoy is not None
-        clusters = spec.envoy.concurrency
+        clusters = pool_count(spec)
     if not (by_instance or by_worker) or clusters < 2:
         raise ConfigError("the fleet's slots share state (a flow table with max_flows, a port budget that "
                           "several slots draw on beyond one client instance's, or Envoy's upstream pools "
@@ -67,11 +67,12 @@ def sampling_clusters(sc: Scenario) -> int:
                           key="fleet.sample",
                           allowed="no sample (the fleet simulated whole), no shared state (an Envoy "
                           "listener with protocol: tcp_proxy has no pools), Envoy's pools alone over "
-                          "envoy.concurrency 2 or more (whole workers are then sampled), or "
+                          "envoy.concurrency × envoy.replicas 2 or more (whole workers are then sampled), or "
                           "port budgets per client_instance over 2 or more client.instances (whole instances "
                           "are then sampled)")
     if sc.fleet is not None and is_sampled(sc.fleet) and _clusters_drawn(sc, clusters) >= clusters:
-        unit = "Envoy workers (envoy.concurrency)" if by_worker else "client instances (client.instances)"
+        unit = ("Envoy workers (envoy.concurrency × envoy.replicas)" if by_worker
+                else "client instances (client.instances)")
         raise ConfigError(f"{sc.fleet.sample} would take all {clusters} {unit}: slots "
                           "sharing state are sampled by whole clusters, and at least 2 are drawn, so this "
                           "sample is the whole fleet",

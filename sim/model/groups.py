@@ -37,15 +37,36 @@ def shares_flow_tables(spec: WorldSpec) -> bool:
     return shares_limits(spec) or shares_upstream_pools(spec)
 
 
+def pool_count(spec: WorldSpec) -> int:
+    """Envoy's workers over all its instances, each with a pool (``World.pool_for``): slot ``i`` is
+    served by worker ``i % pool_count``; 0 without Envoy."""
+    return spec.envoy.concurrency * spec.envoy.replicas if spec.envoy is not None else 0
+
+
 def worker_groups(spec: WorldSpec, slots: Sequence[int]) -> list[list[int]] | None:
     """``slots`` cut into the groups of Envoy's workers, when the pools are all the slots share:
     each group is independent of the others (its own pool) but not within itself. None when the
     slots cannot be grouped: they share a limit (the fleet runs whole) or nothing at all."""
     if shares_limits(spec) or not shares_upstream_pools(spec):
         return None
-    assert spec.envoy is not None
-    workers = spec.envoy.concurrency
-    groups: list[list[int]] = [[] for _ in range(workers)]
+    workers = pool_count(spec)
+    groups: dict[int, list[int]] = {}
     for s in slots:
-        groups[s % workers].append(s)
-    return [g for g in groups if g]
+        groups.setdefault(s % workers, []).append(s)
+    return [groups[k] for k in sorted(groups)]
+
+
+def packed(groups: list[list[int]], most: int) -> list[list[int]]:
+    """Whole ``groups`` (of slots that must run together) packed, in order, into pieces of at most
+    ``most`` slots (a larger group is a piece of its own), each sorted: fewer worlds to build when the
+    groups are small (many Envoy instances), the same records."""
+    out: list[list[int]] = []
+    piece: list[int] = []
+    for g in groups:
+        if piece and len(piece) + len(g) > most:
+            out.append(sorted(piece))
+            piece = []
+        piece.extend(g)
+    if piece:
+        out.append(sorted(piece))
+    return out

@@ -14,7 +14,7 @@ from sim.model.app import ClientSlot, Server
 from sim.model.clock import Clock, make_scheduler
 from sim.model.faults import FaultedMiddlebox, device_faults, leg_faults, make_faults
 from sim.model.faults import counts as fault_counts
-from sim.model.groups import shares_flow_tables, worker_groups
+from sim.model.groups import packed, shares_flow_tables, worker_groups
 from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
 from sim.model.middlebox import Middlebox, series_bucket_s
@@ -137,11 +137,12 @@ class World:
                                                  EnvoyConn._connect_timer)
         #: Envoy's upstream pools, one per worker (an HTTP listener; sim.model.pool), with the
         #: cluster's connect_timeout on their connections
-        self.pools: list[UpstreamPool] = []
+        #: (made when a slot first needs one: a world of one worker's slots uses one of them)
+        self.pools: list[UpstreamPool | None] = []
         self.pool_connect_timeouts = None
         if spec.envoy and not spec.envoy.tcp_proxy:
             assert self.envoy_settings is not None
-            self.pools = [UpstreamPool(self, self.envoy_settings) for _ in range(spec.envoy.concurrency)]
+            self.pools = [None] * (spec.envoy.concurrency * spec.envoy.replicas)
             if spec.envoy.connect_timeout_s > 0:
                 self.pool_connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
                                                           PoolConn._connect_timer)
@@ -153,6 +154,12 @@ class World:
         # a traffic class (sim.model.slot_classes); further classes' hosts draw their phases last.
         first = first_class(self, spec, self.client_host, self.client_spec)
         self.classes = make_classes(self, spec, host, sock_opts, first)
+        #: each Envoy instance's host (envoy.replicas): the first drew its phase with the other hosts,
+        #: the further ones draw theirs after every other host's
+        self.envoy_hosts: list[Host] = []
+        if spec.envoy is not None:
+            assert self.envoy_host is not None
+            self.envoy_hosts = [self.envoy_host] + [host(spec.envoy.host) for _ in range(spec.envoy.replicas - 1)]
         self.slots: list[ClientSlot] = build_slots(self, self.classes, seed, slots)
         if spec.storm is not None:
             arm_storm(self, spec.storm, seed)
@@ -168,6 +175,8 @@ class World:
         path = Path(self.sched, mbs, self.hop_s)
         if leg == "downstream":  # slot i runs on client machine i % client.instances (default: its own)
             path.port_group = slot.index % self.instances if self.instances else slot.index
+        elif leg == "upstream":  # opened by Envoy instance i % replicas, a client instance of that leg
+            path.port_group = slot.index % len(self.envoy_hosts) if self.envoy_hosts else 0
         faults = self.leg_faults["upstream" if leg == "upstream" else "downstream"]
         if faults is not None and ends != (False, False):
             path.faults = faults
@@ -210,26 +219,39 @@ class World:
     def _to_server(self, slot: ClientSlot, leg: str, mbs: list[Middlebox], a_host: Host, a_owner, a_spec: SockOpts,
                    shared_flow=None, ends: tuple[bool, bool] = (True, True)) -> Conn:
         if self.spec.envoy:
-            assert self.envoy_host is not None and self.envoy_settings is not None
-            conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_host, None, self.listener_spec,
-                                 shared_flow, ends)
+            assert self.envoy_settings is not None
+            conn = self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.envoy_of(slot), None,
+                                 self.listener_spec, shared_flow, ends)
             conn.ss.owner = EnvoyConn(self, slot, conn, self.envoy_settings)
             return conn
         return self._connect(slot, leg, mbs, a_host, a_owner, a_spec, self.upstream_host, slot.server,
                              self.upstream_spec, shared_flow, ends)
 
     def pool_for(self, slot: ClientSlot) -> UpstreamPool | None:
-        """The upstream pool of the worker serving ``slot``'s connections (None: no pools). Envoy
-        leaves the choice of worker to the kernel (no exact_balance); ``slot % concurrency`` spreads
-        the slots evenly and keeps every record reproducible (docs/model.md)."""
+        """The upstream pool of the worker serving ``slot``'s connections (None: no pools). The LB
+        spreads slots over the Envoy instances (``envoy_of``) and each instance's kernel over its
+        workers (Envoy sets no exact_balance); slot ``i``'s pool is ``i % (replicas * concurrency)``,
+        which spreads the slots evenly and keeps every record reproducible (docs/model.md)."""
         pools = self.pools
-        return pools[slot.index % len(pools)] if pools else None
+        if not pools:
+            return None
+        k = slot.index % len(pools)
+        pool = pools[k]
+        if pool is None:
+            assert self.envoy_settings is not None
+            pool = pools[k] = UpstreamPool(self, self.envoy_settings)
+        return pool
+
+    def envoy_of(self, slot: ClientSlot) -> Host:
+        """The host of the Envoy instance serving ``slot``: ``i % replicas``, which is also where its
+        pool (``pool_for``) is."""
+        hosts = self.envoy_hosts
+        return hosts[slot.index % len(hosts)]
 
     def open_upstream(self, owner: EnvoyConn | PoolConn) -> Conn:
         """Envoy opens an upstream (cluster) connection: its own (tcp_proxy) or a pool's."""
         slot = owner.slot
-        assert self.envoy_host is not None
-        return self._connect(slot, "upstream", self.us_mbs, self.envoy_host, owner, self.envoy_up_spec,
+        return self._connect(slot, "upstream", self.us_mbs, self.envoy_of(slot), owner, self.envoy_up_spec,
                              self.upstream_host, slot.server, self.upstream_spec)
 
     def finish(self) -> Records:
@@ -312,8 +334,8 @@ def run_world(spec: WorldSpec, seed: int, trace_conn: int | None = None,
     chosen = range(spec.connections) if slots is None else list(slots)
     if spec.shortcuts.chunking and 0 < chunk_slots < len(chosen):
         groups = worker_groups(spec, chosen)
-        if groups is not None and len(groups) > 1:  # Envoy's pools: a world per worker
-            pieces: list[Sequence[int]] = list(groups)
+        if groups is not None and len(groups) > 1:  # Envoy's pools: whole workers' slots a world
+            pieces: list[Sequence[int]] = list(packed(groups, chunk_slots))
         elif not shares_flow_tables(spec):
             pieces = [chosen[a:a + chunk_slots] for a in range(0, len(chosen), chunk_slots)]
         else:

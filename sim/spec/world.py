@@ -176,6 +176,9 @@ class EnvoySpec:
     max_requests_per_connection: int = 0
     #: worker threads, each with an upstream pool of its own (sim.model.pool)
     concurrency: int = 2
+    #: Envoy instances (gateway pods), each its own host with ``concurrency`` workers: client slot
+    #: ``i`` is served by instance ``i % replicas`` and by its pool ``i % (replicas * concurrency)``
+    replicas: int = 1
     #: pool connections: "http1" (one request at a time) or "http2" (streams multiplexed)
     protocol: str = "http1"
     max_concurrent_streams: int = 2**31 - 1
