@@ -217,3 +217,17 @@ def test_a_sample_of_a_pooled_fleet_under_another_shared_limit_is_refused():
         run_scenario(_sc(raw))
 
 
+
+
+def test_an_nlcu_interval_from_few_sampled_units_never_goes_below_zero():
+    """The ±3/n floor of the NLCU intervals (the rule of three) spans more than the estimate when n,
+    the units sampled, is below 3 (two whole Envoy workers): the low end stays at 0."""
+    import numpy as np
+
+    from sim.metrics.fleet import nlcu_intervals
+
+    batch = {"_nlcu_new_flows": np.array([1.0, 2.0]), "_nlcu_active_flows": np.array([2.0, 2.0])}
+    out = nlcu_intervals([[batch, dict(batch)]], 10.0, 2, np.random.default_rng(0))
+    for field in ("nlcu_mean", "nlcu_peak"):
+        lo, hi = out[field]
+        assert lo == 0.0 and hi > 0.0, (field, lo, hi)

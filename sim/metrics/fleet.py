@@ -177,7 +177,7 @@ def nlcu_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float, un
     for field, draws, est in (("nlcu_mean", np.mean(means, axis=0), float(np.mean(est_means))),
                               ("nlcu_peak", np.max(peaks, axis=0), max(est_peaks))):
         bounds: list[float] = np.percentile(draws, [2.5, 97.5]).tolist()
-        out[field] = [min(bounds[0], est * (1 - floor)), max(bounds[1], est * (1 + floor))]
+        out[field] = [max(0.0, min(bounds[0], est * (1 - floor))), max(bounds[1], est * (1 + floor))]
     return out
 
 
