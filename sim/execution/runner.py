@@ -101,10 +101,9 @@ def run_split(sc: Scenario, seed: int, workers: int, trace_conn: int | None = No
     if slots_independent(sc):
         chunks: list[Sequence[int]] = [slots[i::workers] for i in range(workers)]
     else:  # whole Envoy workers' slots when their pools are all they share (else the whole fleet)
-        groups = slot_groups(sc, slots) or []
-        if len(groups) < 2:
+        chunks = fleet_pieces(sc, slots, workers, math.ceil(len(slots) / workers))
+        if len(chunks) < 2:
             return run_one(sc, seed, trace_conn)
-        chunks = list(packed(groups, math.ceil(len(slots) / workers)))
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
