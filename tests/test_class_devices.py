@@ -175,7 +175,7 @@ def test_run_json_and_the_sweep_report_show_each_classs_keepalive_pps_and_new_fl
     assert main(["run", MIX, *sets, "--json"]) == 0
     by = json.loads(capsys.readouterr().out)["by_class"]
     assert by["batch"]["keepalive_pps"] > 0 and all(by[c]["new_flows"] > 0 for c in by)
-    assert main(["sweep", MIX, *sets, "--set", "envoy.listener.keepalive.idle=[60s, 400s]", "--out",
+    assert main(["sweep", MIX, *sets, "--set", "sweep={envoy.listener.keepalive.idle: [60s, 400s]}", "--out",
                  str(tmp_path / "out"), "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "keepalive pps" in text[text.index("by traffic class"):]

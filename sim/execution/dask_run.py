@@ -127,8 +127,8 @@ class _Replication:
         if not self.ports:
             self.ports = [[] for _ in devs]
         for i, dev in enumerate(devs):  # the arrays are joined once, at the end
-            for key, part in _flow_parts(dev):
-                self.flows.setdefault((i, key), []).append(part.pop("intervals"))
+            for name, part in _flow_parts(dev):
+                self.flows.setdefault((i, name), []).append(part.pop("intervals"))
                 part["intervals"] = []
             self.ports[i].append(dev.pop("port_intervals"))
             dev["port_intervals"] = []
@@ -137,8 +137,8 @@ class _Replication:
     def summary(self, duration_s: float) -> tuple[dict, dict]:
         assert self.rec is not None
         for i, dev in enumerate(self.rec.series["devices"]):
-            for key, part in _flow_parts(dev):
-                part["intervals"] = np.concatenate(self.flows[(i, key)])
+            for name, part in _flow_parts(dev):
+                part["intervals"] = np.concatenate(self.flows[(i, name)])
             dev["port_intervals"] = np.concatenate(self.ports[i])
         return summary_from(self.totals, self.rec.counters, self.rec.series, duration_s), self.rec.run
 
