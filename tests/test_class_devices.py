@@ -175,6 +175,9 @@ def test_run_json_and_the_sweep_report_show_each_classs_keepalive_pps_and_new_fl
     assert main(["run", MIX, *sets, "--json"]) == 0
     by = json.loads(capsys.readouterr().out)["by_class"]
     assert by["batch"]["keepalive_pps"] > 0 and all(by[c]["new_flows"] > 0 for c in by)
+    assert main(["run", MIX, *sets]) in (0, 3)
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("class ")]
+    assert len(lines) == 3 and all("keepalive pkt/s" in line and "new flows" in line for line in lines)
     assert main(["sweep", MIX, *sets, "--set", "sweep={envoy.listener.keepalive.idle: [60s, 400s]}", "--out",
                  str(tmp_path / "out"), "--quiet"]) == 0
     text = capsys.readouterr().out
@@ -203,3 +206,30 @@ def test_a_dask_chunk_hands_back_each_classs_flows_as_an_array(monkeypatch):
     monkeypatch.setattr(dr, "run_all", spy)
     dr.run_on_dask(_sc("tcp_proxy", "connections=20"), workers=2, chunk_slots=10)
     assert len(seen) >= 2 * 3 and all(seen)  # two chunks or more, three classes each
+
+
+def test_a_sample_of_whole_instances_scales_each_classs_device_figures_by_the_fleets_weight():
+    """Whole client instances are sampled (a per-instance port budget): not stratified by class. Each
+    class's additive device figures are scaled by instances / instances sampled with an interval from
+    its part of each batch; its peaks and NLCU are scaled without one."""
+    from sim.config.validate import Source, validate_scenario
+    from sim.execution.runner import run_scenario
+
+    raw = {**_rare(sample=100), "fleet": {"connections": 400, "sample": 100}, "client": {"instances": 20},
+           "lb": {"profile": "gcp-cloud-nat", "ports": {"limit": 4}}}
+    raw["traffic"] = [{**raw["traffic"][0], "share": 0.7}, {**raw["traffic"][1], "share": 0.3}]
+    est = run_scenario(validate_scenario(raw, Source("inst.yaml", {})), keep_records=False).summary
+    assert est["sample_fraction"] == 0.25
+    by = est["by_class"]
+    assert sorted(by) == ["apps", "streams"]
+    for k in ("keepalive_packets", "new_flows", "lb_rsts", "keepalive_pps"):
+        assert sum(f[k] for f in by.values()) == pytest.approx(est[k]), k
+        assert all(f[f"{k}_ci95"] is not None for f in by.values()), k
+    for f in by.values():
+        assert f["new_flows"] == f["observed"]["new_flows"] * 4
+        assert f["lb_active_flows_peak"] == f["observed"]["lb_active_flows_peak"] * 4 > 0
+        assert "lb_active_flows_peak_ci95" not in f and "new_flows_peak_per_s_ci95" not in f
+    # a class no sampled instance runs: the other is still one class of two, not the fleet
+    raw["traffic"] = _rare()["traffic"]
+    est = run_scenario(validate_scenario(raw, Source("inst.yaml", {})), keep_records=False).summary
+    assert list(est["by_class"]) == ["apps"] and "lb_active_flows_peak_ci95" not in est["by_class"]["apps"]

@@ -292,7 +292,7 @@ def combine_strata(parts: list[tuple[float, list[float] | None]]) -> tuple[float
 
 def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
                    fleet_slots: int, duration_s: float, seed: int, clusters: int = 0,
-                   strata: Sequence[tuple[str, int]] = ()) -> dict:
+                   strata: Sequence[tuple[str, int]] = (), classes: int = 1) -> dict:
     """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
     slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
     it sampled; ``batches``: every batch's summary, over all replications, in replication order,
@@ -303,7 +303,7 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     (stratified), else empty. Counts are summed per unit, and each stratum's total is (its units in
     the fleet / its units sampled) × its sample's (the cluster estimator); the strata's totals add
     up, their intervals in quadrature (``combine_strata``). ``by_class`` gets each class's own
-    (sim.metrics.fleet_classes)."""
+    (sim.metrics.fleet_classes); ``classes``: the fleet's traffic classes (one: its by_class is the fleet)."""
     # each class's figures build on this module's intervals: imported here, where they are needed
     from sim.metrics.fleet_classes import CLASS_ADDITIVE, scaled_class_devices, scaled_classes
 
@@ -413,7 +413,8 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
                                                                           "hang_s_total", "zombie_s_total",
                                                                           "connect_failures")}}
               for name, f in by_class.items()}
-    scaled_class_devices(out["by_class"], by_class, batches, names, out, ratio, ratio_h, n_h, scale_h, reps, rng)
+    scaled_class_devices(out["by_class"], by_class, batches, names, out, ratio, ratio_h, n_h, scale_h, reps, rng,
+                         classes == 1)
     return out
 
 

@@ -60,18 +60,18 @@ def scaled_classes(by_class: dict[str, dict], names: list[str], parts: dict[str,
 
 def scaled_class_devices(scaled: dict[str, dict], by_class: dict[str, dict], batches: list[dict],
                          names: list[str], fleet: dict, ratio: float, ratio_h: list[float], n_h: np.ndarray,
-                         scale_h: list[int], reps: int, rng: np.random.Generator) -> None:
+                         scale_h: list[int], reps: int, rng: np.random.Generator, one_class: bool) -> None:
     """Put each class's CLASS_DEVICE_FIELDS, scaled to the fleet, into ``scaled`` (its ``by_class``
     as scaled so far), with ``<name>_ci95`` where the module's docstring says. ``by_class``: the
     sample's own per class; ``batches``: every batch's summary (``_stratum``, ``_profile``, its own
     ``by_class``); ``names``: the strata's classes (empty: not stratified); ``fleet``: the fleet's
-    estimates (a fleet of one class takes them)."""
+    estimates, which a fleet of one class (``one_class``) takes."""
     per_rep = len(batches) // reps
     for name, f in scaled.items():
         mine = by_class.get(name, {})
         observed = f.setdefault("observed", {})
         observed.update({k: mine.get(k, math.nan) for k in DEVICE_BATCH + DEVICE_SCALED})
-        if not names and len(scaled) == 1:  # the fleet is this class
+        if one_class:  # the fleet is this class
             f.update({k: v for k, v in fleet.items() if k.removesuffix("_ci95") in CLASS_DEVICE_FIELDS})
             continue
         h = names.index(name) if names else -1

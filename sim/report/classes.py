@@ -117,7 +117,8 @@ def _aligned(heads: list[str], rows: list[list[str]]) -> list[str]:
 
 def class_summary_lines(s: dict) -> list[str]:
     """``run``'s lines for each traffic class (none for one class): its connections, drops, requests
-    and failures, and a sampled fleet's drops per fleet-day with their interval."""
+    and failures, a sampled fleet's drops per fleet-day with their interval, and the keepalive packets
+    per second and new flows its flows made at the devices."""
     from sim.report.fmt import fmt
 
     by = s.get("by_class") or {}
@@ -127,6 +128,8 @@ def class_summary_lines(s: dict) -> list[str]:
     for name, f in by.items():
         day = (f"; {fmt(f['expected_drops_per_day'])} {fmt(f.get('expected_drops_per_day_ci95'))} drops per "
                "fleet-day" if "expected_drops_per_day" in f else "")
+        load = (f"; {fmt(f['keepalive_pps'])} keepalive pkt/s, {fmt(f['new_flows'])} new flows at the devices"
+                if "keepalive_pps" in f else "")
         out.append(f"  class {name}: {fmt(f['connections'])} connections, {fmt(f['silent_drops'])} silent drops, "
-                   f"{fmt(f['requests'])} requests, {fmt(f['failed_requests'])} failed{day}")
+                   f"{fmt(f['requests'])} requests, {fmt(f['failed_requests'])} failed{day}{load}")
     return out
