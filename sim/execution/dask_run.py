@@ -100,9 +100,15 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     legs = leg_outcome_counts(rec.columns)
     rec.columns, rec.flow_intervals, rec.trace = {}, [], None
     for dev in rec.series["devices"]:
-        dev["intervals"] = pairs(dev["intervals"])
+        for _, part in _flow_parts(dev):
+            part["intervals"] = pairs(part["intervals"])
         dev["port_intervals"] = np.array(dev["port_intervals"], dtype=float).reshape(-1, 3)
     return ChunkResult(totals, rec, legs, parquet)
+
+
+def _flow_parts(dev: dict) -> list[tuple[str, dict]]:
+    """A device record and each traffic class's part of it (``classes``): each holds its own flows."""
+    return [("", dev), *dev.get("classes", {}).items()]
 
 
 @dataclass
@@ -111,7 +117,8 @@ class _Replication:
 
     totals: RowTotals = field(default_factory=RowTotals)
     rec: Records | None = None
-    flows: list[list[np.ndarray]] = field(default_factory=list)
+    #: each device's flows (and each class's at it: (device, class name or ""))
+    flows: dict[tuple[int, str], list[np.ndarray]] = field(default_factory=dict)
     ports: list[list[np.ndarray]] = field(default_factory=list)
     legs: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
@@ -120,18 +127,21 @@ class _Replication:
         for key, counts in res.leg_outcomes.items():
             self.legs.setdefault(key, Counter()).update(counts)
         devs = res.rec.series["devices"]
-        if not self.flows:
-            self.flows, self.ports = [[] for _ in devs], [[] for _ in devs]
+        if not self.ports:
+            self.ports = [[] for _ in devs]
         for i, dev in enumerate(devs):  # the arrays are joined once, at the end
-            self.flows[i].append(dev.pop("intervals"))
+            for name, part in _flow_parts(dev):
+                self.flows.setdefault((i, name), []).append(part.pop("intervals"))
+                part["intervals"] = []
             self.ports[i].append(dev.pop("port_intervals"))
-            dev["intervals"], dev["port_intervals"] = [], []
+            dev["port_intervals"] = []
         self.rec = res.rec if self.rec is None else merge([self.rec, res.rec])
 
     def summary(self, duration_s: float) -> tuple[dict, dict]:
         assert self.rec is not None
         for i, dev in enumerate(self.rec.series["devices"]):
-            dev["intervals"] = np.concatenate(self.flows[i])
+            for name, part in _flow_parts(dev):
+                part["intervals"] = np.concatenate(self.flows[(i, name)])
             dev["port_intervals"] = np.concatenate(self.ports[i])
         return summary_from(self.totals, self.rec.counters, self.rec.series, duration_s), self.rec.run
 

@@ -175,5 +175,5 @@ def run_scenario(sc: Scenario, keep_records: bool = True, workers: int = 1, quie
     summary = combine(per_rep, runs)
     if sampled:
         summary = scale_to_fleet(summary, sampled, batches, sc.connections, sc.duration, sc.seed,
-                                 sampling_clusters(sc), sampling_strata(sc))
+                                 sampling_clusters(sc), sampling_strata(sc), len(sc.classes()))
     return ScenarioResult(summary=summary, records=recs)

@@ -137,7 +137,8 @@ def run_task(task: Task) -> TaskResult:
     if sc.fleet is not None and is_sampled(sc.fleet):  # figures scaled to the fleet (sim/metrics/fleet.py)
         rec, slots, batches = run_sampled(sc, task.seed, shortcuts=task.shortcuts)
         summary = scale_to_fleet(summarize_one(rec, sc.duration), [(rec.columns, slots)], batches, sc.connections,
-                                 sc.duration, task.seed, sampling_clusters(sc), sampling_strata(sc))
+                                 sc.duration, task.seed, sampling_clusters(sc), sampling_strata(sc),
+                                 len(sc.classes()))
     else:
         rec = run_one(sc, task.seed, shortcuts=task.shortcuts)
         summary = summarize_one(rec, sc.duration)

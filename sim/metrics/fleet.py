@@ -23,7 +23,8 @@ Peaks: the flow peak is the sample's peak times N/n, with a bootstrap over the b
 interval (``peak_intervals``); the worst second of new flows and of failed requests is that of
 independent arrivals at the fleet's rate, estimated through windows that hold enough events to be a
 rate (``rate_peak``), since the sample's own worst second is mostly noise. The per-device figures
-are scaled by N/n and carry no interval. Every figure not named here is the sample's.
+are scaled by N/n and carry no interval. Every figure not named here is the sample's. Each traffic
+class's figures (``by_class``), its device figures too: sim.metrics.fleet_classes.
 """
 
 from __future__ import annotations
@@ -289,14 +290,9 @@ def combine_strata(parts: list[tuple[float, list[float] | None]]) -> tuple[float
     return est, [max(0.0, est - low), est + high]
 
 
-#: a traffic class's figures that add up over slots (``by_class``): scaled by its stratum's weight
-CLASS_ADDITIVE = ("connections", "requests", "requests_in_flight_at_end", "hang_s_open_total", "keepalive_probes",
-                  "at_risk_gaps", "zombies_peak", *REASON_FIELDS, *OTHER_FAILURE_FIELDS)
-
-
 def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]], batches: list[dict],
                    fleet_slots: int, duration_s: float, seed: int, clusters: int = 0,
-                   strata: Sequence[tuple[str, int]] = ()) -> dict:
+                   strata: Sequence[tuple[str, int]] = (), classes: int = 1) -> dict:
     """``summary`` (combined over replications) with its figures scaled to the fleet of ``fleet_slots``
     slots, each with ``<name>_ci95``. ``replications``: each replication's record columns and the slots
     it sampled; ``batches``: every batch's summary, over all replications, in replication order,
@@ -306,7 +302,11 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     slot. ``strata``: (traffic class, its slots in the fleet) when each class was sampled apart
     (stratified), else empty. Counts are summed per unit, and each stratum's total is (its units in
     the fleet / its units sampled) × its sample's (the cluster estimator); the strata's totals add
-    up, their intervals in quadrature (``combine_strata``). ``by_class`` gets each class's own."""
+    up, their intervals in quadrature (``combine_strata``). ``by_class`` gets each class's own
+    (sim.metrics.fleet_classes); ``classes``: the fleet's traffic classes (one: its by_class is the fleet)."""
+    # each class's figures build on this module's intervals: imported here, where they are needed
+    from sim.metrics.fleet_classes import CLASS_ADDITIVE, scaled_class_devices, scaled_classes
+
     rng = np.random.default_rng(seed)
     per_rep = len(batches) // len(replications)  # every replication has the same number of batches
     sampled = sum(len(s) for _, s in replications)
@@ -408,11 +408,13 @@ def scale_to_fleet(summary: dict, replications: list[tuple[dict, Sequence[int]]]
     out["fleet_connections"] = fleet_slots
     out["sampled_connections"] = sampled // reps
     out["observed"] = observed
-    out["by_class"] = _scaled_classes(by_class, names, by_parts, ratio_h, n_h, counts, reps, per_day) if strata \
+    out["by_class"] = scaled_classes(by_class, names, by_parts, ratio_h, n_h, counts, reps, per_day) if strata \
         else {name: {**f, **{k: f[k] * ratio for k in CLASS_ADDITIVE + ("silent_drops", "failed_requests",
                                                                           "hang_s_total", "zombie_s_total",
                                                                           "connect_failures")}}
               for name, f in by_class.items()}
+    scaled_class_devices(out["by_class"], by_class, batches, names, out, ratio, ratio_h, n_h, scale_h, reps, rng,
+                         classes == 1)
     return out
 
 
@@ -421,26 +423,3 @@ def _weighted(profile: dict[str, np.ndarray], w: float) -> dict[str, np.ndarray]
     if w == 1.0:
         return profile
     return {k: v if k == "step_s" else v * w for k, v in profile.items()}
-
-
-def _scaled_classes(by_class: dict[str, dict], names: list[str], parts: dict[str, list], ratio_h: list[float],
-                    n_h: np.ndarray, counts: list[int], reps: int, per_day: float) -> dict[str, dict]:
-    """Each class's figures scaled to its share of the fleet by its own stratum, with the intervals of
-    the per-slot counts and durations, its expected drops per fleet-day and its sample fraction."""
-    out = {}
-    for h, name in enumerate(names):
-        f = dict(by_class.get(name, {}))
-        if not f:
-            continue
-        observed = {k: f[k] for k in parts}
-        f.update({k: f[k] * ratio_h[h] for k in CLASS_ADDITIVE})
-        for field, each in parts.items():
-            f[field], f[f"{field}_ci95"] = each[h]
-        f["expected_drops_per_day"] = f["silent_drops"] * per_day
-        f["expected_drops_per_day_ci95"] = [x * per_day for x in f["silent_drops_ci95"]]
-        f["sample_fraction"] = float(n_h[h]) / (counts[h] * reps)
-        f["fleet_connections"] = counts[h]
-        f["sampled_connections"] = int(n_h[h]) // reps
-        f["observed"] = observed
-        out[name] = f
-    return out

@@ -28,23 +28,50 @@ def failure_reasons(row) -> dict[str, int]:
     return {r: int(row[f]) for r, f in zip(FAILURE_REASONS, REASON_FIELDS, strict=True)}
 
 
+#: what the devices count, per traffic class (CLASS_FIELDS): each device counts a flow in the class of
+#: its connection (sim.model.ledger), so these are the class's own traffic's load on the devices
+CLASS_DEVICE_FIELDS = ("keepalive_packets", "keepalive_pps", "lb_rsts", "new_flows", *CAPACITY_FIELDS)
 #: the figures each traffic class gets in ``by_class`` (docs/outputs.md#traffic-classes): those of its
-#: own connection rows. What the devices count (keepalive packets, flows, bytes, NLCU) is of the
-#: devices, which every class shares: those stay fleet-wide.
+#: own connection rows, and what the devices counted of its flows (CLASS_DEVICE_FIELDS). The counts add
+#: up to the fleet's; NLCU and peaks do not (each is a maximum of its own).
 CLASS_FIELDS = (
     "connections", "silent_drops", "silent_drop_rate", "requests", "failed_requests", "failed_request_rate",
     "requests_in_flight_at_end", "hang_s_total", "hang_s_open_total", "zombie_s_total", "zombies_peak",
     "detect_s_p50", "detect_s_max", "keepalive_probes", "min_slack_s", "at_risk_gaps",
     *REASON_FIELDS, *OTHER_FAILURE_FIELDS, "failure_reasons", "outcomes", "connect_failures", "connect_outcomes",
+    *CLASS_DEVICE_FIELDS,
 )
 
 
-def class_figures(totals: RowTotals) -> dict:
+def class_series(series: dict, name: str) -> dict:
+    """A run's series as traffic class ``name``'s traffic alone made it: each device's record with
+    the class's counts and series (its ``classes`` entry: a world of two or more classes; a world of
+    one class, the device's own), and the class's failed requests per second."""
+    devs = [{**d, **d["classes"][name]} if name in d.get("classes", {}) else d for d in series["devices"]]
+    failed = series.get("class_failed_per_s", {}).get(name, series["failed_per_s"])
+    return {**series, "devices": devs, "failed_per_s": failed}
+
+
+def class_device_figures(series: dict | None, duration_s: float) -> dict:
+    """A traffic class's CLASS_DEVICE_FIELDS from its ``class_series``: as the summary's, summed over
+    its devices and of the capacity LB. None: a class with no flow here (zeros; NaN for the capacity
+    LB's figures)."""
+    if series is None:
+        return {"keepalive_packets": 0, "keepalive_pps": 0.0, "lb_rsts": 0, "new_flows": 0,
+                **dict.fromkeys(CAPACITY_FIELDS, math.nan)}
+    devs = series["devices"]
+    ka = sum(d["keepalive_packets"] for d in devs)
+    return {"keepalive_packets": ka, "keepalive_pps": ka / duration_s, "lb_rsts": sum(d["lb_rsts"] for d in devs),
+            "new_flows": sum(d["new_flows"] for d in devs), **capacity(series, duration_s)}
+
+
+def class_figures(totals: RowTotals, devices: dict | None = None) -> dict:
     """A traffic class's CLASS_FIELDS (and its detection times, for the median over replications)
-    from the totals of its rows."""
+    from the totals of its rows and its ``class_device_figures`` (None: zeros and NaN)."""
     t = totals.fields()
-    out = {k: t[k] for k in CLASS_FIELDS if k != "failure_reasons"}
+    out = {k: t[k] for k in CLASS_FIELDS if k not in CLASS_DEVICE_FIELDS and k != "failure_reasons"}
     out["failure_reasons"] = failure_reasons(out)
+    out.update(devices if devices is not None else class_device_figures(None, 1.0))
     out["_detects"] = t["_detects"]
     return out
 
@@ -79,8 +106,9 @@ def summary_from(totals: RowTotals, counters: dict, series: dict, duration_s: fl
         **{f: t[f] for f in ("outcomes", "connect_failures", "connect_outcomes", "_detects")},
     }
     out["failure_reasons"] = failure_reasons(out)
-    # each traffic class's own rows (docs/outputs.md#traffic-classes); one class: the fleet's figures
-    out["by_class"] = {name: class_figures(t) for name, t in sorted(totals.classes().items())}
+    # each traffic class's own rows and flows (docs/outputs.md#traffic-classes); one class: the fleet's
+    out["by_class"] = {name: class_figures(t, class_device_figures(class_series(series, name), duration_s))
+                       for name, t in sorted(totals.classes().items())}
     return out
 
 
@@ -102,7 +130,9 @@ def combine_classes(per_rep: list[dict[str, dict]]) -> dict[str, dict]:
     as the summary's are (a class without a row in a replication counts as zeros there)."""
     names = sorted({name for s in per_rep for name in s})
     empty = class_figures(RowTotals())
-    return {name: _combine([s.get(name, empty) for s in per_rep], CLASS_FIELDS) for name in names}
+    # a class stored before its device figures were kept has none (NaN)
+    unknown = dict.fromkeys(CLASS_DEVICE_FIELDS, math.nan)
+    return {name: _combine([{**unknown, **s.get(name, empty)} for s in per_rep], CLASS_FIELDS) for name in names}
 
 
 def _combine(per_rep: list[dict], keys: tuple[str, ...]) -> dict:

@@ -162,7 +162,7 @@ class ClientSlot:
             now = self.world.now()
             conn.hang_s += now - msg.sent_s
             conn.count_failure(reason)
-            count_at(self.world.failed_per_s, int(now))
+            count_at(self.kind.failed_per_s, int(now))
             self._answered(reason)
 
     def _idle_now(self) -> None:
@@ -281,7 +281,7 @@ class ClientSlot:
             conn.start_request(conn.opened_s)  # the request waited from the open (it was due then)
             conn.hang_s += now - conn.opened_s
             conn.count_failure(reason)
-            count_at(self.world.failed_per_s, int(now))
+            count_at(self.kind.failed_per_s, int(now))
             self._answered(reason)
         if self.world.reconnect_policy != "next_request":  # immediate: at once; backoff: after a delay
             self._replace()

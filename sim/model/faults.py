@@ -124,9 +124,9 @@ class FaultedMiddlebox(Middlebox):
         super().__init__(spec, sched, payload_bytes, leg, bucket_s)
         self.faults = faults
 
-    def admit(self, seg: Seg, from_client: bool, t_s: float, instance: int = 0) -> int:
+    def admit(self, seg: Seg, from_client: bool, t_s: float, instance: int = 0, klass: int = 0) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)
-        return super().admit(seg, from_client, t_s, instance) if self.took is None else TAKEN
+        return super().admit(seg, from_client, t_s, instance, klass) if self.took is None else TAKEN
 
     def handle(self, flow: Any, kind: int, seg: Any, from_client: bool, t_s: float) -> int:
         self.took = first_taking(self.faults, seg, from_client, t_s)

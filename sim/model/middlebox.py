@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from sim.facts.names import H2_CONTROL_FRAME_BYTES, SEGMENT_HEADER_BYTES
 from sim.model.clock import EPS_S, LazyTimer
+from sim.model.ledger import Ledger, merge_ledgers
 from sim.model.messages import GOAWAY, Msg
 from sim.model.ports import PortBudget
 from sim.model.segment import ACK, DATA, FIN, PROBE, RST, SYN
@@ -57,7 +58,7 @@ class Flow:
     __slots__ = (
         "mb", "path", "index", "alive", "last_seen_s", "last_data_s", "created_s",
         "first_drop_s", "drop_both_open", "min_slack_s", "at_risk_gaps", "fin_dirs", "timer",
-        "alive_at_end", "proxy", "queued", "port",
+        "alive_at_end", "proxy", "queued", "port", "ledger",
     )
 
     def __init__(self, mb: Middlebox, path: Any, index: int, now_s: float) -> None:
@@ -82,18 +83,19 @@ class Flow:
         self.queued = False
         #: the port budget its source port came from (sim.model.ports); -1: it holds none
         self.port = -1
+        #: where the device counts this flow's packets: its connection's traffic class's ledger
+        self.ledger: Ledger = mb.ledgers[path.klass]
 
 
 class Middlebox:
     """Counters and behaviour of one device; flows hold the per-connection state."""
 
     __slots__ = (
-        "spec", "sched", "timeout_s", "keepalive_packets", "lb_rsts", "new_flows",
-        "intervals", "refresh_any", "ka_per_bucket", "bytes_per_bucket", "new_per_s", "payload_bytes",
+        "spec", "sched", "timeout_s", "ledgers", "class_names", "queued_seq",
+        "refresh_any", "payload_bytes",
         "leg", "bucket_s", "message_sizes", "took", "active", "flow_limit", "connects_rejected", "expiries",
         "ports",
         "storm_flows",
-        "ping_packets",
     )
 
     def __init__(self, spec: MiddleboxSpec, sched, payload_bytes: tuple[int, int] = (0, 0),
@@ -105,22 +107,18 @@ class Middlebox:
         self.payload_bytes = payload_bytes
         #: messages may carry their own size (``Msg.size_bytes``: a run with a traffic process)
         self.message_sizes = False
-        #: capacity time series: keepalive packets and bytes per bucket of ``bucket_s`` seconds
-        #: (series_bucket_s), new flows per second (sparse)
+        #: capacity time series (sim.model.ledger) are kept in buckets of ``bucket_s`` seconds
+        #: (series_bucket_s)
         self.bucket_s = bucket_s
-        self.ka_per_bucket: list[int] = []
-        self.bytes_per_bucket: list[int] = []
-        self.new_per_s: dict[int, int] = {}
+        #: its counters and series, one ledger per traffic class (``set_classes``), each flow counted
+        #: in its class's (sim.model.ledger): one ledger in a world of one class
+        self.ledgers: list[Ledger] = [Ledger()]
+        self.class_names: list[str] = []
         self.sched = sched
         self.timeout_s = spec.idle_timeout_s
         self.refresh_any = spec.refreshed_by == "any_packet"
-        self.keepalive_packets = 0
-        #: of those, HTTP/2 PINGs and PING ACKs (17 bytes of frame each on top of the headers)
-        self.ping_packets = 0
-        self.lb_rsts = 0
-        self.new_flows = 0
-        #: (start_s, end_s) of every flow-table entry, for the active-flow peak and time series
-        self.intervals: list[tuple[float, float]] = []
+        #: entries pushed on ``expiries``: the tie-break of equal deadlines, first pushed first
+        self.queued_seq = 0
         #: the fault that took the last segment given a TAKEN verdict (sim.model.faults)
         self.took: Any = None
         #: entries in the table now (silent expiries are counted out when ``_reap`` finds them)
@@ -140,6 +138,32 @@ class Middlebox:
         #: every flow made here until a storm makes the device forget them (sim.model.storm), else None
         self.storm_flows: list[Flow] | None = None
 
+    def set_classes(self, names: list[str]) -> None:
+        """A world of two or more traffic classes: one ledger each, in class order (before any flow)."""
+        self.class_names = list(names)
+        self.ledgers = [Ledger() for _ in names]
+
+    # The device's counts: its ledgers' sums (tests and the run's counters read them)
+    @property
+    def keepalive_packets(self) -> int:
+        return sum(led.keepalive_packets for led in self.ledgers)
+
+    @property
+    def ping_packets(self) -> int:
+        return sum(led.ping_packets for led in self.ledgers)
+
+    @property
+    def lb_rsts(self) -> int:
+        return sum(led.lb_rsts for led in self.ledgers)
+
+    @property
+    def new_flows(self) -> int:
+        return sum(led.new_flows for led in self.ledgers)
+
+    @property
+    def intervals(self) -> list[tuple[float, float]]:
+        return [iv for led in self.ledgers for iv in led.intervals]
+
     # ------------------------------------------------------------------ flow table
     def open_flow(self, path, index: int, t_s: float) -> Flow:
         """A SYN creates the entry."""
@@ -150,9 +174,10 @@ class Middlebox:
         return flow
 
     def _start(self, flow: Flow, t_s: float) -> None:
-        self.new_flows += 1
+        led = flow.ledger
+        led.new_flows += 1
         self.active += 1
-        count_at(self.new_per_s, int(t_s))
+        count_at(led.new_per_s, int(t_s))
         flow.created_s = t_s
         flow.alive = True
         flow.last_seen_s = t_s
@@ -167,7 +192,8 @@ class Middlebox:
             flow.timer.set(t_s + self.timeout_s)
         elif (self.flow_limit != math.inf or ports is not None) and not flow.queued:
             flow.queued = True
-            heapq.heappush(self.expiries, (t_s + self.timeout_s, self.new_flows, flow))
+            self.queued_seq += 1
+            heapq.heappush(self.expiries, (t_s + self.timeout_s, self.queued_seq, flow))
 
     def _end(self, flow: Flow, t_s: float, closed: bool = False) -> None:
         """The device forgets ``flow`` at ``t_s``; ``closed``: by a close (FIN both ways, RST), after
@@ -176,7 +202,7 @@ class Middlebox:
             return
         flow.alive = False
         self.active -= 1
-        self.intervals.append((flow.created_s, t_s))
+        flow.ledger.intervals.append((flow.created_s, t_s))
         if flow.port >= 0 and self.ports is not None:
             self.ports.give_back(flow.port, flow.created_s, t_s, closed)
             flow.port = -1
@@ -222,7 +248,7 @@ class Middlebox:
         self.expire(flow, deadline)
         kind = RST if self.spec.on_expiry == "rst_both" else FIN
         if kind == RST:
-            self.lb_rsts += 2
+            flow.ledger.lb_rsts += 2
         flow.path.announce_expiry(flow.index, kind, self.spec.name, deadline)
 
     def check_expired(self, flow: Flow, t_s: float) -> None:
@@ -233,17 +259,17 @@ class Middlebox:
                 self.expire(flow, deadline, t_s)
 
     # ------------------------------------------------------------------ packets
-    def admit(self, seg, from_client: bool, t_s: float, instance: int = 0) -> int:
+    def admit(self, seg, from_client: bool, t_s: float, instance: int = 0, klass: int = 0) -> int:
         """A SYN from client instance ``instance`` reaches the device at ``t_s`` before its flow
         exists: FORWARD (the SYN makes the flow); with the table full, DROP or BOUNCE (RST to the
-        sender) as ``on_full`` says; with no port free, DROP; or TAKEN by a fault standing in front
-        of it (sim.model.faults)."""
+        sender, counted in traffic class ``klass``'s ledger) as ``on_full`` says; with no port free,
+        DROP; or TAKEN by a fault standing in front of it (sim.model.faults)."""
         ports = self.ports
         if self.active < self.flow_limit and (ports is None or ports.has_free(ports.budget_of(instance))):
             return FORWARD
-        return self._full(seg, t_s, instance)
+        return self._full(seg, t_s, instance, self.ledgers[klass])
 
-    def _full(self, seg, t_s: float, instance: int = 0) -> int:
+    def _full(self, seg, t_s: float, instance: int, led: Ledger) -> int:
         """The table is at its limit, or client instance ``instance``'s port budget looks spent,
         when a new entry is needed at ``t_s``: entries whose idle timer ran out by then, not yet
         discovered (expiry is lazy), are freed first, and ports whose reuse hold ran out are given
@@ -262,7 +288,7 @@ class Middlebox:
         if seg.kind == SYN:
             self.connects_rejected += 1
         if self.spec.on_full == "rst" and seg.kind != RST:
-            self.lb_rsts += 1
+            led.lb_rsts += 1
             return BOUNCE
         return DROP
 
@@ -296,18 +322,20 @@ class Middlebox:
                 return DROP  # an RST for a forgotten flow is never answered
             policy = self.spec.late_from_client if from_client else self.spec.late_from_server
             if policy == RST_TO_SENDER:
-                self.lb_rsts += 1
+                flow.ledger.lb_rsts += 1
                 return BOUNCE
             if policy == LATE_DROP or kind == SYN:
                 return DROP
             ports = self.ports
             if self.active >= self.flow_limit or (
                     ports is not None and not ports.has_free(ports.budget_of(flow.path.port_group))):
-                verdict = self._full(seg, t_s, flow.path.port_group)  # the pick-up needs an entry, a port
+                # the pick-up needs an entry, a port
+                verdict = self._full(seg, t_s, flow.path.port_group, flow.ledger)
                 if verdict != FORWARD:
                     return verdict
             self._start(flow, t_s)  # new_flow: conntrack pick-up, forward
         gap = t_s - flow.last_seen_s
+        led = flow.ledger  # its class's counters (sim.model.ledger)
         bucket = int(t_s // self.bucket_s)
         size = SEGMENT_HEADER_BYTES
         status = 0
@@ -317,22 +345,22 @@ class Middlebox:
             if status < 0:  # an HTTP/2 PING, PING ACK or GOAWAY: a 17-byte frame, whatever the requests
                 size += H2_CONTROL_FRAME_BYTES
                 if status != GOAWAY:  # L7 keepalive: counted with the keepalive packets (docs/outputs.md)
-                    self.keepalive_packets += 1
-                    self.ping_packets += 1
-                    bump(self.ka_per_bucket, bucket)
+                    led.keepalive_packets += 1
+                    led.ping_packets += 1
+                    bump(led.ka_per_bucket, bucket)
             elif self.message_sizes and isinstance(payload, Msg) and payload.size_bytes >= 0:
                 size += payload.size_bytes  # a traffic process may give a request its own size
             else:
                 size += self.payload_bytes[0 if from_client else 1]
-        per_bucket = self.bytes_per_bucket
+        per_bucket = led.bytes_per_bucket
         if bucket < len(per_bucket):  # inline bump(): this runs for every packet
             per_bucket[bucket] += size
         else:
             bump(per_bucket, bucket, size)
         if kind != DATA:
             if kind == PROBE or (kind == ACK and seg.probe_ack):
-                self.keepalive_packets += 1
-                bump(self.ka_per_bucket, bucket)
+                led.keepalive_packets += 1
+                bump(led.ka_per_bucket, bucket)
                 if kind == PROBE and flow.proxy is not None and seg.origin == "host":
                     flow.proxy.saw_keepalive()
         if self.refresh_any or (kind == DATA and status >= 0):
@@ -367,11 +395,15 @@ class Middlebox:
 
     def export(self, nlcu: dict | None) -> dict:
         """This device's capacity record for the run (sim.metrics.capacity reads it): its name and
-        leg, counters, flow-table intervals and series. ``nlcu``: its profile's NLCU figures."""
-        return {"name": self.spec.name, "leg": self.leg, "keepalive_packets": self.keepalive_packets,
-                "lb_rsts": self.lb_rsts, "new_flows": self.new_flows, "intervals": self.intervals,
-                "keepalive_per_bucket": self.ka_per_bucket, "bytes_per_bucket": self.bytes_per_bucket,
-                "new_flows_per_s": self.new_per_s, "nlcu": nlcu, "flows_limit": self.spec.max_flows,
-                "connects_rejected": self.connects_rejected, "ports_limit": self.spec.ports_limit,
-                "port_intervals": self.ports.intervals if self.ports is not None else [],
-                "ping_packets": self.ping_packets}
+        leg, counters, flow-table intervals and series (its ledgers' sums), and with two or more
+        traffic classes each class's own as ``classes`` ({name: ledger record}: sim.model.ledger).
+        ``nlcu``: its profile's NLCU figures."""
+        ledgers = [led.export() for led in self.ledgers]
+        out = {"name": self.spec.name, "leg": self.leg,
+               **(ledgers[0] if len(ledgers) == 1 else merge_ledgers(ledgers)),
+               "nlcu": nlcu, "flows_limit": self.spec.max_flows,
+               "connects_rejected": self.connects_rejected, "ports_limit": self.spec.ports_limit,
+               "port_intervals": self.ports.intervals if self.ports is not None else []}
+        if self.class_names:
+            out["classes"] = dict(zip(self.class_names, ledgers, strict=True))
+        return out

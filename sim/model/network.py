@@ -28,7 +28,8 @@ def path_rtt_s(hop_s: float, middleboxes: int) -> float:
 class Path:
     """Two endpoints (``a`` opened the connection) and the flows of the middleboxes between."""
 
-    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends", "port_group")
+    __slots__ = ("sched", "a", "b", "mbs", "flows", "hop_s", "rtt_s", "trace", "faults", "fault_ends", "port_group",
+                 "klass")
 
     def __init__(self, sched: Scheduler, mbs: list[Middlebox], hop_s: float) -> None:
         self.sched = sched
@@ -49,6 +50,9 @@ class Path:
         #: the client instance that opened it, whose port budget a per-instance NAT charges
         #: (sim.model.ports): the slot's machine on the client's leg, 0 (the one opener) elsewhere
         self.port_group = 0
+        #: the traffic class (its index) of the slot whose connection it is: the device ledger its
+        #: flows count in (sim.model.ledger), as the ``class`` column names it
+        self.klass = 0
 
     def attach(self, a: TcpSocket, b: TcpSocket) -> None:
         """Wire both sockets' transmit to this path and seed their RTT."""
@@ -79,7 +83,7 @@ class Path:
             t_s += hop
             i = q - 1
             if i >= len(flows):  # the SYN creates each flow as it passes (a full table refuses it)
-                verdict = mbs[i].admit(seg, step > 0, t_s, self.port_group)
+                verdict = mbs[i].admit(seg, step > 0, t_s, self.port_group, self.klass)
                 if verdict == FORWARD:
                     self.flows = flows = flows + (mbs[i].open_flow(self, i, t_s),)
                     q += step

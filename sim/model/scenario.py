@@ -17,6 +17,7 @@ from sim.model.faults import counts as fault_counts
 from sim.model.groups import packed, shares_flow_tables, worker_groups
 from sim.model.host import Host, SockOpts
 from sim.model.kernel import TcpSocket
+from sim.model.ledger import merge_ledgers, sum_counts
 from sim.model.middlebox import Middlebox, series_bucket_s
 from sim.model.network import Path
 from sim.model.pool import PoolConn, UpstreamPool
@@ -147,8 +148,6 @@ class World:
                 self.pool_connect_timeouts = FifoTimeouts(self.sched, spec.envoy.connect_timeout_s, "connecting",
                                                           PoolConn._connect_timer)
             self.connect_timeouts = None
-        #: failed requests per simulated second, sparse (the burst of a reconnect storm)
-        self.failed_per_s: dict[int, int] = {}
         # Everything random is per slot, and connection ids are per slot too, so a subset of the
         # slots simulates exactly as it would within the whole fleet (see run_split). Each slot is of
         # a traffic class (sim.model.slot_classes); further classes' hosts draw their phases last.
@@ -160,6 +159,9 @@ class World:
         if spec.envoy is not None:
             assert self.envoy_host is not None
             self.envoy_hosts = [self.envoy_host] + [host(spec.envoy.host) for _ in range(spec.envoy.replicas - 1)]
+        if len(self.classes) > 1:  # the devices count each class apart (sim.model.ledger)
+            for m in self.ds_mbs + self.us_mbs:
+                m.set_classes([k.name for k in self.classes])
         self.slots: list[ClientSlot] = build_slots(self, self.classes, seed, slots)
         if spec.storm is not None:
             arm_storm(self, spec.storm, seed)
@@ -173,6 +175,7 @@ class World:
         """``ends``: whether the opener's and the acceptor's ends of this connection are ends of its
         leg, where the leg's faults stand (a terminating LB's own sockets are inside the leg)."""
         path = Path(self.sched, mbs, self.hop_s)
+        path.klass = slot.kind.index  # its flows count in its class's ledgers, as its row's class says
         if leg == "downstream":  # slot i runs on client machine i % client.instances (default: its own)
             path.port_group = slot.index % self.instances if self.instances else slot.index
         elif leg == "upstream":  # opened by Envoy instance i % replicas, a client instance of that leg
@@ -287,8 +290,12 @@ class World:
         intervals = [iv for m in mbs for iv in m.intervals]
         devices = [m.export(asdict(m.spec.nlcu) if m.spec.nlcu else None) for m in mbs]
         # devices in path order, downstream first: the first is "the LB" of the lb_* figures
-        series: dict[str, Any] = {"bucket_s": series_bucket_s(end), "failed_per_s": self.failed_per_s,
+        failed = [k.failed_per_s for k in self.classes]
+        series: dict[str, Any] = {"bucket_s": series_bucket_s(end),
+                                  "failed_per_s": failed[0] if len(failed) == 1 else sum_counts(failed),
                                   "devices": devices, "faults": fault_counts(self.faults)}
+        if len(failed) > 1:  # each traffic class's own (docs/outputs.md#traffic-classes)
+            series["class_failed_per_s"] = {k.name: k.failed_per_s for k in self.classes}
         trace = self.trace.events if self.trace is not None else None
         return Records(columns=columns, counters=counters, flow_intervals=intervals, trace=trace,
                        series=series)
@@ -379,39 +386,32 @@ def merge(parts: list[Records]) -> Records:
     intervals = [iv for p in parts for iv in p.flow_intervals]
     trace = next((p.trace for p in parts if p.trace is not None), None)
     series = {"bucket_s": parts[0].series["bucket_s"],
-              "failed_per_s": _sum_counts([p.series["failed_per_s"] for p in parts]),
+              "failed_per_s": sum_counts([p.series["failed_per_s"] for p in parts]),
               "devices": [_merge_device([p.series["devices"][i] for p in parts])
                           for i in range(len(parts[0].series["devices"]))],
               "faults": [[sum(c) for c in zip(*each, strict=True)]
                          for each in zip(*(p.series["faults"] for p in parts), strict=True)]}
+    if any("class_failed_per_s" in p.series for p in parts):
+        per_class = [p.series.get("class_failed_per_s", {}) for p in parts]
+        series["class_failed_per_s"] = {name: sum_counts([c.get(name, {}) for c in per_class])
+                                        for name in sorted({n for c in per_class for n in c})}
     run = {"events": sum(p.run["events"] for p in parts), "wall_s": max(p.run["wall_s"] for p in parts),
            "version": parts[0].run["version"]}
     return Records(columns=columns, counters=counters, flow_intervals=intervals, run=run, trace=trace,
                    series=series)
 
 
-def _sum_counts(counts: list[dict[int, int]]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for c in counts:
-        for k, v in c.items():
-            out[k] = out.get(k, 0) + v
-    return out
-
-
-def _sum_lists(lists: list[list[int]]) -> list[int]:
-    n = max((len(x) for x in lists), default=0)
-    return [sum(x[i] for x in lists if i < len(x)) for i in range(n)]
-
-
 def _merge_device(parts: list[dict]) -> dict:
-    """One device's capacity records of disjoint slot sets, as one run's."""
+    """One device's capacity records of disjoint slot sets, as one run's: each traffic class's
+    (``classes``) merged alike."""
     first = parts[0]
-    return {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
-            "ports_limit": first["ports_limit"], "port_intervals": [iv for p in parts for iv in p["port_intervals"]],
-            **{k: sum(p[k] for p in parts) for k in ("keepalive_packets", "lb_rsts", "new_flows", "connects_rejected",
-                                                          "ping_packets")},
-            "intervals": [iv for p in parts for iv in p["intervals"]],
-            "keepalive_per_bucket": _sum_lists([p["keepalive_per_bucket"] for p in parts]),
-            "bytes_per_bucket": _sum_lists([p["bytes_per_bucket"] for p in parts]),
-            "new_flows_per_s": _sum_counts([p["new_flows_per_s"] for p in parts])}
+    out = {"name": first["name"], "leg": first["leg"], "nlcu": first["nlcu"], "flows_limit": first["flows_limit"],
+           "ports_limit": first["ports_limit"], "port_intervals": [iv for p in parts for iv in p["port_intervals"]],
+           "connects_rejected": sum(p["connects_rejected"] for p in parts), **merge_ledgers(parts)}
+    if any("classes" in p for p in parts):
+        names = [n for n in first.get("classes", {})] + sorted({n for p in parts for n in p.get("classes", {})}
+                                                                - set(first.get("classes", {})))
+        out["classes"] = {n: merge_ledgers([p["classes"][n] for p in parts if n in p.get("classes", {})])
+                          for n in names}
+    return out
 

@@ -34,7 +34,8 @@ class SlotClass:
     """One traffic class as the slots of a world share it."""
 
     __slots__ = ("index", "name", "cfg", "traffic", "host", "opts", "request_timeouts", "requests_per_conn",
-                 "fixed_gaps", "fixed_server", "procs")
+                 "fixed_gaps", "fixed_server", "procs",
+                 "failed_per_s")
 
     def __init__(self, index: int, name: str, cfg: ClientSpec, traffic: TrafficSpec, host: Host, opts: SockOpts,
                  request_timeouts: FifoTimeouts | None) -> None:
@@ -52,6 +53,8 @@ class SlotClass:
         self.fixed_gaps: Sampler | None = None
         self.fixed_server: Server | None = None
         self.procs: UserProcesses | None = None
+        #: its slots' failed requests per simulated second, sparse (the burst of a reconnect storm)
+        self.failed_per_s: dict[int, int] = {}
 
 
 def slot_rng(seed: int, *key: int) -> np.random.Generator:

@@ -4,6 +4,7 @@ sweep's text output and report.md show when a fleet has several classes."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -11,12 +12,16 @@ import pandas as pd
 
 from sim.metrics.summary import combine_classes
 
-#: the columns of a by-class table, after the swept keys (a sampled fleet adds CLASS_SAMPLED)
+#: the columns of a by-class table, after the swept keys (a sampled fleet adds CLASS_SAMPLED): the
+#: class's rows', then the load its flows put on the devices (``nlcu_mean`` only with an NLCU profile)
 CLASS_COLUMNS = ["class", "safe", "silent_drops", "failed_requests", "hang_s_total", "zombie_s_total",
-                 "connect_failures", "connections"]
+                 "connect_failures", "connections", "keepalive_pps", "new_flows", "nlcu_mean"]
 CLASS_SAMPLED = ["expected_drops_per_day", "expected_drops_per_day_ci95", "sample_fraction"]
 #: per class, summed over a knob setting's conditions (the rest: ``fold_classes``)
-_SUMMED = ("silent_drops", "failed_requests", "hang_s_total", "zombie_s_total", "connect_failures", "connections")
+_SUMMED = ("silent_drops", "failed_requests", "hang_s_total", "zombie_s_total", "connect_failures", "connections",
+           "new_flows")
+#: per class, the largest over a knob setting's conditions (rates: the busiest condition's)
+_WORST = ("keepalive_pps", "nlcu_mean")
 
 
 def point_classes(per_rep: list[dict[str, dict]]) -> dict[str, dict]:
@@ -45,6 +50,9 @@ def fold_classes(points: list[dict[str, dict]]) -> dict[str, dict]:
     for name in sorted({n for p in points for n in p}):
         each = [p[name] for p in points if name in p]
         f: dict[str, Any] = {k: sum(e.get(k) or 0 for e in each) for k in _SUMMED}
+        for k in _WORST:
+            vals = [e[k] for e in each if e.get(k) is not None and not math.isnan(e[k])]
+            f[k] = max(vals) if vals else math.nan
         f["safe"] = all(e.get("safe", False) for e in each)
         if any("expected_drops_per_day" in e for e in each):
             f["expected_drops_per_day"] = max(e.get("expected_drops_per_day") or 0.0 for e in each)
@@ -71,13 +79,16 @@ def class_table(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=keys + CLASS_COLUMNS + CLASS_SAMPLED)
     if table["expected_drops_per_day"].isna().all():
         table = table.drop(columns=CLASS_SAMPLED)
+    if table["nlcu_mean"].isna().all():  # no NLCU profile on the capacity LB
+        table = table.drop(columns=["nlcu_mean"])
     return table
 
 
 def class_lines(table: pd.DataFrame, knobs: list[str]) -> list[str]:
     """The sweep's by-class sub-table, as text lines (none for a fleet of one class): per knob
     setting and class, its verdict, drops and failed requests (and a sampled fleet's drops per
-    fleet-day with their interval)."""
+    fleet-day with their interval); then the load its flows put on the devices: keepalive packets per
+    second, new flows and (with an NLCU profile) the capacity LB's mean NLCU."""
     from sim.report.fmt import fmt, fmt_param
 
     if not several_classes(table):
@@ -90,14 +101,24 @@ def class_lines(table: pd.DataFrame, knobs: list[str]) -> list[str]:
                                                fmt(r["silent_drops"]), fmt(r["failed_requests"])]
             + ([f"{fmt(r['expected_drops_per_day'])} {fmt(r['expected_drops_per_day_ci95'])}"] if sampled else [])
             for _, r in long.iterrows()]
+    # the load each class's flows put on the devices: a table of its own, after the verdicts
+    nlcu = "nlcu_mean" in long
+    load = [[fmt_param(r[k]) for k in keys] + [str(r["class"]), fmt(r["keepalive_pps"]), fmt(r["new_flows"])]
+            + ([fmt(r["nlcu_mean"])] if nlcu else []) for _, r in long.iterrows()]
+    return (["by traffic class:", *_aligned(heads, rows)]
+            + ["device load by traffic class (each class's flows alone):",
+               *_aligned([*keys, "class", "keepalive pps", "new flows"] + (["NLCU mean"] if nlcu else []), load)])
+
+
+def _aligned(heads: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
-    return ["by traffic class:"] + ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
-                                    for row in [heads, *rows]]
+    return ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [heads, *rows]]
 
 
 def class_summary_lines(s: dict) -> list[str]:
     """``run``'s lines for each traffic class (none for one class): its connections, drops, requests
-    and failures, and a sampled fleet's drops per fleet-day with their interval."""
+    and failures, a sampled fleet's drops per fleet-day with their interval, and the keepalive packets
+    per second and new flows its flows made at the devices."""
     from sim.report.fmt import fmt
 
     by = s.get("by_class") or {}
@@ -107,6 +128,8 @@ def class_summary_lines(s: dict) -> list[str]:
     for name, f in by.items():
         day = (f"; {fmt(f['expected_drops_per_day'])} {fmt(f.get('expected_drops_per_day_ci95'))} drops per "
                "fleet-day" if "expected_drops_per_day" in f else "")
+        load = (f"; {fmt(f['keepalive_pps'])} keepalive pkt/s, {fmt(f['new_flows'])} new flows at the devices"
+                if "keepalive_pps" in f else "")
         out.append(f"  class {name}: {fmt(f['connections'])} connections, {fmt(f['silent_drops'])} silent drops, "
-                   f"{fmt(f['requests'])} requests, {fmt(f['failed_requests'])} failed{day}")
+                   f"{fmt(f['requests'])} requests, {fmt(f['failed_requests'])} failed{day}{load}")
     return out

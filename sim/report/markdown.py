@@ -197,7 +197,11 @@ def _by_class(table: pd.DataFrame, pp: pd.DataFrame, knobs: list[str], conds: li
     return ["## By traffic class\n",
             "Each class's own connections (docs/config.md#traffic-classes): `safe` = none of its flows silently "
             "dropped and none of its connects failed, under every condition; counts summed over replications "
-            "(and conditions). A sampled fleet's figures are each class's, scaled by its own stratum.\n",
+            "(and conditions). `keepalive_pps`, `new_flows` and `nlcu_mean` are the load the class's own flows "
+            "put on the devices (keepalive packets per second at every device, new flows at every device, the "
+            "capacity LB's mean NLCU for its traffic alone: the classes' NLCU does not add up to the fleet's); "
+            "per knob setting, `keepalive_pps` and `nlcu_mean` are the busiest condition's. A sampled fleet's "
+            "figures are each class's, scaled by its own stratum.\n",
             markdown_table(per_setting, [c for c in per_setting.columns], keys),
             "Every grid point:\n",
             markdown_table(per_point, [c for c in per_point.columns], knobs + conds)]
