@@ -90,7 +90,7 @@ def test_the_figures_scale_to_the_fleet_and_the_intervals_cover_the_full_run(sha
     """Over 20 seeds, each figure's 95 % interval from a 25 % sample covers the full run's value at
     least 16 times (a binomial(20, 0.95) falls below 17 with probability 1.6 %; the seeds are fixed)."""
     figures = ("silent_drops", "failed_requests", "new_flows", "requests", "lb_active_flows_mean",
-               "lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak")
+               "lb_active_flows_peak", "new_flows_peak_per_s", "nlcu_mean", "nlcu_peak", "zombies_peak")
     covered = dict.fromkeys(figures, 0)
     for seed in range(20):
         full = run_scenario(_sc(_raw(2000, seed=seed, **SHAPES[shape])), keep_records=False).summary

@@ -19,8 +19,8 @@ fleet). The intervals, by the kind of figure:
 A finite-population correction is not applied: the intervals are slightly conservative when the
 sample is a large share of the fleet.
 
-Peaks: the flow peak is the sample's peak times N/n, with a bootstrap over the batches for its
-interval (``peak_intervals``); the worst second of new flows and of failed requests is that of
+Peaks: the flow peak and the zombie peak are the sample's peak times N/n, with a bootstrap over the
+batches for their intervals (``peak_intervals``); the worst second of new flows and of failed requests is that of
 independent arrivals at the fleet's rate, estimated through windows that hold enough events to be a
 rate (``rate_peak``), since the sample's own worst second is mostly noise. The per-device figures
 are scaled by N/n and carry no interval. Every figure not named here is the sample's. Each traffic
@@ -37,6 +37,7 @@ import numpy as np
 from sim.facts.names import CONN_ID_STRIDE
 from sim.metrics.capacity import active_flows_at, nlcu_dimensions
 from sim.metrics.summary import OTHER_FAILURE_FIELDS, REASON_FIELDS, failure_reasons
+from sim.metrics.totals import ZOMBIE_SIDES
 from sim.spec.classes import slot_classes
 
 #: per-slot event counts: (summary field, the per-connection column, downstream rows only)
@@ -117,10 +118,11 @@ PEAK_RESAMPLES = 500
 PROFILE_MAX_POINTS = 100_000
 
 
-def peak_profile(series: dict, duration_s: float) -> dict[str, np.ndarray]:
+def peak_profile(series: dict, duration_s: float, columns: dict | None = None) -> dict[str, np.ndarray]:
     """One batch's contribution to the peaks, on a grid of whole seconds (coarser for runs longer
     than PROFILE_MAX_POINTS seconds, ``step_s``): flows in the capacity LB's table at each grid mark,
-    and new flows and failed requests per grid step. Batches add up: the sample's profile is their sum."""
+    new flows and failed requests per grid step, and from the batch's rows (``columns``) its zombies
+    of each side at each grid mark. Batches add up: the sample's profile is their sum."""
     step = max(1, math.ceil(duration_s / PROFILE_MAX_POINTS))
     n = max(1, math.ceil(duration_s / step))
     marks = np.arange(n) * float(step)
@@ -133,6 +135,13 @@ def peak_profile(series: dict, duration_s: float) -> dict[str, np.ndarray]:
         return out
 
     prof = {"step_s": np.array([float(step)]), "failed_requests_peak_per_s": per_step(series["failed_per_s"])}
+    if columns is not None:  # a zombie of a side: from the drop until that side closed (RowTotals)
+        drop_at = np.asarray(columns["drop_at_s"], dtype=float)
+        for side in ZOMBIE_SIDES:
+            held = np.asarray(columns[side], dtype=float)
+            z = held > 0
+            intervals = np.stack([drop_at[z], drop_at[z] + held[z]], axis=1)
+            prof[f"_zombies_{side}"] = active_flows_at(intervals, marks).astype(float)
     if series["devices"]:
         dev = series["devices"][0]
         prof["lb_active_flows_peak"] = active_flows_at(dev["intervals"], marks).astype(float)
@@ -273,7 +282,33 @@ def peak_intervals(profiles: list[list[dict[str, np.ndarray]]], ratio: float,
                 best = (est, ci)
         assert best is not None
         out[field] = best
+    sides = [f"_zombies_{side}" for side in ZOMBIE_SIDES]
+    if all(k in p for rep in profiles for p in rep for k in sides):
+        out["zombies_peak"] = _zombies_peak(profiles, sides, ratio, rng)
     return out
+
+
+def _zombies_peak(profiles: list[list[dict[str, np.ndarray]]], sides: list[str], ratio: float,
+                  rng: np.random.Generator) -> tuple[float, list[float]]:
+    """The fleet's zombie peak (the larger side's most zombies at once) and its interval, as the flow
+    peak's: batches resampled, each side's sum peaked, the larger side taken, scaled by N/n. With no
+    zombie in the sample, 0 and the rule of three for the units that would hold one, [0, 3 N/n]."""
+    best: tuple[float, list[float]] | None = None
+    for rep in profiles:
+        stacks = [np.stack([p[k] for p in rep]) for k in sides]  # per side: batches x grid
+        est = float(max(st.sum(axis=0).max() for st in stacks) * ratio)
+        if est == 0:
+            ci = [0.0, 3.0 * ratio]
+        else:
+            b = len(rep)
+            weights = rng.multinomial(b, np.full(b, 1.0 / b), size=PEAK_RESAMPLES)
+            peaks = np.max([(weights @ st).max(axis=1) for st in stacks], axis=0) * ratio
+            lo, hi = np.percentile(peaks, [2.5, 97.5])
+            ci = [float(lo), float(hi)]
+        if best is None or est > best[0]:
+            best = (est, ci)
+    assert best is not None
+    return best
 
 
 def combine_strata(parts: list[tuple[float, list[float] | None]]) -> tuple[float, list[float] | None]:
