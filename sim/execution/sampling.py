@@ -187,5 +187,6 @@ def run_sampled(sc: Scenario, seed: int, bar=None, shortcuts: Shortcuts | None =
         parts.append(run_one(sc, seed, slots=batch, shortcuts=shortcuts))
         if bar is not None:
             bar.update(len(batch))
-    return merge(parts), slots, [{**summarize_one(p, sc.duration), "_profile": peak_profile(p.series, sc.duration, p.columns),
-                                  "_stratum": h} for p, (h, _) in zip(parts, batches, strict=True)]
+    return merge(parts), slots, [{**summarize_one(p, sc.duration),
+                                  "_profile": peak_profile(p.series, sc.duration, p.columns), "_stratum": h}
+                                 for p, (h, _) in zip(parts, batches, strict=True)]
