@@ -327,8 +327,8 @@ def dask_exact_section(fig: dict | None) -> str:
 `python -m sim run --executor dask --out DIR` (issue 17,
 [outputs.md](outputs.md#exact-runs-on-a-dask-cluster-run---executor-dask)) on {fig['slots']:,} slots
 of `configs/nlb.yaml`'s traffic for {fig['duration_s'] / 3600:g} h (one replication, with a tcp_proxy
-listener: an HTTP one pools its upstream connections, so its slots are not independent and the fleet
-is not split), over a LocalCluster of {fig['workers']} worker processes
+listener: an HTTP one pools its upstream connections per Envoy worker, and a pooled fleet is split
+by whole workers, so nlb.yaml's 2 would make 2 chunks of half the fleet each), over a LocalCluster of {fig['workers']} worker processes
 with one thread each, on this machine's cores. {fig['chunks']} chunks of at most 10,000 slots; each
 chunk's rows are written as a Parquet part as it arrives, then the parts are streamed into
 connections.parquet. Core: {fig['core']}.
