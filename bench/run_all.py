@@ -328,8 +328,9 @@ def dask_exact_section(fig: dict | None) -> str:
 [outputs.md](outputs.md#exact-runs-on-a-dask-cluster-run---executor-dask)) on {fig['slots']:,} slots
 of `configs/nlb.yaml`'s traffic for {fig['duration_s'] / 3600:g} h (one replication, with a tcp_proxy
 listener: an HTTP one pools its upstream connections per Envoy worker, and a pooled fleet is split
-by whole workers, so nlb.yaml's 2 would make 2 chunks of half the fleet each), over a LocalCluster of {fig['workers']} worker processes
-with one thread each, on this machine's cores. {fig['chunks']} chunks of at most 10,000 slots; each
+by whole workers, so nlb.yaml's 2 would make 2 chunks of half the fleet each), over a LocalCluster
+of {fig['workers']} worker processes with one thread each, on this machine's cores. {fig['chunks']} chunks of at
+most 10,000 slots; each
 chunk's rows are written as a Parquet part as it arrives, then the parts are streamed into
 connections.parquet. Core: {fig['core']}.
 
@@ -377,8 +378,9 @@ def fleet_section(fig: dict, pooled: dict) -> str:
 (issue 17), answered from a seeded sample of {fig['sampled_connections']:,} slots, with a tcp_proxy
 listener: an HTTP one shares Envoy's upstream pools per worker, a sample then takes whole workers,
 and the 2 workers of nlb.yaml's one Envoy are the whole fleet (docs/model.md, "Sampled fleets"; the
-fleet behind many gateway pods is below). One process on one core. Core: {fig['core']}. **{fig['wall_s']} s** wall (the issue's target: 5 minutes or less, \
-{_target(fig['wall_s'] <= 300)}), peak RSS {fig['peak_rss_mb']:,} MB.
+fleet behind many gateway pods is below). One process on one core. Core: {fig['core']}.
+**{fig['wall_s']} s** wall (the issue's target: 5 minutes or less, {_target(fig['wall_s'] <= 300)}), peak RSS \
+{fig['peak_rss_mb']:,} MB.
 
 | figure | fleet estimate | 95 % interval |
 |---|---|---|
