@@ -190,6 +190,21 @@ def test_wheel_hz250_interval_75s_aligned_is_75_776(phase_j):
     assert rst - probes[1] == pytest.approx(75.776, abs=1e-6)
 
 
+def test_wheel_granularity_is_the_level_the_thresholds_put_a_delay_in():
+    # R40: a delay's level is how many of LVL_START(1..7) it reaches; the compiled core compares
+    # instead of bisecting, so check the comparisons against bisect at and around every threshold.
+    from bisect import bisect_right
+
+    from sim.facts.wheel import GRANULARITY_J, LEVEL_THRESHOLDS_J, wheel_fire_j, wheel_granularity_j
+
+    delays = [0, 1, 2**31] + [t + d for t in LEVEL_THRESHOLDS_J for d in (-1, 0, 1)]
+    for d in delays:
+        g = GRANULARITY_J[bisect_right(LEVEL_THRESHOLDS_J, d)]
+        assert wheel_granularity_j(d) == g
+        assert wheel_fire_j(1234.0, d) == (1234 + d) // g * g + g
+    assert [wheel_granularity_j(t) for t in LEVEL_THRESHOLDS_J] == list(GRANULARITY_J[1:])
+
+
 def test_wheel_hz1000_interval_75s_is_77_824():
     h = Harness(exact=False, hz=1000, phase_j=0.0)
     h.establish((300, 75, 3))
