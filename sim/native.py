@@ -23,11 +23,12 @@ import sys
 from pathlib import Path
 
 #: the compiled modules, relative to the ``sim`` package, in import-independent order
-MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/clock", "model/ports", "model/timeouts",
-           "model/segment", "model/host", "model/acks", "model/keepalive", "model/handshake", "model/close",
-           "model/retransmit", "model/kernel", "model/tracing", "model/network",
+MODULES = ("facts/kernel", "facts/names", "facts/wheel", "model/eventheap", "model/clock", "model/ports",
+           "model/timeouts", "model/segment", "model/host", "model/acks", "model/keepalive", "model/handshake",
+           "model/close", "model/retransmit", "model/kernel", "model/tracing", "model/network",
            "model/messages", "model/ledger", "model/middlebox", "model/faults", "model/app", "model/process_slot",
-           "model/proxy", "model/terminating", "model/storm", "model/records", "model/scenario")
+           "model/pings", "model/pool", "model/proxy", "model/terminating", "model/storm", "model/records",
+           "model/scenario")
 #: the mypyc group: its shared library is ``sim/_core__mypyc.*.so``
 GROUP = "sim._core"
 _HERE = Path(__file__).resolve().parent

@@ -117,7 +117,8 @@ def test_rst_answers_the_sender_and_is_traced():
     # the SYN as its sender's capture shows it, taken by the fault (sim.model.tracing), then the verdict
     assert (syn[:3], syn[9:]) == ((10.0, "client", "SYN"), ("fault", pytest.approx(10.001), "faults[0]"))
     assert note[:4] == (pytest.approx(10.001), "fault", "RST", "faults[0]: RST for SYN")
-    (t_s, _, rst), = path.sched.near
+    (entry,) = path.sched.near
+    t_s, rst = entry.t_s, entry.ev
     assert t_s == pytest.approx(10.002) and rst.kind == RST and rst.origin == "faults[0]" and rst.provoked_by == SYN
     assert rst.dst is a
 

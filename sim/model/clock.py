@@ -17,18 +17,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from sim.facts.wheel import wheel_fire_j
+from sim.model.eventheap import Entry, before, heapify, pop, push
 from sim.spec import Shortcuts
 
 if TYPE_CHECKING:  # for types only: kernel imports this module
     from sim.model.kernel import TcpSocket
     from sim.model.segment import Seg
 
-#: Width of the scheduler's calendar buckets (seconds): a fleet's timers due in one second.
-_BUCKET_S: Final = 1.0
 #: Float slack when comparing nominal times (seconds); far below any modelled delay.
 EPS_S: Final = 1e-9
 # Final module attributes are static variables when compiled (a plain import is a dict lookup).
-heapify: Final = heapq.heapify
 heappop: Final = heapq.heappop
 heappush: Final = heapq.heappush
 #: A timer's deadline when it has none (LazyTimer).
@@ -57,8 +55,8 @@ class _Call:
 class Scheduler:
     """The model's own event queue, and the loop that runs it.
 
-    An event is one heap entry ``(time, id, object)``: a ``_Call``, a segment on its way to a socket
-    (``deliver_at``), or a ``LazyTimer``, which is its own entry. Ids come from this scheduler's own
+    An event is one heap entry (``eventheap.Entry``: time, id, object) whose object is a ``_Call``, a
+    segment on its way to a socket (``deliver_at``), or a ``LazyTimer``. Ids come from this scheduler's own
     counter, so entries at one time run in the order they were queued; keepalive timers go after
     all of them (``push_last``), pure ACKs delivered for real before (``deliver_ack_at``).
 
@@ -92,14 +90,14 @@ class Scheduler:
 
     def __init__(self, horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> None:
         sc = shortcuts if shortcuts is not None else Shortcuts()
-        self.queue: list[tuple[float, int, Any]] = []
-        self.near: list[tuple[float, int, Seg]] = []
+        self.queue: list[Entry] = []
+        self.near: list[Entry] = []
         self.eid = FIRST_EID
         self.ack_eid = 0
         self.horizon_s = horizon_s
         self.events_run = 0
         self.window_end_s = 0.0
-        self.buckets: dict[int, list[tuple[float, int, Any]]] = {}
+        self.buckets: dict[int, list[Entry]] = {}
         self.bucket_keys: list[int] = []
         #: the simulated time (seconds); the model reads this plain attribute on every event
         self.now_s = 0.0
@@ -139,25 +137,25 @@ class Scheduler:
 
     def _place(self, t_s: float, eid: int, ev: Any) -> None:
         if t_s < self.window_end_s:
-            heappush(self.queue, (t_s, eid, ev))
+            push(self.queue, Entry(t_s, eid, ev))
             return
-        key = int(t_s // _BUCKET_S)
+        key = math.floor(t_s)  # one-second buckets; floor, unlike //, needs no fmod when compiled
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [(t_s, eid, ev)]
+            self.buckets[key] = [Entry(t_s, eid, ev)]
             heappush(self.bucket_keys, key)
         else:
-            bucket.append((t_s, eid, ev))
+            bucket.append(Entry(t_s, eid, ev))
 
     def _next_window(self) -> None:
         """Heap the earliest bucket into ``queue``."""
         key = heappop(self.bucket_keys)
         entries = self.buckets.pop(key)
-        self.window_end_s = (key + 1) * _BUCKET_S
+        self.window_end_s = float(key + 1)
         queue = self.queue
         if queue:
             for entry in entries:
-                heappush(queue, entry)
+                push(queue, entry)
         else:
             queue.extend(entries)
             heapify(queue)
@@ -179,7 +177,7 @@ class Scheduler:
         if t_s < self.horizon_s:
             seg.dst = dst
             self.eid += 1
-            heappush(self.near, (t_s, self.eid, seg))
+            push(self.near, Entry(t_s, self.eid, seg))
 
     def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         """``deliver_at`` for a pure ACK to an established socket: at equal times it comes before
@@ -187,7 +185,7 @@ class Scheduler:
         if t_s < self.horizon_s:
             seg.dst = dst
             self.ack_eid += 1
-            heappush(self.near, (t_s, self.ack_eid, seg))
+            push(self.near, Entry(t_s, self.ack_eid, seg))
 
     def run(self, until_s: float) -> None:
         """Process every event before ``until_s`` and leave the clock there."""
@@ -196,26 +194,28 @@ class Scheduler:
         queue = self.queue
         near = self.near
         bucket_keys = self.bucket_keys
-        pop = heappop
         n = 0
         while True:
-            while bucket_keys and (not queue or queue[0][0] >= self.window_end_s):
+            while bucket_keys and (not queue or queue[0].t_s >= self.window_end_s):
                 self._next_window()
             # The earlier head of the two heaps; times decide, and the ids only on a tie.
-            if near and (not queue or near[0][0] < queue[0][0] or (near[0][0] == queue[0][0]
-                                                                   and near[0][1] < queue[0][1])):
-                if near[0][0] >= until_s:
+            if near and (not queue or before(near[0], queue[0])):
+                if near[0].t_s >= until_s:
                     break
                 n += 1
-                t, _, seg = pop(near)
+                entry = pop(near)
+                t = entry.t_s
                 self.now_s = t
+                seg: Seg = entry.ev
                 seg.dst.receive(seg)
                 continue
-            if not queue or queue[0][0] >= until_s:
+            if not queue or queue[0].t_s >= until_s:
                 break
             n += 1
-            t, _, ev = pop(queue)
+            entry = pop(queue)
+            t = entry.t_s
             self.now_s = t
+            ev = entry.ev
             if isinstance(ev, LazyTimer):
                 ev.fired(t)
             elif isinstance(ev, _Call):
@@ -252,19 +252,19 @@ class OneQueueScheduler(Scheduler):
     __slots__ = ()
 
     def _place(self, t_s: float, eid: int, ev: Any) -> None:
-        heappush(self.queue, (t_s, eid, ev))
+        push(self.queue, Entry(t_s, eid, ev))
 
     def deliver_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         if t_s < self.horizon_s:
             seg.dst = dst
             self.eid += 1
-            heappush(self.queue, (t_s, self.eid, seg))
+            push(self.queue, Entry(t_s, self.eid, seg))
 
     def deliver_ack_at(self, t_s: float, seg: Seg, dst: TcpSocket) -> None:
         if t_s < self.horizon_s:
             seg.dst = dst
             self.ack_eid += 1
-            heappush(self.queue, (t_s, self.ack_eid, seg))
+            push(self.queue, Entry(t_s, self.ack_eid, seg))
 
 
 def make_scheduler(horizon_s: float = math.inf, shortcuts: Shortcuts | None = None) -> Scheduler:
