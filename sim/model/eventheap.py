@@ -5,11 +5,20 @@ a C integer. With ``heapq`` an entry was a tuple ``(time, id, event)``: every pu
 the id (ids start at 2**48, far beyond CPython's cached small ints) into objects of their own, and
 every comparison went through the tuple's generic rich comparison, item by item. Ids are unique
 within a scheduler, so no two entries tie and the order of the pops is the one ``heapq`` gave.
+
+The plain-Python core keeps ``heapq`` (``PLAIN``): its loops in C, comparing through
+``Entry.__lt__``, beat these loops interpreted. Both are tested against ``heapq`` on tuples.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import heapq
+from typing import Any, Final
+
+#: Whether this module runs as plain Python (``SIM_PURE``, or no compiler at install). Then
+#: ``heapq``'s loops, in C, comparing through ``Entry.__lt__``, are faster than the ones below
+#: interpreted; compiled, the ones below are (they compare without a call).
+PLAIN: Final = __file__.endswith(".py")
 
 
 class Entry:
@@ -22,6 +31,10 @@ class Entry:
         self.eid = eid
         self.ev = ev
 
+    def __lt__(self, other: Entry) -> bool:
+        """``before``, for ``heapq`` (plain Python only; written out, a call is dear there)."""
+        return self.t_s < other.t_s or (self.t_s == other.t_s and self.eid < other.eid)
+
 
 def before(a: Entry, b: Entry) -> bool:
     """``a`` runs before ``b``: ``(a.t_s, a.eid) < (b.t_s, b.eid)``."""
@@ -29,7 +42,29 @@ def before(a: Entry, b: Entry) -> bool:
 
 
 def push(heap: list[Entry], entry: Entry) -> None:
-    """``heapq.heappush``: ``entry`` rises from the end to its place."""
+    """``heapq.heappush``."""
+    if PLAIN:
+        heapq.heappush(heap, entry)
+    else:
+        sift_push(heap, entry)
+
+
+def pop(heap: list[Entry]) -> Entry:
+    """``heapq.heappop``: the earliest entry (the heap is not empty)."""
+    return heapq.heappop(heap) if PLAIN else sift_pop(heap)
+
+
+def heapify(heap: list[Entry]) -> None:
+    """``heapq.heapify``, in place."""
+    if PLAIN:
+        heapq.heapify(heap)
+    else:
+        sift_heapify(heap)
+
+
+# heapq's algorithms, comparing with ``before``: what ``push``, ``pop`` and ``heapify`` run compiled.
+def sift_push(heap: list[Entry], entry: Entry) -> None:
+    """``entry`` rises from the end to its place."""
     heap.append(entry)
     _rise(heap, len(heap) - 1, 0, entry)
 
@@ -64,8 +99,8 @@ def _sift(heap: list[Entry], pos: int, entry: Entry) -> None:
     _rise(heap, pos, start, entry)
 
 
-def pop(heap: list[Entry]) -> Entry:
-    """``heapq.heappop``: the earliest entry (the heap is not empty)."""
+def sift_pop(heap: list[Entry]) -> Entry:
+    """The earliest entry (the heap is not empty)."""
     last = heap.pop()
     if not heap:
         return last
@@ -74,7 +109,7 @@ def pop(heap: list[Entry]) -> Entry:
     return top
 
 
-def heapify(heap: list[Entry]) -> None:
-    """``heapq.heapify``, in place."""
+def sift_heapify(heap: list[Entry]) -> None:
+    """Make ``heap`` a heap, in place."""
     for pos in range(len(heap) // 2 - 1, -1, -1):
         _sift(heap, pos, heap[pos])
