@@ -136,16 +136,17 @@ class Scheduler:
         self._place(t_s, eid, ev)
 
     def _place(self, t_s: float, eid: int, ev: Any) -> None:
+        entry = Entry(t_s, eid, ev)
         if t_s < self.window_end_s:
-            push(self.queue, Entry(t_s, eid, ev))
+            push(self.queue, entry)
             return
         key = math.floor(t_s)  # one-second buckets; floor, unlike //, needs no fmod when compiled
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [Entry(t_s, eid, ev)]
+            self.buckets[key] = [entry]
             heappush(self.bucket_keys, key)
         else:
-            bucket.append(Entry(t_s, eid, ev))
+            bucket.append(entry)
 
     def _next_window(self) -> None:
         """Heap the earliest bucket into ``queue``."""
